@@ -1,0 +1,77 @@
+/**
+ * The assets directory: resolving request paths to files without ever leaving it.
+ *
+ * A path is refused when any segment is empty, `.`/`..`, a dotfile, or holds a backslash or NUL
+ * (after the router's percent-decoding, so `%2e%2e` and `%5c` are caught; a second level of
+ * encoding such as `%252e` stays literal and names a file that does not exist). Symlinks are
+ * followed only when their target is inside the root.
+ */
+import { open, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+
+export interface AssetFile {
+  /** Absolute path after resolving symlinks. */
+  path: string;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+export interface AssetReader {
+  /** The assets root, absolute. */
+  readonly root: string;
+  /** The file at a relative path, or undefined when it is missing, not a file, or not allowed. */
+  file(relativePath: string): Promise<AssetFile | undefined>;
+  /** A small text file's content (at most `maxBytes`), or undefined when missing. */
+  readText(relativePath: string, maxBytes: number): Promise<string | undefined>;
+}
+
+/** Splits and checks a relative path; undefined when it is not acceptable. */
+export function safeSegments(relativePath: string): string[] | undefined {
+  if (relativePath.length === 0 || relativePath.length > 1024) return undefined;
+  if (relativePath.includes('\0') || relativePath.includes('\\')) return undefined;
+  const segments = relativePath.split('/');
+  for (const segment of segments) {
+    if (segment === '' || segment.startsWith('.')) return undefined;
+  }
+  return segments;
+}
+
+export function createAssetReader(root: string): AssetReader {
+  const absoluteRoot = path.resolve(root);
+  let realRoot: string | undefined;
+
+  async function resolve(relativePath: string): Promise<AssetFile | undefined> {
+    const segments = safeSegments(relativePath);
+    if (!segments) return undefined;
+    const candidate = path.join(absoluteRoot, ...segments);
+    if (!candidate.startsWith(absoluteRoot + path.sep)) return undefined;
+    try {
+      realRoot ??= await realpath(absoluteRoot);
+      const real = await realpath(candidate);
+      if (!real.startsWith(realRoot + path.sep)) return undefined;
+      const info = await stat(real);
+      if (!info.isFile()) return undefined;
+      return { path: real, size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+    } catch {
+      return undefined;
+    }
+  }
+
+  return {
+    root: absoluteRoot,
+    file: resolve,
+    async readText(relativePath, maxBytes) {
+      const file = await resolve(relativePath);
+      if (!file) return undefined;
+      const handle = await open(file.path, 'r');
+      try {
+        const buffer = Buffer.alloc(Math.min(maxBytes, file.size));
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+        return buffer.subarray(0, bytesRead).toString('utf8');
+      } finally {
+        await handle.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * Keeps the catalogue in service current: loads it at start, reloads it when anything under the
+ * data directory changes (and on demand), and logs each load's problems once.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import type { Logger } from 'pino';
+import { formatProblem } from '../common/problems.ts';
+import { loadCatalogue, type Catalogue } from './catalogue.ts';
+
+export interface CatalogueStore {
+  current(): Catalogue;
+  /** Loads the data directory again; the new catalogue replaces the old one in one step. */
+  reload(): Promise<Catalogue>;
+  /** Starts reloading on file changes. */
+  watch(): void;
+  close(): void;
+}
+
+const RELOAD_DEBOUNCE_MS = 150;
+
+export async function createCatalogueStore(dataDir: string, log: Logger): Promise<CatalogueStore> {
+  let catalogue = await loadCatalogue(dataDir);
+  let lastReport = '';
+  let watcher: FSWatcher | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let loading: Promise<Catalogue> | undefined;
+  let again = false;
+
+  function report(next: Catalogue): void {
+    const text = next.problems.map(formatProblem).join('\n');
+    if (text === lastReport) return;
+    lastReport = text;
+    for (const problem of next.problems) log.warn({ problem }, `data: ${formatProblem(problem)}`);
+  }
+  report(catalogue);
+  log.info(
+    { dataDir, profiles: catalogue.profiles.size, groups: catalogue.groups.length, problems: catalogue.problems.length },
+    'data loaded',
+  );
+
+  async function reload(): Promise<Catalogue> {
+    // One load at a time; changes that arrive during a load trigger exactly one more.
+    if (loading) {
+      again = true;
+      return loading;
+    }
+    loading = (async () => {
+      try {
+        do {
+          again = false;
+          const next = await loadCatalogue(dataDir, catalogue);
+          catalogue = next;
+          report(next);
+        } while (again);
+        log.info({ profiles: catalogue.profiles.size, groups: catalogue.groups.length, problems: catalogue.problems.length }, 'data reloaded');
+        return catalogue;
+      } finally {
+        loading = undefined;
+      }
+    })();
+    return loading;
+  }
+
+  return {
+    current: () => catalogue,
+    reload,
+    watch() {
+      if (watcher) return;
+      try {
+        watcher = watch(dataDir, { recursive: true, persistent: false }, () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            reload().catch((error: unknown) => log.error({ err: error }, 'data reload failed'));
+          }, RELOAD_DEBOUNCE_MS);
+        });
+        watcher.on('error', (error) => log.error({ err: error }, 'watching the data directory failed; send SIGHUP to reload'));
+      } catch (error) {
+        log.warn({ err: error, dataDir }, 'cannot watch the data directory; send SIGHUP to reload');
+      }
+    },
+    close() {
+      clearTimeout(timer);
+      watcher?.close();
+      watcher = undefined;
+    },
+  };
+}

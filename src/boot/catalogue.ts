@@ -1,0 +1,363 @@
+/**
+ * The catalogue: everything loaded from the data directory (profiles, groups, Ignition configs
+ * and templates), validated and cross-checked, with every problem found.
+ *
+ * Loading never throws on bad data. A broken file is reported and left out; if an earlier load
+ * had a good version of the same file, that version stays in service (and the problem says so),
+ * so saving a typo into a group file does not silently move its machines to the default group.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Liquid } from 'liquidjs';
+import { parseDocumentText, validateDocument } from '../common/documents.ts';
+import type { Problem } from '../common/problems.ts';
+import { GroupSchema, ProfileSchema, type GroupFile, type ProfileFile } from './data-schema.ts';
+import { IDENTITY_FIELDS, normaliseArch, normaliseMac, normalisePlatform, normaliseUuid, type IdentityField } from './identity.ts';
+import { compileTemplate, createJsonTemplateEngine, createScriptTemplateEngine, type CompiledTemplate } from './templates.ts';
+
+export const PROFILE_KINDS = ['boot', 'template', 'linuxkit', 'flatcar'] as const;
+export type ProfileKind = (typeof PROFILE_KINDS)[number];
+
+export interface Profile extends ProfileFile {
+  id: string;
+  kind: ProfileKind;
+  /** File it was loaded from, relative to the data directory. */
+  file: string;
+}
+
+export interface Group extends GroupFile {
+  id: string;
+  /** Selector with identity values normalised (MAC in colon form and so on). */
+  selector: Record<string, string>;
+  /** Canonical `k=v,k=v` form of the selector, sorted: the deterministic tie-break. */
+  selectorKey: string;
+  file: string;
+}
+
+export interface IgnitionConfig {
+  id: string;
+  file: string;
+  /** Raw JSON is served as loaded; a template is rendered per device and checked to be JSON. */
+  kind: 'json' | 'template';
+  json?: string;
+  template?: CompiledTemplate;
+}
+
+export interface ScriptTemplate {
+  id: string;
+  file: string;
+  template: CompiledTemplate;
+}
+
+export interface Catalogue {
+  profiles: ReadonlyMap<string, Profile>;
+  /** In matching order: most selectors first, then by selector key, then by id. */
+  groups: readonly Group[];
+  ignition: ReadonlyMap<string, IgnitionConfig>;
+  templates: ReadonlyMap<string, ScriptTemplate>;
+  problems: readonly Problem[];
+  /** Every entry by the file it came from, for keeping last good versions on reload. */
+  byFile: ReadonlyMap<string, Profile | Group | IgnitionConfig | ScriptTemplate>;
+  scriptEngine: Liquid;
+  jsonEngine: Liquid;
+}
+
+const DATA_EXTENSIONS = ['.json', '.yaml', '.yml'];
+const MAX_DATA_FILE = 1024 * 1024;
+
+/** Selector keys that are identity fields get the same normalisation as device values. */
+const SELECTOR_NORMALISERS: Partial<Record<IdentityField, (raw: string) => string | undefined>> = {
+  mac: normaliseMac,
+  uuid: normaliseUuid,
+  arch: normaliseArch,
+  platform: normalisePlatform,
+  hostname: (raw) => raw.trim().toLowerCase(),
+  domain: (raw) => raw.trim().toLowerCase(),
+};
+
+async function listFiles(dir: string): Promise<string[]> {
+  try {
+    const entries = await readdir(dir, { withFileTypes: true });
+    return entries
+      .filter((e) => (e.isFile() || e.isSymbolicLink()) && !e.name.startsWith('.'))
+      .map((e) => e.name)
+      .sort();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+}
+
+function stripExtension(name: string): string {
+  return name.replace(/\.(json|ya?ml|ign|liquid)$/i, '').replace(/\.(json|ign|ipxe)$/i, '');
+}
+
+function profileKind(profile: ProfileFile): ProfileKind[] {
+  return PROFILE_KINDS.filter((kind) => profile[kind] !== undefined);
+}
+
+export function canonicalSelector(selector: Record<string, string>): string {
+  return Object.entries(selector)
+    .map(([k, v]) => `${k}=${v}`)
+    .sort()
+    .join(',');
+}
+
+/** Matching order: more selectors first; ties broken by the sorted selector text, then by id. */
+export function compareGroups(a: Group, b: Group): number {
+  const bySize = Object.keys(b.selector).length - Object.keys(a.selector).length;
+  if (bySize !== 0) return bySize;
+  if (a.selectorKey !== b.selectorKey) return a.selectorKey < b.selectorKey ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+interface LoadState {
+  dataDir: string;
+  previous: Catalogue | undefined;
+  problems: Problem[];
+  byFile: Map<string, Profile | Group | IgnitionConfig | ScriptTemplate>;
+}
+
+/** Reads one file; a read failure is a problem, not an exception. */
+async function readText(state: LoadState, rel: string): Promise<string | undefined> {
+  try {
+    const buffer = await readFile(path.join(state.dataDir, rel));
+    if (buffer.length > MAX_DATA_FILE) {
+      state.problems.push({ source: rel, message: `larger than ${MAX_DATA_FILE} bytes; not loaded` });
+      return undefined;
+    }
+    return buffer.toString('utf8');
+  } catch (error) {
+    state.problems.push({ source: rel, message: `cannot read: ${(error as Error).message}` });
+    return undefined;
+  }
+}
+
+/** After a file failed to load, keeps its previous good version if there is one. */
+function keepPrevious<T extends Profile | Group | IgnitionConfig | ScriptTemplate>(state: LoadState, rel: string, problemsBefore: number): T | undefined {
+  const previous = state.previous?.byFile.get(rel) as T | undefined;
+  if (previous && state.problems.length > problemsBefore) {
+    state.problems.push({ source: rel, message: 'still serving the last good version of this file until it is fixed' });
+  }
+  return previous;
+}
+
+async function loadProfiles(state: LoadState): Promise<Map<string, Profile>> {
+  const profiles = new Map<string, Profile>();
+  for (const name of await listFiles(path.join(state.dataDir, 'profiles'))) {
+    const rel = `profiles/${name}`;
+    if (!DATA_EXTENSIONS.includes(path.extname(name).toLowerCase())) {
+      state.problems.push({ source: rel, message: 'not a .json, .yaml or .yml file; ignored' });
+      continue;
+    }
+    const before = state.problems.length;
+    let profile = await parseProfile(state, rel);
+    profile ??= keepPrevious<Profile>(state, rel, before);
+    if (!profile) continue;
+    const existing = profiles.get(profile.id);
+    if (existing) {
+      state.problems.push({ source: rel, path: 'id', message: `profile id "${profile.id}" is also used by ${existing.file}; this one is ignored` });
+      continue;
+    }
+    profiles.set(profile.id, profile);
+    state.byFile.set(rel, profile);
+  }
+  return profiles;
+}
+
+async function parseProfile(state: LoadState, rel: string): Promise<Profile | undefined> {
+  const text = await readText(state, rel);
+  if (text === undefined) return undefined;
+  const parsed = parseDocumentText(rel, text);
+  state.problems.push(...parsed.problems);
+  if (!parsed.document) return undefined;
+  const checked = validateDocument(ProfileSchema, rel, parsed.document);
+  state.problems.push(...checked.problems);
+  if (!checked.value) return undefined;
+  const kinds = profileKind(checked.value);
+  if (kinds.length !== 1) {
+    const pos = parsed.document.locate([]);
+    state.problems.push({
+      source: rel,
+      ...pos,
+      message:
+        kinds.length === 0
+          ? `a profile needs one of ${PROFILE_KINDS.map((k) => `"${k}"`).join(', ')}`
+          : `a profile has exactly one of ${PROFILE_KINDS.join(', ')}; this one has ${kinds.join(' and ')}`,
+    });
+    return undefined;
+  }
+  return { ...checked.value, id: checked.value.id ?? stripExtension(path.basename(rel)), kind: kinds[0] as ProfileKind, file: rel };
+}
+
+async function loadGroups(state: LoadState): Promise<Group[]> {
+  const groups: Group[] = [];
+  const ids = new Map<string, string>();
+  for (const name of await listFiles(path.join(state.dataDir, 'groups'))) {
+    const rel = `groups/${name}`;
+    if (!DATA_EXTENSIONS.includes(path.extname(name).toLowerCase())) {
+      state.problems.push({ source: rel, message: 'not a .json, .yaml or .yml file; ignored' });
+      continue;
+    }
+    const before = state.problems.length;
+    let group = await parseGroup(state, rel);
+    group ??= keepPrevious<Group>(state, rel, before);
+    if (!group) continue;
+    const existing = ids.get(group.id);
+    if (existing) {
+      state.problems.push({ source: rel, path: 'id', message: `group id "${group.id}" is also used by ${existing}; this one is ignored` });
+      continue;
+    }
+    ids.set(group.id, rel);
+    groups.push(group);
+    state.byFile.set(rel, group);
+  }
+  return groups.sort(compareGroups);
+}
+
+async function parseGroup(state: LoadState, rel: string): Promise<Group | undefined> {
+  const text = await readText(state, rel);
+  if (text === undefined) return undefined;
+  const parsed = parseDocumentText(rel, text);
+  state.problems.push(...parsed.problems);
+  if (!parsed.document) return undefined;
+  const checked = validateDocument(GroupSchema, rel, parsed.document);
+  state.problems.push(...checked.problems);
+  if (!checked.value) return undefined;
+  const selector: Record<string, string> = {};
+  let valid = true;
+  for (const [key, raw] of Object.entries(checked.value.selector)) {
+    const normalise = (IDENTITY_FIELDS as readonly string[]).includes(key) ? SELECTOR_NORMALISERS[key as IdentityField] : undefined;
+    const value = normalise ? normalise(raw) : raw;
+    if (value === undefined) {
+      state.problems.push({ source: rel, ...parsed.document.locate(['selector', key]), path: `selector.${key}`, message: `invalid ${key} ${JSON.stringify(raw)}` });
+      valid = false;
+      continue;
+    }
+    selector[key] = value;
+  }
+  if (!valid) return undefined;
+  return {
+    ...checked.value,
+    id: checked.value.id ?? stripExtension(path.basename(rel)),
+    selector,
+    selectorKey: canonicalSelector(selector),
+    file: rel,
+  };
+}
+
+async function loadIgnition(state: LoadState, engine: Liquid): Promise<Map<string, IgnitionConfig>> {
+  const configs = new Map<string, IgnitionConfig>();
+  for (const name of await listFiles(path.join(state.dataDir, 'ignition'))) {
+    const rel = `ignition/${name}`;
+    const before = state.problems.length;
+    let config = await parseIgnition(state, rel, name, engine);
+    config ??= keepPrevious<IgnitionConfig>(state, rel, before);
+    if (!config) continue;
+    configs.set(config.id, config);
+    state.byFile.set(rel, config);
+  }
+  return configs;
+}
+
+async function parseIgnition(state: LoadState, rel: string, name: string, engine: Liquid): Promise<IgnitionConfig | undefined> {
+  const lower = name.toLowerCase();
+  if (lower.endsWith('.yaml') || lower.endsWith('.yml') || lower.endsWith('.bu')) {
+    state.problems.push({
+      source: rel,
+      message: 'Butane configs are not transpiled by bootdepot; run `butane --strict` and save the result as .ign',
+    });
+    return undefined;
+  }
+  const text = await readText(state, rel);
+  if (text === undefined) return undefined;
+  if (lower.endsWith('.liquid')) {
+    const { template, error } = compileTemplate(engine, text, rel);
+    if (error) {
+      state.problems.push({ source: rel, line: error.line, column: error.column, message: error.message });
+      return undefined;
+    }
+    return { id: name, file: rel, kind: 'template', template };
+  }
+  if (!lower.endsWith('.ign') && !lower.endsWith('.json')) {
+    state.problems.push({ source: rel, message: 'expected .ign, .json, or a .liquid template; ignored' });
+    return undefined;
+  }
+  const parsed = parseDocumentText(rel, text);
+  state.problems.push(...parsed.problems);
+  if (!parsed.document) return undefined;
+  const value = parsed.document.value as { ignition?: { version?: unknown } } | null;
+  if (typeof value !== 'object' || value === null || typeof value.ignition?.version !== 'string') {
+    state.problems.push({ source: rel, message: 'not an Ignition config: expected {"ignition": {"version": "3.x.0"}, ...}' });
+    return undefined;
+  }
+  return { id: name, file: rel, kind: 'json', json: JSON.stringify(value) };
+}
+
+async function loadTemplates(state: LoadState, engine: Liquid): Promise<Map<string, ScriptTemplate>> {
+  const templates = new Map<string, ScriptTemplate>();
+  for (const name of await listFiles(path.join(state.dataDir, 'templates'))) {
+    const rel = `templates/${name}`;
+    const before = state.problems.length;
+    let entry: ScriptTemplate | undefined;
+    const text = await readText(state, rel);
+    if (text !== undefined) {
+      const { template, error } = compileTemplate(engine, text, rel);
+      if (error) state.problems.push({ source: rel, line: error.line, column: error.column, message: error.message });
+      else if (template) entry = { id: stripExtension(name), file: rel, template };
+    }
+    entry ??= keepPrevious<ScriptTemplate>(state, rel, before);
+    if (!entry) continue;
+    templates.set(entry.id, entry);
+    state.byFile.set(rel, entry);
+  }
+  return templates;
+}
+
+function crossCheck(state: LoadState, catalogue: Omit<Catalogue, 'problems' | 'byFile' | 'scriptEngine' | 'jsonEngine'>): void {
+  for (const group of catalogue.groups) {
+    if (!catalogue.profiles.has(group.profile)) {
+      state.problems.push({ source: group.file, path: 'profile', message: `profile "${group.profile}" is not loaded; matching machines will wait` });
+    }
+  }
+  const defaults = catalogue.groups.filter((g) => Object.keys(g.selector).length === 0);
+  if (defaults.length > 1) {
+    state.problems.push({
+      source: defaults[1]?.file ?? 'groups/',
+      message: `more than one default group (no selector): ${defaults.map((g) => g.id).join(', ')}; "${defaults[0]?.id}" wins`,
+    });
+  }
+  for (let i = 1; i < catalogue.groups.length; i++) {
+    const a = catalogue.groups[i - 1];
+    const b = catalogue.groups[i];
+    if (a && b && a.selectorKey === b.selectorKey && a.selectorKey !== '') {
+      state.problems.push({ source: b.file, path: 'selector', message: `same selector as group "${a.id}" (${a.file}); "${a.id}" wins` });
+    }
+  }
+  for (const profile of catalogue.profiles.values()) {
+    if (profile.template !== undefined && !catalogue.templates.has(profile.template)) {
+      state.problems.push({ source: profile.file, path: 'template', message: `template "${profile.template}" not found in templates/` });
+    }
+    if (profile.ignition_id !== undefined && !catalogue.ignition.has(profile.ignition_id)) {
+      state.problems.push({ source: profile.file, path: 'ignition_id', message: `Ignition config "${profile.ignition_id}" not found in ignition/` });
+    }
+  }
+}
+
+/**
+ * Loads the data directory. `previous` is the catalogue currently in service, whose entries
+ * stand in for files that are broken now.
+ */
+export async function loadCatalogue(dataDir: string, previous?: Catalogue): Promise<Catalogue> {
+  const state: LoadState = { dataDir, previous, problems: [], byFile: new Map() };
+  const dirStat = await stat(dataDir).catch(() => undefined);
+  if (!dirStat?.isDirectory()) state.problems.push({ source: dataDir, message: 'data directory does not exist or is not a directory' });
+  const scriptEngine = previous?.scriptEngine ?? createScriptTemplateEngine();
+  const jsonEngine = previous?.jsonEngine ?? createJsonTemplateEngine();
+  const profiles = await loadProfiles(state);
+  const groups = await loadGroups(state);
+  const ignition = await loadIgnition(state, jsonEngine);
+  const templates = await loadTemplates(state, scriptEngine);
+  crossCheck(state, { profiles, groups, ignition, templates });
+  return { profiles, groups, ignition, templates, problems: state.problems, byFile: state.byFile, scriptEngine, jsonEngine };
+}

@@ -1,0 +1,108 @@
+/**
+ * Schemas of the data directory's files. Profiles and groups are supersets of matchbox's
+ * JSON formats, so matchbox data loads unchanged.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { PRESETS } from '../config/schema.ts';
+
+/** Ids appear in logs, URLs and script comments: keep them to characters that need no escaping. */
+export const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$';
+/** Operator-written script text: anything but a line break, which would start a new iPXE command. */
+const ONE_LINE = '^[^\\r\\n\\u2028\\u2029\\u0085]*$';
+const OneLine = (options: object = {}) => Type.String({ pattern: ONE_LINE, ...options });
+
+export const FLATCAR_CHANNELS = ['stable', 'beta', 'alpha', 'lts'] as const;
+export const FLATCAR_ARCHES = ['amd64', 'arm64'] as const;
+
+const MatchboxBoot = Type.Object(
+  {
+    /** Kernel URL or path, e.g. `/assets/flatcar/stable/amd64/current/flatcar_production_pxe.vmlinuz`. */
+    kernel: OneLine({ minLength: 1 }),
+    /** Initrd URLs or paths, one `initrd` line each; `--name NAME URL` is passed through. */
+    initrd: Type.Array(OneLine({ minLength: 1 }), { default: [] }),
+    /** Kernel arguments, joined with spaces. */
+    args: Type.Array(OneLine(), { default: [] }),
+  },
+  { additionalProperties: false },
+);
+
+const LinuxKit = Type.Object(
+  {
+    /** `linuxkit build` output name: NAME-kernel, NAME-initrd.img and NAME-cmdline. */
+    name: Type.String({ pattern: ID_PATTERN }),
+    /** Directory under the assets directory holding the set; default `linuxkit`. */
+    dir: Type.String({ pattern: '^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$', default: 'linuxkit' }),
+  },
+  { additionalProperties: false },
+);
+
+const Flatcar = Type.Object(
+  {
+    channel: Type.Union(
+      FLATCAR_CHANNELS.map((c) => Type.Literal(c)),
+      { default: 'stable' },
+    ),
+    /** `auto` follows the device's iPXE build arch (x86_64 -> amd64, arm64 -> arm64). */
+    arch: Type.Union([...FLATCAR_ARCHES.map((a) => Type.Literal(a)), Type.Literal('auto')], { default: 'auto' }),
+    /** A release number such as `4152.2.0`, or `current`. */
+    version: Type.String({ pattern: '^(current|[0-9]+\\.[0-9]+\\.[0-9]+)$', default: 'current' }),
+    /**
+     * Where the images come from: `upstream` (the Flatcar release server), `local`
+     * (assets/flatcar/CHANNEL/ARCH/VERSION/), or an http(s) base URL of a directory holding them.
+     */
+    source: Type.String({ pattern: '^(upstream|local|https?://[^\\s$#|&"\'`\\\\]+)$', default: 'upstream' }),
+    /** Log in on the console without a password (`flatcar.autologin`): for labs, not production. */
+    autologin: Type.Boolean({ default: false }),
+  },
+  { additionalProperties: false },
+);
+
+export const ProfileSchema = Type.Object(
+  {
+    /** Defaults to the file name without extension. */
+    id: Type.Optional(Type.String({ pattern: ID_PATTERN })),
+    name: Type.Optional(Type.String()),
+    /** matchbox: kernel, initrds and arguments. */
+    boot: Type.Optional(MatchboxBoot),
+    /** A template in templates/ that renders the whole script. */
+    template: Type.Optional(Type.String({ pattern: ID_PATTERN })),
+    /** A LinuxKit image set in the assets directory. */
+    linuxkit: Type.Optional(LinuxKit),
+    /** Flatcar Container Linux PXE images. */
+    flatcar: Type.Optional(Flatcar),
+    /** Provider preset for consoles and OEM ids; default from the config's boot.preset. */
+    preset: Type.Optional(Type.Union(PRESETS.map((p) => Type.Literal(p)))),
+    /** Extra kernel arguments for the linuxkit and flatcar kinds. */
+    args: Type.Optional(Type.Array(OneLine())),
+    /** matchbox: Ignition config in ignition/ served at /ignition to the profile's machines. */
+    ignition_id: Type.Optional(Type.String({ pattern: ID_PATTERN })),
+    /** matchbox: generic config (accepted for compatibility, not served). */
+    generic_id: Type.Optional(Type.String()),
+    /** matchbox: cloud-config (accepted for compatibility, not served). */
+    cloud_id: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+export const GroupSchema = Type.Object(
+  {
+    /** Defaults to the file name without extension. */
+    id: Type.Optional(Type.String({ pattern: ID_PATTERN })),
+    name: Type.Optional(Type.String()),
+    /** Profile id this group's machines boot. */
+    profile: Type.String({ pattern: ID_PATTERN }),
+    /** Labels a machine must all have; none makes this the default group. */
+    selector: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), Type.String({ minLength: 1 }), {
+      default: {},
+    }),
+    /** Free-form data for templates, Ignition and /metadata. */
+    metadata: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+  },
+  { additionalProperties: false },
+);
+
+export type ProfileFile = Static<typeof ProfileSchema>;
+export type GroupFile = Static<typeof GroupSchema>;
+export type FlatcarSpec = Static<typeof Flatcar>;
+export type LinuxKitSpec = Static<typeof LinuxKit>;
+export type MatchboxBootSpec = Static<typeof MatchboxBoot>;

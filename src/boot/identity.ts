@@ -1,0 +1,257 @@
+/**
+ * Device identity: what a booting machine says about itself in the query string of a script
+ * request (`/ipxe?mac=...&uuid=...`), parsed, validated and normalised.
+ *
+ * Every value here came from the network. Strictly formatted fields (MAC, UUID, arch, platform,
+ * hostname, IP) are checked against their grammar; free-form SMBIOS strings (serial,
+ * manufacturer, product, asset) are accepted when they are printable ASCII and are only ever
+ * written into scripts through the encoders in `escape.ts`.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+
+/** iPXE `${buildarch}` values: the architecture iPXE was built for, not necessarily the CPU's. */
+export const BUILD_ARCHES = ['i386', 'x86_64', 'arm32', 'arm64', 'riscv32', 'riscv64', 'loong64'] as const;
+export type BuildArch = (typeof BUILD_ARCHES)[number];
+
+/** iPXE `${platform}` values bootdepot knows how to boot. */
+export const PLATFORMS = ['pcbios', 'efi'] as const;
+export type Platform = (typeof PLATFORMS)[number];
+
+/** Names operators and other tools use for the same architectures. */
+const ARCH_ALIASES: Record<string, BuildArch> = {
+  amd64: 'x86_64',
+  x64: 'x86_64',
+  'x86-64': 'x86_64',
+  aarch64: 'arm64',
+  i686: 'i386',
+  i586: 'i386',
+  x86: 'i386',
+  arm: 'arm32',
+};
+
+export interface DeviceIdentity {
+  /** Booting NIC, lowercase colon form, e.g. `52:54:00:12:34:56`. */
+  mac?: string;
+  /** SMBIOS system UUID, lowercase 8-4-4-4-12, e.g. `4c4c4544-0042-3510-8052-b7c04f4b4d31`. */
+  uuid?: string;
+  /** SMBIOS serial number, printable ASCII, e.g. `CZJ1234567`. */
+  serial?: string;
+  /** Hostname from DHCP, lowercase RFC 1123, e.g. `node-01`. */
+  hostname?: string;
+  /** DNS domain from DHCP, e.g. `rack1.example.net`. */
+  domain?: string;
+  /** iPXE build architecture, e.g. `x86_64`. */
+  arch?: BuildArch;
+  /** Firmware platform, `pcbios` or `efi`. */
+  platform?: Platform;
+  /** SMBIOS manufacturer, e.g. `Supermicro`. */
+  manufacturer?: string;
+  /** SMBIOS product name, e.g. `X11SCH-F`. */
+  product?: string;
+  /** SMBIOS asset tag, e.g. `A-00042`. */
+  asset?: string;
+  /** IP address iPXE got from DHCP, e.g. `10.0.2.15`. */
+  ip?: string;
+}
+
+export type IdentityField = keyof DeviceIdentity;
+
+export const IDENTITY_FIELDS: readonly IdentityField[] = [
+  'mac',
+  'uuid',
+  'serial',
+  'hostname',
+  'domain',
+  'arch',
+  'platform',
+  'manufacturer',
+  'product',
+  'asset',
+  'ip',
+];
+
+export interface ParsedDevice {
+  identity: DeviceIdentity;
+  /**
+   * Matching labels: every identity field in normalised form plus every other valid query
+   * parameter (matchbox treats all query parameters as labels).
+   */
+  labels: Record<string, string>;
+  /** Values that were dropped, one human-readable line each. */
+  warnings: string[];
+}
+
+/** A required identity value is missing or invalid: the request cannot be answered. */
+export class IdentityError extends Error {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(message);
+    this.name = 'IdentityError';
+    this.field = field;
+  }
+}
+
+type Normaliser = (raw: string) => string | undefined;
+
+const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
+const MAX_FREE_TEXT = 128;
+
+export function normaliseMac(raw: string): string | undefined {
+  const value = raw.trim().toLowerCase();
+  // One separator style per address (`52:54-00...` is a typo, not a MAC), or none at all.
+  const separated = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/.test(value);
+  if (!separated && !/^[0-9a-f]{12}$/.test(value)) return undefined;
+  const hex = value.replace(/[:-]/g, '');
+  return hex.match(/../g)?.join(':');
+}
+
+export function normaliseUuid(raw: string): string | undefined {
+  const value = raw.trim().toLowerCase();
+  const m =
+    /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})$/.exec(value) ??
+    /^([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12})$/.exec(value);
+  return m ? m.slice(1).join('-') : undefined;
+}
+
+export function normaliseArch(raw: string): BuildArch | undefined {
+  const value = raw.trim().toLowerCase();
+  if ((BUILD_ARCHES as readonly string[]).includes(value)) return value as BuildArch;
+  return ARCH_ALIASES[value];
+}
+
+export function normalisePlatform(raw: string): Platform | undefined {
+  const value = raw.trim().toLowerCase();
+  return (PLATFORMS as readonly string[]).includes(value) ? (value as Platform) : undefined;
+}
+
+function normaliseHostname(raw: string): string | undefined {
+  const value = raw.trim().toLowerCase().replace(/\.$/, '');
+  if (value.length === 0 || value.length > 253) return undefined;
+  const label = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+  return value.split('.').every((part) => label.test(part)) ? value : undefined;
+}
+
+function normaliseIp(raw: string): string | undefined {
+  const value = raw.trim();
+  return isIPv4(value) || isIPv6(value) ? value.toLowerCase() : undefined;
+}
+
+function normaliseFreeText(raw: string): string | undefined {
+  const value = raw.trim();
+  if (value.length === 0 || value.length > MAX_FREE_TEXT) return undefined;
+  return PRINTABLE_ASCII.test(value) ? value : undefined;
+}
+
+const NORMALISERS: Record<IdentityField, Normaliser> = {
+  mac: normaliseMac,
+  uuid: normaliseUuid,
+  serial: normaliseFreeText,
+  hostname: normaliseHostname,
+  domain: normaliseHostname,
+  arch: normaliseArch,
+  platform: normalisePlatform,
+  manufacturer: normaliseFreeText,
+  product: normaliseFreeText,
+  asset: normaliseFreeText,
+  ip: normaliseIp,
+};
+
+const EXPECTED: Record<IdentityField, string> = {
+  mac: 'a MAC address such as 52:54:00:12:34:56, 52-54-00-12-34-56 or 525400123456',
+  uuid: 'a UUID such as 4c4c4544-0042-3510-8052-b7c04f4b4d31',
+  serial: `printable ASCII, at most ${MAX_FREE_TEXT} characters`,
+  hostname: 'an RFC 1123 host name',
+  domain: 'an RFC 1123 domain name',
+  arch: `one of ${BUILD_ARCHES.join(', ')} (or amd64, aarch64)`,
+  platform: `one of ${PLATFORMS.join(', ')}`,
+  manufacturer: `printable ASCII, at most ${MAX_FREE_TEXT} characters`,
+  product: `printable ASCII, at most ${MAX_FREE_TEXT} characters`,
+  asset: `printable ASCII, at most ${MAX_FREE_TEXT} characters`,
+  ip: 'an IPv4 or IPv6 address',
+};
+
+/** Label names other than identity fields: short, and plain enough to appear in a selector. */
+const LABEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const MAX_LABEL_VALUE = 256;
+const MAX_EXTRA_LABELS = 32;
+
+/** Query parameters that steer bootdepot itself and are not device labels. */
+const RESERVED_PARAMS = new Set(['boot']);
+
+/** Shows a hostile value in a warning without letting it break the log line. */
+export function describeValue(value: string): string {
+  const shown = value.length > 64 ? `${value.slice(0, 64)}...` : value;
+  return JSON.stringify(shown);
+}
+
+export interface ParseOptions {
+  /** Fields that must be present and valid; a problem with one of them throws {@link IdentityError}. */
+  required?: readonly IdentityField[];
+}
+
+export type QueryInput = Record<string, string | readonly string[] | undefined>;
+
+function single(field: string, value: string | readonly string[] | undefined): { value?: string; problem?: string } {
+  if (value === undefined) return {};
+  if (typeof value === 'string') return { value };
+  if (value.length === 1) return { value: value[0] };
+  return { problem: `${field} was given ${value.length} times` };
+}
+
+/**
+ * Parses a device's query parameters. Empty values count as absent, because iPXE expands an
+ * unset setting (`${serial}` on a machine without SMBIOS) to an empty string.
+ */
+export function parseDevice(query: QueryInput, options: ParseOptions = {}): ParsedDevice {
+  const required = new Set(options.required ?? []);
+  const identity: DeviceIdentity = {};
+  const labels: Record<string, string> = {};
+  const warnings: string[] = [];
+
+  for (const field of IDENTITY_FIELDS) {
+    const { value: raw, problem } = single(field, query[field]);
+    if (problem !== undefined) {
+      if (required.has(field)) throw new IdentityError(field, `${problem}; expected one ${EXPECTED[field]}`);
+      warnings.push(`${problem}; ignored`);
+      continue;
+    }
+    if (raw === undefined || raw.trim() === '') {
+      if (required.has(field)) throw new IdentityError(field, `${field} is required: ${EXPECTED[field]}`);
+      continue;
+    }
+    const normalised = NORMALISERS[field](raw);
+    if (normalised === undefined) {
+      const message = `invalid ${field} ${describeValue(raw)}: expected ${EXPECTED[field]}`;
+      if (required.has(field)) throw new IdentityError(field, message);
+      warnings.push(`${message}; ignored`);
+      continue;
+    }
+    (identity as Record<string, string>)[field] = normalised;
+    labels[field] = normalised;
+  }
+
+  let extra = 0;
+  for (const [name, rawValue] of Object.entries(query)) {
+    if ((IDENTITY_FIELDS as readonly string[]).includes(name) || RESERVED_PARAMS.has(name)) continue;
+    if (!LABEL_NAME.test(name)) {
+      warnings.push(`invalid label name ${describeValue(name)}; ignored`);
+      continue;
+    }
+    const { value, problem } = single(name, rawValue);
+    if (problem !== undefined) {
+      warnings.push(`${problem}; ignored`);
+      continue;
+    }
+    if (value === undefined || value === '') continue;
+    if (value.length > MAX_LABEL_VALUE || !PRINTABLE_ASCII.test(value)) {
+      warnings.push(`invalid value for label ${name} ${describeValue(value)}: expected printable ASCII; ignored`);
+      continue;
+    }
+    if (++extra > MAX_EXTRA_LABELS) {
+      warnings.push(`more than ${MAX_EXTRA_LABELS} labels; ${name} ignored`);
+      continue;
+    }
+    labels[name] = value;
+  }
+  return { identity, labels, warnings };
+}

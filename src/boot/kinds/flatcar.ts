@@ -1,0 +1,69 @@
+/**
+ * Flatcar Container Linux PXE images, booted the way Flatcar's own Packet script did:
+ *   kernel BASE/flatcar_production_pxe.vmlinuz initrd=flatcar_production_pxe_image.cpio.gz ARGS
+ *   initrd BASE/flatcar_production_pxe_image.cpio.gz
+ *   boot
+ * `initrd=NAME` matches the name iPXE gives the initrd (its URL's basename), which is what EFI
+ * kernels need to find it.
+ */
+import type { BuildArch } from '../identity.ts';
+import { assetUrl, ignitionUrl, type KindRenderer } from '../render-context.ts';
+
+export const FLATCAR_KERNEL = 'flatcar_production_pxe.vmlinuz';
+export const FLATCAR_INITRD = 'flatcar_production_pxe_image.cpio.gz';
+
+const FLATCAR_ARCH: Partial<Record<BuildArch, 'amd64' | 'arm64'>> = { x86_64: 'amd64', arm64: 'arm64' };
+
+/** Kernel console arguments per preset and arch. */
+const CONSOLES: Record<string, Record<'amd64' | 'arm64', string[]>> = {
+  packet: { amd64: ['console=ttyS1,115200n8'], arm64: ['console=ttyAMA0,115200'] },
+  generic: { amd64: ['console=tty0', 'console=ttyS0,115200n8'], arm64: ['console=ttyAMA0,115200'] },
+};
+
+export function flatcarUpstreamUrl(channel: string, arch: string, version: string): string {
+  return `https://${channel}.release.flatcar-linux.net/${arch}-usr/${version}`;
+}
+
+export const renderFlatcar: KindRenderer = async (profile, _group, ctx) => {
+  const spec = profile.flatcar;
+  if (!spec) throw new Error(`profile ${profile.id} is not a flatcar profile`);
+  const deviceArch = ctx.device.identity.arch ?? 'x86_64';
+  const arch = spec.arch === 'auto' ? FLATCAR_ARCH[deviceArch] : spec.arch;
+  if (!arch) return { wait: `profile ${profile.id}: Flatcar has no image for iPXE arch ${deviceArch}` };
+
+  let base: string;
+  if (spec.source === 'upstream') {
+    base = flatcarUpstreamUrl(spec.channel, arch, spec.version);
+  } else if (spec.source === 'local') {
+    const dir = `flatcar/${spec.channel}/${arch}/${spec.version}`;
+    const [kernel, initrd] = await Promise.all([ctx.assets.file(`${dir}/${FLATCAR_KERNEL}`), ctx.assets.file(`${dir}/${FLATCAR_INITRD}`)]);
+    if (!kernel || !initrd) return { wait: `profile ${profile.id}: Flatcar images missing from assets/${dir}/` };
+    base = assetUrl(ctx.baseUrl, dir);
+  } else {
+    base = spec.source.replace(/\/+$/, '');
+  }
+
+  const preset = profile.preset ?? ctx.boot.preset;
+  const hasIgnition = profile.ignition_id !== undefined && ctx.catalogue.ignition.has(profile.ignition_id);
+  const args = [
+    `initrd=${FLATCAR_INITRD}`,
+    'flatcar.first_boot=1',
+    ...(hasIgnition ? [`ignition.config.url=${ignitionUrl(ctx)}`] : []),
+    ...(preset === 'packet' ? ['flatcar.oem.id=packet'] : []),
+    ...(CONSOLES[preset]?.[arch] ?? []),
+    ...(spec.autologin ? ['flatcar.autologin'] : []),
+    ...(profile.args ?? []),
+  ];
+  const kernelUrl = `${base}/${FLATCAR_KERNEL}`;
+  const initrdUrl = `${base}/${FLATCAR_INITRD}`;
+  return {
+    plan: {
+      comments: [`Flatcar ${spec.channel} ${spec.version} ${arch} (preset ${preset})`],
+      preamble: [],
+      steps: [
+        { download: `kernel ${kernelUrl} ${args.join(' ')}`, what: kernelUrl },
+        { download: `initrd ${initrdUrl}`, what: initrdUrl },
+      ],
+    },
+  };
+};

@@ -1,0 +1,99 @@
+/**
+ * Script routes: `/boot.ipxe` (bootstrap), `/ipxe` (a device's script), `/linuxkit/NAME.ipxe`
+ * (a LinuxKit set by name, for a provider URL with no data entry), `/ignition`, `/metadata`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { AssetReader } from '../assets/asset-root.ts';
+import type { Config } from '../config/schema.ts';
+import { requestBaseUrl } from '../http/base-url.ts';
+import { renderBootstrap } from './bootstrap.ts';
+import type { CatalogueStore } from './catalogue-store.ts';
+import type { Profile } from './catalogue.ts';
+import { ID_PATTERN } from './data-schema.ts';
+import { renderIgnition, renderMetadata } from './device-configs.ts';
+import { IdentityError, parseDevice, type IdentityField, type QueryInput } from './identity.ts';
+import type { RenderContext } from './render-context.ts';
+import { renderDeviceScript, renderProfile } from './render.ts';
+
+export interface BootRoutesOptions {
+  config: Config;
+  catalogue: CatalogueStore;
+  assets: AssetReader;
+}
+
+const SCRIPT_TYPE = 'text/plain; charset=utf-8';
+const LINUXKIT_SCRIPT = new RegExp(`${ID_PATTERN.slice(0, -1)}\\.ipxe$`);
+
+function sendScript(reply: FastifyReply, body: string): FastifyReply {
+  return reply.header('content-type', SCRIPT_TYPE).header('cache-control', 'no-store').send(body);
+}
+
+function sendText(reply: FastifyReply, status: number, message: string): FastifyReply {
+  return reply.code(status).header('content-type', SCRIPT_TYPE).header('cache-control', 'no-store').send(message.endsWith('\n') ? message : `${message}\n`);
+}
+
+function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
+  const { config, catalogue, assets } = options;
+
+  function context(request: FastifyRequest, required: readonly IdentityField[]): RenderContext {
+    let device;
+    try {
+      device = parseDevice(request.query as QueryInput, { required });
+    } catch (error) {
+      if (error instanceof IdentityError) throw Object.assign(error, { statusCode: 400 });
+      throw error;
+    }
+    request.deviceMac = device.identity.mac;
+    for (const warning of device.warnings) request.log.warn({ mac: device.identity.mac }, `device sent ${warning}`);
+    return { baseUrl: requestBaseUrl(request, config.server.baseUrl), device, catalogue: catalogue.current(), assets, boot: config.boot };
+  }
+
+  const bootstrap = (request: FastifyRequest, reply: FastifyReply) => sendScript(reply, renderBootstrap(requestBaseUrl(request, config.server.baseUrl)));
+  app.get('/boot.ipxe', bootstrap);
+  app.get('/boot.ipxe.0', bootstrap);
+
+  app.get('/ipxe', async (request, reply) => {
+    const ctx = context(request, ['mac']);
+    const result = await renderDeviceScript(ctx);
+    const { decision } = result;
+    const fields = {
+      mac: ctx.device.identity.mac,
+      group: 'group' in decision ? decision.group?.id : undefined,
+      profile: decision.action === 'profile' ? decision.profile.id : undefined,
+      outcome: result.outcome,
+      reason: decision.reason,
+    };
+    if (result.problem) request.log.warn({ ...fields, problem: result.problem }, 'machine has to wait');
+    else request.log.info(fields, 'script decided');
+    if (result.outcome === 'notFound') return sendText(reply, 404, result.body);
+    return sendScript(reply, result.body);
+  });
+
+  app.get<{ Params: { file: string } }>('/linuxkit/:file', async (request, reply) => {
+    const { file } = request.params;
+    if (!LINUXKIT_SCRIPT.test(file)) return sendText(reply, 404, `not a LinuxKit script name: expected /linuxkit/NAME.ipxe`);
+    const name = file.slice(0, -'.ipxe'.length);
+    const ctx = context(request, []);
+    const profile: Profile = { id: `linuxkit-${name}`, kind: 'linuxkit', linuxkit: { name, dir: 'linuxkit' }, file: request.url };
+    ctx.selfUrl = `${ctx.baseUrl}/linuxkit/${file}`;
+    const result = await renderProfile(profile, undefined, `LinuxKit set ${name} by URL`, ctx);
+    // LinuxKit checks its URLs with HEAD before booting: a set that is not there must not look fine.
+    if (result.outcome === 'wait') return sendText(reply, 404, result.problem ?? 'not available');
+    return sendScript(reply, result.body);
+  });
+
+  app.get('/ignition', async (request, reply) => {
+    const result = await renderIgnition(context(request, []));
+    if (result.status !== 200) return sendText(reply, result.status, result.message);
+    return reply.header('content-type', 'application/json').header('cache-control', 'no-store').send(result.body);
+  });
+
+  app.get('/metadata', (request, reply) => {
+    const result = renderMetadata(context(request, []));
+    if (result.status !== 200) return sendText(reply, result.status, result.message);
+    return sendScript(reply, result.body);
+  });
+}
+
+export default fp(bootRoutes, { name: 'bootdepot-boot-routes' });

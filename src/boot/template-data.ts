@@ -1,0 +1,53 @@
+/**
+ * The data templates see (scripts and Ignition alike).
+ *
+ * Every value a device sent is URL-encoded here, once (RFC 3986 unreserved characters stay as
+ * they are), which makes it one safe token in a script and a ready query value in a URL.
+ * Validated fields (mac, uuid, arch, platform, hostname, domain, ip) never need it, so they read
+ * as sent. Fields the device did not send are empty strings, so a template can test them while
+ * a misspelt name still fails.
+ */
+import type { Group, Profile } from './catalogue.ts';
+import { encodeQueryValue } from './escape.ts';
+import { IDENTITY_FIELDS } from './identity.ts';
+import { askAgainUrl, ignitionUrl, metadataUrl, type RenderContext } from './render-context.ts';
+import { labelQuery } from './script.ts';
+
+export interface TemplateData {
+  /** Device identity, e.g. `device.mac` = `52:54:00:12:34:56`, `device.mac_hyphen` = `52-54-00-12-34-56`. */
+  device: Record<string, string>;
+  /** Every label (identity and other query parameters), encoded. */
+  labels: Record<string, string>;
+  /** Matched group: `group.id`, `group.name`, `group.metadata.*` (operator data, as written). */
+  group: { id: string; name: string; metadata: Record<string, unknown> };
+  profile: { id: string; name: string };
+  /** e.g. `http://10.0.0.5:8080` */
+  base_url: string;
+  /** e.g. `http://10.0.0.5:8080/assets` */
+  assets_url: string;
+  /** This device's URLs: `urls.ipxe` (its script), `urls.ignition`, `urls.metadata`. */
+  urls: { ipxe: string; ignition: string; metadata: string };
+  /** The labels as a query string, e.g. `mac=52%3A54...&uuid=...`. */
+  query: string;
+}
+
+export function buildTemplateData(profile: Profile, group: Group | undefined, ctx: RenderContext): TemplateData {
+  const device: Record<string, string> = {};
+  for (const field of IDENTITY_FIELDS) device[field] = encodeQueryValue(ctx.device.identity[field] ?? '');
+  // Validated MACs contain only hex and colons; keep the colon form readable.
+  device.mac = ctx.device.identity.mac ?? '';
+  device.mac_hyphen = device.mac.replace(/:/g, '-');
+  device.mac_hex = device.mac.replace(/:/g, '');
+  const labels: Record<string, string> = {};
+  for (const [key, value] of Object.entries(ctx.device.labels)) labels[key] = encodeQueryValue(value);
+  return {
+    device,
+    labels,
+    group: { id: group?.id ?? '', name: group?.name ?? '', metadata: group?.metadata ?? {} },
+    profile: { id: profile.id, name: profile.name ?? profile.id },
+    base_url: ctx.baseUrl,
+    assets_url: `${ctx.baseUrl}/assets`,
+    urls: { ipxe: askAgainUrl(ctx), ignition: ignitionUrl(ctx), metadata: metadataUrl(ctx) },
+    query: labelQuery(ctx.device.labels),
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * The template engine: LiquidJS, whose `{{ }}` / `{% %}` syntax leaves iPXE's `${...}` alone.
+ *
+ * Templates fail on undefined variables and unknown filters, so a typo is an error at render
+ * time (and in `check` when it is a syntax error) rather than an empty string in a kernel line.
+ * Script templates also refuse any output that contains a line break: whatever a value holds,
+ * it cannot add a command to a script.
+ */
+import { Liquid, type Template } from 'liquidjs';
+import { encodeUriComponentStrict, hasLineBreak, ipxeToken } from './escape.ts';
+
+export type CompiledTemplate = Template[];
+
+export class TemplateOutputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TemplateOutputError';
+  }
+}
+
+/** Filters receive whatever a template passes: text for strings and numbers, empty for nothing. */
+function text(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  return JSON.stringify(value);
+}
+
+function addSharedFilters(engine: Liquid): void {
+  /** `{{ value | uri }}`: percent-encode for a URL query value or path segment. */
+  engine.registerFilter('uri', (value: unknown) => encodeUriComponentStrict(text(value)));
+  /** `{{ value | ipxe }}`: make any string one safe iPXE token. */
+  engine.registerFilter('ipxe', (value: unknown) => ipxeToken(text(value)));
+}
+
+function scriptOutput(value: unknown): string {
+  const output = text(value);
+  if (hasLineBreak(output)) {
+    throw new TemplateOutputError(`a value with a line break was written into the script: ${JSON.stringify(output.slice(0, 80))}`);
+  }
+  return output;
+}
+
+/** Engine for iPXE script templates. */
+export function createScriptTemplateEngine(): Liquid {
+  const engine = new Liquid({
+    strictVariables: true,
+    strictFilters: true,
+    outputEscape: scriptOutput,
+    // Templates are parsed from text; an empty in-memory file map keeps `include`/`render`
+    // from reading arbitrary files relative to the working directory.
+    templates: {},
+  });
+  addSharedFilters(engine);
+  return engine;
+}
+
+/** Engine for Ignition (JSON) templates: use `| json` to write strings. */
+export function createJsonTemplateEngine(): Liquid {
+  const engine = new Liquid({ strictVariables: true, strictFilters: true, templates: {} });
+  addSharedFilters(engine);
+  return engine;
+}
+
+/** Parses a template, returning the error message (with line and column) instead of throwing. */
+export function compileTemplate(engine: Liquid, text: string, file: string): { template?: CompiledTemplate; error?: { message: string; line?: number; column?: number } } {
+  try {
+    return { template: engine.parse(text, file) };
+  } catch (error) {
+    const err = error as Error & { token?: { getPosition?: () => [number, number] } };
+    const pos = err.token?.getPosition?.();
+    return { error: { message: err.message.split('\n')[0] ?? err.message, ...(pos ? { line: pos[0], column: pos[1] } : {}) } };
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * `bootdepot check`: validates the config, every data file and template, and renders every
+ * group's script and Ignition config for a machine that group would match, so a missing
+ * image or a template that fails on a group's metadata is found before a machine finds it.
+ * Lists every problem with its file and location; exits 1 if there is any.
+ */
+import { Command } from 'commander';
+import { createAssetReader } from '../assets/asset-root.ts';
+import { loadCatalogue, type Catalogue } from '../boot/catalogue.ts';
+import { renderIgnition } from '../boot/device-configs.ts';
+import { parseDevice } from '../boot/identity.ts';
+import type { RenderContext } from '../boot/render-context.ts';
+import { renderDeviceScript } from '../boot/render.ts';
+import { formatProblem, type Problem } from '../common/problems.ts';
+import type { Config } from '../config/schema.ts';
+import { addFlags, CONFIG_FLAG, configFromCommand, PATH_FLAGS } from './options.ts';
+
+const FLAGS = [CONFIG_FLAG, ...PATH_FLAGS];
+/** A MAC for groups that do not select on one: locally administered, never a real NIC's. */
+const SAMPLE_MAC = '02:00:00:00:00:01';
+
+/** Renders what each group's machines would get and reports what would make them wait. */
+export async function checkRendering(config: Config, catalogue: Catalogue): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  const assets = createAssetReader(config.paths.assets);
+  for (const group of catalogue.groups) {
+    const device = parseDevice({ mac: SAMPLE_MAC, ...group.selector });
+    const ctx: RenderContext = { baseUrl: config.server.baseUrl ?? 'http://bootdepot.invalid', device, catalogue, assets, boot: config.boot };
+    const script = await renderDeviceScript(ctx);
+    if (script.problem && script.decision.action === 'profile') {
+      problems.push({ source: group.file, message: `its machines would wait: ${script.problem}` });
+    }
+    if (script.decision.action === 'profile' && script.decision.profile.ignition_id !== undefined) {
+      const ignition = await renderIgnition(ctx);
+      if (ignition.status === 500) problems.push({ source: group.file, message: ignition.message });
+    }
+  }
+  if (config.boot.unmatched === 'profile' && !catalogue.profiles.has(config.boot.unmatchedProfile)) {
+    problems.push({ source: config.source, path: 'boot.unmatchedProfile', message: `profile "${config.boot.unmatchedProfile}" is not loaded` });
+  }
+  return problems;
+}
+
+export function checkCommand(): Command {
+  const command = new Command('check').description('validate config, data files and templates; exit 1 on any problem');
+  addFlags(command, FLAGS);
+  command.action(async () => {
+    const { config, problems } = await configFromCommand(command, FLAGS);
+    if (!config) {
+      for (const problem of problems) process.stdout.write(`${formatProblem(problem)}\n`);
+      process.stdout.write(`${problems.length} problem(s) in the configuration\n`);
+      process.exitCode = 1;
+      return;
+    }
+    const catalogue = await loadCatalogue(config.paths.data);
+    const all = [...catalogue.problems, ...(await checkRendering(config, catalogue))];
+    for (const problem of all) process.stdout.write(`${formatProblem(problem)}\n`);
+    const summary = `${catalogue.profiles.size} profile(s), ${catalogue.groups.length} group(s), ${catalogue.ignition.size} Ignition config(s), ${catalogue.templates.size} template(s) in ${config.paths.data}`;
+    process.stdout.write(all.length === 0 ? `ok: ${summary}\n` : `${all.length} problem(s); loaded ${summary}\n`);
+    if (all.length > 0) process.exitCode = 1;
+  });
+  return command;
+}

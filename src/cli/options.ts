@@ -1,0 +1,66 @@
+/**
+ * Options shared by commands, each also settable as BOOTDEPOT_<FLAG> in the environment, and
+ * the step that turns them into a Config (or every problem with it).
+ */
+import { readFile } from 'node:fs/promises';
+import { Option, type Command } from 'commander';
+import { loadConfig, type Override, type OverrideKey } from '../config/loader.ts';
+import type { Config } from '../config/schema.ts';
+import { formatProblem, type Problem } from '../common/problems.ts';
+
+interface FlagSpec {
+  flag: string;
+  key: OverrideKey | 'config';
+  description: string;
+}
+
+export const CONFIG_FLAG: FlagSpec = { flag: 'config', key: 'config', description: 'config file (YAML)' };
+export const PATH_FLAGS: FlagSpec[] = [
+  { flag: 'data-dir', key: 'dataDir', description: 'data directory: profiles/, groups/, ignition/, templates/' },
+  { flag: 'assets-dir', key: 'assetsDir', description: 'assets directory served at /assets/' },
+];
+export const SERVER_FLAGS: FlagSpec[] = [
+  { flag: 'host', key: 'host', description: 'address to listen on' },
+  { flag: 'port', key: 'port', description: 'port to listen on (0: any free port)' },
+  { flag: 'log-level', key: 'logLevel', description: 'fatal, error, warn, info, debug, trace or silent' },
+  { flag: 'base-url', key: 'baseUrl', description: 'public URL used in scripts (default: from each request)' },
+];
+
+export function envName(flag: string): string {
+  return `BOOTDEPOT_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export function addFlags(command: Command, specs: FlagSpec[]): Command {
+  for (const spec of specs) {
+    command.addOption(new Option(`--${spec.flag} <value>`, spec.description).env(envName(spec.flag)));
+  }
+  return command;
+}
+
+/** Reads the config file named by --config / BOOTDEPOT_CONFIG and applies flag overrides. */
+export async function configFromCommand(command: Command, specs: FlagSpec[]): Promise<{ config?: Config; problems: Problem[] }> {
+  const opts = command.opts<Record<string, string | undefined>>();
+  const overrides: Override[] = [];
+  for (const spec of specs) {
+    if (spec.key === 'config') continue;
+    const name = spec.flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    const value = opts[name];
+    if (value === undefined) continue;
+    const source = command.getOptionValueSource(name) === 'env' ? envName(spec.flag) : `--${spec.flag}`;
+    overrides.push({ key: spec.key, value, source });
+  }
+  let file: { path: string; text: string } | undefined;
+  if (opts.config !== undefined) {
+    try {
+      file = { path: opts.config, text: await readFile(opts.config, 'utf8') };
+    } catch (error) {
+      return { problems: [{ source: opts.config, message: `cannot read config file: ${(error as Error).message}` }] };
+    }
+  }
+  const result = loadConfig({ file, overrides, cwd: process.cwd() });
+  return result.config ? { config: result.config, problems: [] } : { problems: result.problems };
+}
+
+export function printProblems(heading: string, problems: readonly Problem[]): void {
+  process.stderr.write(`${heading}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+}

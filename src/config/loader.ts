@@ -1,0 +1,125 @@
+/**
+ * Config loading, pure: file text, overrides and the working directory in; a frozen Config or
+ * every problem out. Reading the file and the command line is the CLI's job.
+ */
+import path from 'node:path';
+import { parseDocumentText, validateDocument } from '../common/documents.ts';
+import type { Problem } from '../common/problems.ts';
+import { ConfigSchema, LOG_LEVELS, type Config, type ConfigFile, type LogLevel } from './schema.ts';
+
+/** Settings that can be given on the command line or in the environment. */
+export const OVERRIDABLE = ['host', 'port', 'baseUrl', 'logLevel', 'dataDir', 'assetsDir'] as const;
+export type OverrideKey = (typeof OVERRIDABLE)[number];
+
+export interface Override {
+  key: OverrideKey;
+  value: string;
+  /** Where it came from, e.g. `--port` or `BOOTDEPOT_PORT`, for error messages. */
+  source: string;
+}
+
+export interface LoadConfigInput {
+  /** The config file, when one is used. */
+  file?: { path: string; text: string };
+  overrides?: readonly Override[];
+  /** Directory that relative paths in overrides (and in a missing file) resolve against. */
+  cwd: string;
+}
+
+export type LoadConfigResult = { config: Config; problems: [] } | { config?: undefined; problems: Problem[] };
+
+/** Checks a public base URL and returns it without a trailing slash. */
+export function normaliseBaseUrl(raw: string): { url?: string; problem?: string } {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return { problem: `invalid URL ${JSON.stringify(raw)}: expected e.g. http://10.0.0.5:8080` };
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return { problem: `${raw}: must be an http:// or https:// URL` };
+  if (url.search || url.hash) return { problem: `${raw}: must not have a query or fragment` };
+  if (url.username || url.password) return { problem: `${raw}: must not carry credentials` };
+  // iPXE has no quoting: a base URL with characters it would expand or split on breaks every script.
+  if (/[\s$#|&"'`\\]/.test(decodeURI(url.href))) return { problem: `${raw}: contains characters iPXE cannot use in a URL` };
+  return { url: url.href.replace(/\/+$/, '') };
+}
+
+export function loadConfig(input: LoadConfigInput): LoadConfigResult {
+  const problems: Problem[] = [];
+  let value: unknown = {};
+  const fileSource = input.file?.path ?? '(defaults)';
+  if (input.file) {
+    const parsed = parseDocumentText(input.file.path, input.file.text);
+    problems.push(...parsed.problems);
+    if (!parsed.document) return { problems };
+    value = parsed.document.value ?? {};
+    const checked = validateDocument(ConfigSchema, input.file.path, { ...parsed.document, value });
+    problems.push(...checked.problems);
+    if (!checked.value) return { problems };
+    value = checked.value;
+  } else {
+    const checked = validateDocument(ConfigSchema, fileSource, { value, locate: () => undefined });
+    value = checked.value;
+  }
+  const file = value as ConfigFile;
+  const fileDir = input.file ? path.dirname(path.resolve(input.cwd, input.file.path)) : input.cwd;
+
+  const config: Config = {
+    server: { host: file.server.host, port: file.server.port, baseUrl: undefined, trustProxy: file.server.trustProxy },
+    log: { level: file.log.level },
+    paths: { data: path.resolve(fileDir, file.paths.data), assets: path.resolve(fileDir, file.paths.assets) },
+    boot: file.boot,
+    source: fileSource,
+  };
+  if (file.server.baseUrl !== '') {
+    const { url, problem } = normaliseBaseUrl(file.server.baseUrl);
+    if (problem) problems.push({ source: fileSource, path: 'server.baseUrl', message: problem });
+    config.server.baseUrl = url;
+  }
+
+  for (const override of input.overrides ?? []) {
+    const { key, value: raw, source } = override;
+    switch (key) {
+      case 'host':
+        if (raw.trim() === '') problems.push({ source, message: 'must not be empty' });
+        else config.server.host = raw.trim();
+        break;
+      case 'port': {
+        const port = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+        if (!Number.isInteger(port) || port > 65535) problems.push({ source, message: `invalid port ${JSON.stringify(raw)}: expected 0-65535` });
+        else config.server.port = port;
+        break;
+      }
+      case 'baseUrl': {
+        if (raw === '') {
+          config.server.baseUrl = undefined;
+          break;
+        }
+        const { url, problem } = normaliseBaseUrl(raw);
+        if (problem) problems.push({ source, message: problem });
+        else config.server.baseUrl = url;
+        break;
+      }
+      case 'logLevel':
+        if ((LOG_LEVELS as readonly string[]).includes(raw)) config.log.level = raw as LogLevel;
+        else problems.push({ source, message: `invalid log level ${JSON.stringify(raw)}: expected one of ${LOG_LEVELS.join(', ')}` });
+        break;
+      case 'dataDir':
+        config.paths.data = path.resolve(input.cwd, raw);
+        break;
+      case 'assetsDir':
+        config.paths.assets = path.resolve(input.cwd, raw);
+        break;
+    }
+  }
+  if (problems.length > 0) return { problems };
+  return { config: deepFreeze(config), problems: [] };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

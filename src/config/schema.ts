@@ -1,0 +1,97 @@
+/**
+ * The config file's schema. Every key is documented here, where it is declared; the same
+ * schema validates the YAML file and, after flags and environment are merged in, the result.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const PRESETS = ['packet', 'generic'] as const;
+export const UNMATCHED_ACTIONS = ['poll', 'notFound', 'profile'] as const;
+
+export const ConfigSchema = Type.Object(
+  {
+    server: Type.Object(
+      {
+        /** Address to listen on; `0.0.0.0` for all IPv4, `::` for all. */
+        host: Type.String({ minLength: 1, default: '0.0.0.0' }),
+        /** TCP port; 0 picks a free one (the URL is logged). */
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+        /**
+         * Public base URL that scripts use for every link (e.g. `http://10.0.0.5:8080`). Empty:
+         * derived from each request's Host header, which is right unless a proxy rewrites it.
+         */
+        baseUrl: Type.String({ default: '' }),
+        /** Trust X-Forwarded-* headers (set when bootdepot runs behind a reverse proxy). */
+        trustProxy: Type.Boolean({ default: false }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    log: Type.Object(
+      {
+        level: Type.Union(
+          LOG_LEVELS.map((l) => Type.Literal(l)),
+          { default: 'info' },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    paths: Type.Object(
+      {
+        /** Data directory (profiles/, groups/, ignition/, templates/). Relative to this file. */
+        data: Type.String({ minLength: 1, default: 'data' }),
+        /** Assets directory served at /assets/. Relative to this file. */
+        assets: Type.String({ minLength: 1, default: 'assets' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    boot: Type.Object(
+      {
+        /** Provider preset for built-in profile kinds when a profile names none. */
+        preset: Type.Union(
+          PRESETS.map((p) => Type.Literal(p)),
+          { default: 'generic' },
+        ),
+        /**
+         * What a machine that matches no group gets: `poll` (a script that waits and asks again,
+         * so it boots as soon as a group is added), `notFound` (404, as matchbox: iPXE fails and
+         * the firmware tries its next boot device) or `profile` (boot `unmatchedProfile`).
+         */
+        unmatched: Type.Union(
+          UNMATCHED_ACTIONS.map((a) => Type.Literal(a)),
+          { default: 'poll' },
+        ),
+        /** Profile for `unmatched: profile`. */
+        unmatchedProfile: Type.String({ default: '' }),
+        /** Seconds a waiting machine sleeps before asking again (unmatched, missing images, template errors). */
+        pollInterval: Type.Integer({ minimum: 5, maximum: 3600, default: 60 }),
+        retry: Type.Object(
+          {
+            /** Download attempts for kernel and initrd before a script gives up. */
+            attempts: Type.Integer({ minimum: 1, maximum: 20, default: 3 }),
+            /** Seconds between attempts. */
+            delay: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
+            /** Seconds to wait after giving up before asking bootdepot again. */
+            giveUpDelay: Type.Integer({ minimum: 5, maximum: 3600, default: 60 }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type ConfigFile = Static<typeof ConfigSchema>;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type Preset = (typeof PRESETS)[number];
+
+/** The effective configuration: the file's values, overrides applied, paths made absolute. */
+export interface Config {
+  server: { host: string; port: number; baseUrl: string | undefined; trustProxy: boolean };
+  log: { level: LogLevel };
+  paths: { data: string; assets: string };
+  boot: ConfigFile['boot'];
+  /** Where the configuration came from, for logs and `check`. */
+  source: string;
+}

@@ -1,0 +1,22 @@
+/**
+ * The base URL scripts link to: the configured public URL, or else the one the machine used to
+ * reach us (its Host header), which is what iPXE resolves against anyway.
+ */
+import type { FastifyRequest } from 'fastify';
+
+const HOST_HEADER = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
+
+export class BadHostError extends Error {
+  readonly statusCode = 400;
+  constructor(host: string) {
+    super(`invalid Host header ${JSON.stringify(host.slice(0, 80))}; set server.baseUrl if a proxy rewrites it`);
+  }
+}
+
+export function requestBaseUrl(request: FastifyRequest, configured: string | undefined): string {
+  if (configured) return configured;
+  const host = request.host;
+  // The Host header lands in every URL of the script: it must be a plain host[:port].
+  if (!HOST_HEADER.test(host)) throw new BadHostError(host);
+  return `${request.protocol}://${host}`;
+}

@@ -3,6 +3,7 @@
  * JSON formats, so matchbox data loads unchanged.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { StringEnum } from '../common/documents.ts';
 import { PRESETS } from '../config/schema.ts';
 
 /** Ids appear in logs, URLs and script comments: keep them to characters that need no escaping. */
@@ -38,12 +39,9 @@ const LinuxKit = Type.Object(
 
 const Flatcar = Type.Object(
   {
-    channel: Type.Union(
-      FLATCAR_CHANNELS.map((c) => Type.Literal(c)),
-      { default: 'stable' },
-    ),
+    channel: StringEnum(FLATCAR_CHANNELS, { default: 'stable' }),
     /** `auto` follows the device's iPXE build arch (x86_64 -> amd64, arm64 -> arm64). */
-    arch: Type.Union([...FLATCAR_ARCHES.map((a) => Type.Literal(a)), Type.Literal('auto')], { default: 'auto' }),
+    arch: StringEnum([...FLATCAR_ARCHES, 'auto'] as const, { default: 'auto' }),
     /** A release number such as `4152.2.0`, or `current`. */
     version: Type.String({ pattern: '^(current|[0-9]+\\.[0-9]+\\.[0-9]+)$', default: 'current' }),
     /**
@@ -71,7 +69,7 @@ export const ProfileSchema = Type.Object(
     /** Flatcar Container Linux PXE images. */
     flatcar: Type.Optional(Flatcar),
     /** Provider preset for consoles and OEM ids; default from the config's boot.preset. */
-    preset: Type.Optional(Type.Union(PRESETS.map((p) => Type.Literal(p)))),
+    preset: Type.Optional(StringEnum(PRESETS)),
     /** Extra kernel arguments for the linuxkit and flatcar kinds. */
     args: Type.Optional(Type.Array(OneLine())),
     /** matchbox: Ignition config in ignition/ served at /ignition to the profile's machines. */

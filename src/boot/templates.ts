@@ -69,6 +69,8 @@ export function compileTemplate(engine: Liquid, text: string, file: string): { t
   } catch (error) {
     const err = error as Error & { token?: { getPosition?: () => [number, number] } };
     const pos = err.token?.getPosition?.();
-    return { error: { message: err.message.split('\n')[0] ?? err.message, ...(pos ? { line: pos[0], column: pos[1] } : {}) } };
+        // LiquidJS appends ", file:..., line:..., col:..." to its messages; the position is reported separately.
+    const message = (err.message.split('\n')[0] ?? err.message).replace(/, file:.*$/, '').replace(/, line:\d+, col:\d+$/, '');
+    return { error: { message, ...(pos ? { line: pos[0], column: pos[1] } : {}) } };
   }
 }

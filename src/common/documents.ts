@@ -5,7 +5,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
-import type { TSchema, Static } from '@sinclair/typebox';
+import { Type, type TSchema, type Static } from '@sinclair/typebox';
 import type { Problem } from './problems.ts';
 
 // ajv-formats is CommonJS with a default export; under nodenext its callable is on `.default`.
@@ -24,6 +24,11 @@ export interface ParsedDocument {
 export function parseDocumentText(source: string, text: string): { document?: ParsedDocument; problems: Problem[] } {
   const lineCounter = new LineCounter();
   const isJson = source.endsWith('.json') || source.endsWith('.ign');
+  if (isJson) {
+    // The YAML parser accepts what JSON does not (trailing commas, comments): JSON is checked as JSON.
+    const problem = jsonSyntaxProblem(source, text);
+    if (problem) return { problems: [problem] };
+  }
   const doc: Document = parseDocument(text, {
     lineCounter,
     prettyErrors: false,
@@ -48,6 +53,18 @@ export function parseDocumentText(source: string, text: string): { document?: Pa
     return undefined;
   };
   return { document: { value: doc.toJS({ maxAliasCount: 100 }) as unknown, locate }, problems };
+}
+
+function jsonSyntaxProblem(source: string, text: string): Problem | undefined {
+  try {
+    JSON.parse(text);
+    return undefined;
+  } catch (error) {
+    const message = (error as Error).message;
+    const where = /\(line (\d+) column (\d+)\)/.exec(message);
+    const clean = message.replace(/\s*\(line \d+ column \d+\)/, '').replace(/ in JSON at position \d+/, '');
+    return { source, ...(where ? { line: Number(where[1]), column: Number(where[2]) } : {}), message: `invalid JSON: ${clean}` };
+  }
 }
 
 const ajv = new Ajv({ allErrors: true, strict: true, useDefaults: true, coerceTypes: false });
@@ -110,4 +127,12 @@ export function validateDocument<S extends TSchema>(
     problems.push({ source, ...(pos ?? {}), path: path.join('.') || undefined, message });
   }
   return { problems };
+}
+
+/**
+ * A string enum as JSON Schema `enum` (TypeBox's literal unions become `anyOf`, whose errors
+ * read "must be equal to constant" once per branch instead of listing the allowed values).
+ */
+export function StringEnum<const T extends readonly string[]>(values: T, options: { default?: T[number]; description?: string } = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
 }

@@ -3,6 +3,7 @@
  * schema validates the YAML file and, after flags and environment are merged in, the result.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { StringEnum } from '../common/documents.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const PRESETS = ['packet', 'generic'] as const;
@@ -28,10 +29,7 @@ export const ConfigSchema = Type.Object(
     ),
     log: Type.Object(
       {
-        level: Type.Union(
-          LOG_LEVELS.map((l) => Type.Literal(l)),
-          { default: 'info' },
-        ),
+        level: StringEnum(LOG_LEVELS, { default: 'info' }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -47,19 +45,13 @@ export const ConfigSchema = Type.Object(
     boot: Type.Object(
       {
         /** Provider preset for built-in profile kinds when a profile names none. */
-        preset: Type.Union(
-          PRESETS.map((p) => Type.Literal(p)),
-          { default: 'generic' },
-        ),
+        preset: StringEnum(PRESETS, { default: 'generic' }),
         /**
          * What a machine that matches no group gets: `poll` (a script that waits and asks again,
          * so it boots as soon as a group is added), `notFound` (404, as matchbox: iPXE fails and
          * the firmware tries its next boot device) or `profile` (boot `unmatchedProfile`).
          */
-        unmatched: Type.Union(
-          UNMATCHED_ACTIONS.map((a) => Type.Literal(a)),
-          { default: 'poll' },
-        ),
+        unmatched: StringEnum(UNMATCHED_ACTIONS, { default: 'poll' }),
         /** Profile for `unmatched: profile`. */
         unmatchedProfile: Type.String({ default: '' }),
         /** Seconds a waiting machine sleeps before asking again (unmatched, missing images, template errors). */

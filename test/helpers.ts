@@ -1,0 +1,65 @@
+/** Shared test helpers: temp data directories, a silent logger, an app built on them. */
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import type { TestContext } from 'node:test';
+import { buildApp } from '../src/app.ts';
+import { createAssetReader } from '../src/assets/asset-root.ts';
+import { createCatalogueStore } from '../src/boot/catalogue-store.ts';
+import { loadConfig, type Override } from '../src/config/loader.ts';
+import type { Config } from '../src/config/schema.ts';
+
+export const silentLogger = pino({ level: 'silent' });
+
+/** Creates a temp directory with the given files (paths relative to it); removed after the test. */
+export async function makeTree(t: TestContext, files: Record<string, string | Buffer>): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'bootdepot-test-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFiles(dir, files);
+  return dir;
+}
+
+export async function writeFiles(dir: string, files: Record<string, string | Buffer>): Promise<void> {
+  for (const [rel, content] of Object.entries(files)) {
+    const file = path.join(dir, rel);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, content);
+  }
+}
+
+/** A config over the given directories, from an optional YAML text. */
+export function testConfig(dataDir: string, assetsDir: string, yaml = '', overrides: Override[] = []): Config {
+  const result = loadConfig({
+    file: yaml ? { path: path.join(dataDir, 'bootdepot.yaml'), text: yaml } : undefined,
+    overrides: [
+      { key: 'dataDir', value: dataDir, source: 'test' },
+      { key: 'assetsDir', value: assetsDir, source: 'test' },
+      ...overrides,
+    ],
+    cwd: dataDir,
+  });
+  if (!result.config) throw new Error(`bad test config: ${JSON.stringify(result.problems)}`);
+  return result.config;
+}
+
+export interface TestAppOptions {
+  data: Record<string, string>;
+  assets?: Record<string, string | Buffer>;
+  yaml?: string;
+  overrides?: Override[];
+}
+
+/** Builds the app over temp data and assets directories; closed after the test. */
+export async function testApp(t: TestContext, options: TestAppOptions) {
+  const dataDir = await makeTree(t, options.data);
+  const assetsDir = await makeTree(t, options.assets ?? {});
+  const config = testConfig(dataDir, assetsDir, options.yaml, options.overrides);
+  const catalogue = await createCatalogueStore(config.paths.data, silentLogger);
+  const app = await buildApp({ config, logger: silentLogger, catalogue, assets: createAssetReader(config.paths.assets) });
+  t.after(async () => {
+    catalogue.close();
+    await app.close();
+  });
+  return { app, config, catalogue, dataDir, assetsDir };
+}

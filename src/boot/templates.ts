@@ -45,6 +45,8 @@ function scriptOutput(value: unknown): string {
 export function createScriptTemplateEngine(): Liquid {
   const engine = new Liquid({
     strictVariables: true,
+    // ...except where a template asks for it: `{% if labels.role %}` and `| default: "x"`.
+    lenientIf: true,
     strictFilters: true,
     outputEscape: scriptOutput,
     // Templates are parsed from text; an empty in-memory file map keeps `include`/`render`
@@ -57,7 +59,7 @@ export function createScriptTemplateEngine(): Liquid {
 
 /** Engine for Ignition (JSON) templates: use `| json` to write strings. */
 export function createJsonTemplateEngine(): Liquid {
-  const engine = new Liquid({ strictVariables: true, strictFilters: true, templates: {} });
+  const engine = new Liquid({ strictVariables: true, lenientIf: true, strictFilters: true, templates: {} });
   addSharedFilters(engine);
   return engine;
 }

@@ -61,9 +61,13 @@ function jsonSyntaxProblem(source: string, text: string): Problem | undefined {
     return undefined;
   } catch (error) {
     const message = (error as Error).message;
+    const clean = message.replace(/\s*\(line \d+ column \d+\)/, '').replace(/,? in JSON at position \d+/, '');
     const where = /\(line (\d+) column (\d+)\)/.exec(message);
-    const clean = message.replace(/\s*\(line \d+ column \d+\)/, '').replace(/ in JSON at position \d+/, '');
-    return { source, ...(where ? { line: Number(where[1]), column: Number(where[2]) } : {}), message: `invalid JSON: ${clean}` };
+    if (where) return { source, line: Number(where[1]), column: Number(where[2]), message: `invalid JSON: ${clean}` };
+    // V8 gives no position for "Unexpected end of JSON input": that is the end of the text.
+    const offset = Number(/at position (\d+)/.exec(message)?.[1] ?? text.length);
+    const before = text.slice(0, offset).split('\n');
+    return { source, line: before.length, column: (before.at(-1)?.length ?? 0) + 1, message: `invalid JSON: ${clean}` };
   }
 }
 

@@ -1,0 +1,134 @@
+/** The `bootdepot` command run as operators run it: a child process on the bin script. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { makeTree } from '../helpers.ts';
+
+const ROOT = path.join(import.meta.dirname, '../..');
+const BIN = path.join(ROOT, 'bin/bootdepot.js');
+const SHIPPED = path.join(ROOT, 'config/bootdepot.yaml');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('bootdepot check', () => {
+  it('passes the shipped config and demo data', async () => {
+    const result = await run(['check', '--config', SHIPPED]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /^ok: 3 profile\(s\), 2 group\(s\)/);
+  });
+
+  it('lists every problem with its file and location and exits 1', async (t) => {
+    const data = await makeTree(t, {
+      'profiles/p.yaml': 'boot:\n  kernel: /k\n  args: [1, 2]\n',
+      'profiles/lk.yaml': 'linuxkit: {name: gone}\n',
+      'groups/g.yaml': 'profile: lk\n',
+      'groups/broken.json': '{"profile": ',
+      'templates/t.liquid': '#!ipxe\n{% endif %}\n',
+    });
+    const result = await run(['check', '--config', SHIPPED, '--data-dir', data]);
+    assert.equal(result.code, 1);
+    const out = result.stdout;
+    assert.match(out, /^profiles\/p\.yaml:3:10: boot\.args\.0: must be string$/m);
+    assert.match(out, /^groups\/broken\.json:1:\d+: invalid JSON: /m);
+    assert.match(out, /^templates\/t\.liquid:2:1: /m);
+    assert.match(out, /^groups\/g\.yaml: its machines would wait: profile lk: linuxkit\/gone-kernel and linuxkit\/gone-initrd\.img missing/m);
+    assert.match(out, /^5 problem\(s\); loaded/m);
+  });
+
+  it('reports a bad config file and bad flags', async (t) => {
+    const dir = await makeTree(t, { 'c.yaml': 'server:\n  port: "80"\n' });
+    const result = await run(['check', '--config', path.join(dir, 'c.yaml')], { BOOTDEPOT_LOG_LEVEL: 'chatty' });
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /c\.yaml:2:9: server\.port: must be integer/);
+  });
+});
+
+describe('bootdepot render', () => {
+  it('prints the script a device would get and explains the decision on stderr', async () => {
+    const result = await run(['render', '--config', SHIPPED, '--mac', '52-54-00-12-34-56', '--base-url', 'http://10.0.0.5:8080']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^#!ipxe\n/);
+    assert.match(result.stdout, /ignition\.config\.url=http:\/\/10\.0\.0\.5:8080\/ignition\?mac=52:54:00:12:34:56/);
+    assert.match(result.stderr, /# decision: profile flatcar-demo \(group demo-vm matched/);
+  });
+
+  it('says what is wrong with a device value', async () => {
+    const missing = await run(['render', '--config', SHIPPED]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /mac is required/);
+    const dropped = await run(['render', '--config', SHIPPED, '--mac', '52:54:00:00:00:09', '--arch', 'vax', '--label', 'os=installed']);
+    assert.equal(dropped.code, 0);
+    assert.match(dropped.stderr, /# dropped: invalid arch "vax"/);
+    assert.match(dropped.stderr, /# labels: mac=52:54:00:00:00:09 os=installed/);
+  });
+});
+
+describe('bootdepot serve', () => {
+  it('starts on a free port from the environment, logs its URL and closes on SIGTERM', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', SHIPPED, '--host', '127.0.0.1'], {
+      cwd: ROOT,
+      env: { ...process.env, BOOTDEPOT_PORT: '0', BOOTDEPOT_LOG_LEVEL: 'info' },
+    });
+    let log = '';
+    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const check = setInterval(() => {
+          const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(log);
+          if (m?.[1]) {
+            clearInterval(check);
+            resolve(m[1]);
+          }
+        }, 50);
+        child.on('close', () => {
+          clearInterval(check);
+          reject(new Error(`exited early:\n${log}`));
+        });
+      });
+      const res = await fetch(`${url}/ipxe?mac=52:54:00:12:34:56`);
+      assert.equal(res.status, 200);
+      assert.match(await res.text(), /flatcar_production_pxe\.vmlinuz/);
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+      child.kill('SIGTERM');
+      assert.equal(await closed, 0);
+      assert.match(log, /SIGTERM: closing/);
+      assert.match(log, /"msg":"request"/);
+      assert.match(log, /"mac":"52:54:00:12:34:56"/);
+    } finally {
+      clearTimeout(killer);
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses to start on a bad config, listing every problem', async (t) => {
+    const dir = await makeTree(t, { 'c.yaml': 'server:\n  port: -1\nboot:\n  preset: nope\n' });
+    const result = await run(['serve', '--config', path.join(dir, 'c.yaml')]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /not starting/);
+    assert.match(result.stderr, /server\.port: must be >= 0/);
+    assert.match(result.stderr, /boot\.preset: must be one of "packet", "generic"/);
+  });
+});

@@ -32,6 +32,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(errors);
   app.get('/healthz', () => ({ status: 'ok' }));
   await app.register(bootRoutes, { config: deps.config, catalogue: deps.catalogue, assets: deps.assets });
-  await app.register(assetRoutes, { assets: deps.assets });
+  await app.register(assetRoutes, { assets: deps.assets, readSize: deps.config.assets.readSize, cacheControl: deps.config.assets.cacheControl });
   return app;
 }

@@ -2,7 +2,8 @@
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
 import type { TestContext } from 'node:test';
 import { buildApp } from '../src/app.ts';
 import { createAssetReader } from '../src/assets/asset-root.ts';
@@ -48,6 +49,8 @@ export interface TestAppOptions {
   assets?: Record<string, string | Buffer>;
   yaml?: string;
   overrides?: Override[];
+  /** Defaults to a silent logger; pass {@link captureLogger}'s to assert on log lines. */
+  logger?: Logger;
 }
 
 /** Builds the app over temp data and assets directories; closed after the test. */
@@ -55,11 +58,39 @@ export async function testApp(t: TestContext, options: TestAppOptions) {
   const dataDir = await makeTree(t, options.data);
   const assetsDir = await makeTree(t, options.assets ?? {});
   const config = testConfig(dataDir, assetsDir, options.yaml, options.overrides);
-  const catalogue = await createCatalogueStore(config.paths.data, silentLogger);
-  const app = await buildApp({ config, logger: silentLogger, catalogue, assets: createAssetReader(config.paths.assets) });
+  const logger = options.logger ?? silentLogger;
+  const catalogue = await createCatalogueStore(config.paths.data, logger);
+  const app = await buildApp({ config, logger, catalogue, assets: createAssetReader(config.paths.assets) });
   t.after(async () => {
     catalogue.close();
     await app.close();
   });
   return { app, config, catalogue, dataDir, assetsDir };
+}
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A pino logger that keeps its JSON lines in memory. */
+export function captureLogger(): { logger: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const text of chunk.toString().split('\n')) if (text) lines.push(JSON.parse(text) as LogLine);
+      callback();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, stream), lines };
+}
+
+/** Polls until `check` returns true; fails after `timeoutMs`. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

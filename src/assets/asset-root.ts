@@ -6,7 +6,7 @@
  * encoding such as `%252e` stays literal and names a file that does not exist). Symlinks are
  * followed only when their target is inside the root.
  */
-import { open, realpath, stat } from 'node:fs/promises';
+import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface AssetFile {
@@ -22,6 +22,11 @@ export interface AssetReader {
   readonly root: string;
   /** The file at a relative path, or undefined when it is missing, not a file, or not allowed. */
   file(relativePath: string): Promise<AssetFile | undefined>;
+  /**
+   * Opens a file for reading: undefined when it is missing, not a regular file, or not
+   * allowed. The caller closes the handle.
+   */
+  open(relativePath: string): Promise<{ handle: FileHandle; path: string } | undefined>;
   /** A small text file's content (at most `maxBytes`), or undefined when missing. */
   readText(relativePath: string, maxBytes: number): Promise<string | undefined>;
 }
@@ -61,6 +66,23 @@ export function createAssetReader(root: string): AssetReader {
   return {
     root: absoluteRoot,
     file: resolve,
+    async open(relativePath) {
+      const file = await resolve(relativePath);
+      if (!file) return undefined;
+      let handle: FileHandle | undefined;
+      try {
+        handle = await open(file.path, 'r');
+        // Checked again on the handle: the path may have been replaced since it was resolved.
+        if (!(await handle.stat()).isFile()) {
+          await handle.close();
+          return undefined;
+        }
+        return { handle, path: file.path };
+      } catch {
+        await handle?.close();
+        return undefined;
+      }
+    },
     async readText(relativePath, maxBytes) {
       const file = await resolve(relativePath);
       if (!file) return undefined;

@@ -8,7 +8,7 @@ import type { Problem } from '../common/problems.ts';
 import { ConfigSchema, LOG_LEVELS, type Config, type ConfigFile, type LogLevel } from './schema.ts';
 
 /** Settings that can be given on the command line or in the environment. */
-export const OVERRIDABLE = ['host', 'port', 'baseUrl', 'logLevel', 'dataDir', 'assetsDir'] as const;
+export const OVERRIDABLE = ['host', 'port', 'baseUrl', 'logLevel', 'dataDir', 'assetsDir', 'adminToken'] as const;
 export type OverrideKey = (typeof OVERRIDABLE)[number];
 
 export interface Override {
@@ -68,6 +68,8 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
     server: { host: file.server.host, port: file.server.port, baseUrl: undefined, trustProxy: file.server.trustProxy },
     log: { level: file.log.level },
     paths: { data: path.resolve(fileDir, file.paths.data), assets: path.resolve(fileDir, file.paths.assets) },
+    assets: file.assets,
+    admin: { token: file.admin.token === '' ? undefined : file.admin.token },
     boot: file.boot,
     source: fileSource,
   };
@@ -110,7 +112,14 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
       case 'assetsDir':
         config.paths.assets = path.resolve(input.cwd, raw);
         break;
+      case 'adminToken':
+        config.admin.token = raw === '' ? undefined : raw;
+        break;
     }
+  }
+  const token = config.admin.token;
+  if (token !== undefined && (token.length < 16 || !/^[\x21-\x7e]+$/.test(token))) {
+    problems.push({ source: 'admin token', message: 'must be at least 16 printable characters without spaces (e.g. `openssl rand -hex 32`)' });
   }
   if (problems.length > 0) return { problems };
   return { config: deepFreeze(config), problems: [] };

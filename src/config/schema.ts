@@ -42,6 +42,27 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    assets: Type.Object(
+      {
+        /** Bytes read from disk per step when streaming a file (256 KiB to 4 MiB measured; see docs/benchmarks.md). */
+        readSize: Type.Integer({ minimum: 16384, maximum: 16777216, default: 1048576 }),
+        /** Cache-Control sent with assets. The default lets caches keep files but revalidate (cheap: ETag/304). */
+        cacheControl: Type.String({ pattern: '^[\\x20-\\x7e]*$', default: 'public, no-cache' }),
+        /** Largest upload accepted by PUT /api/v1/assets/, in bytes. */
+        maxUploadBytes: Type.Integer({ minimum: 1, default: 8589934592 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    admin: Type.Object(
+      {
+        /**
+         * Bearer token for /api/v1 (uploads, and later devices and the mirror). Empty: the admin
+         * API is off. Prefer BOOTDEPOT_ADMIN_TOKEN or --admin-token over writing it here.
+         */
+        token: Type.String({ default: '' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     boot: Type.Object(
       {
         /** Provider preset for built-in profile kinds when a profile names none. */
@@ -83,6 +104,9 @@ export interface Config {
   server: { host: string; port: number; baseUrl: string | undefined; trustProxy: boolean };
   log: { level: LogLevel };
   paths: { data: string; assets: string };
+  assets: ConfigFile['assets'];
+  /** Admin API token; undefined when the admin API is off. */
+  admin: { token: string | undefined };
   boot: ConfigFile['boot'];
   /** Where the configuration came from, for logs and `check`. */
   source: string;

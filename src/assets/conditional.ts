@@ -1,0 +1,102 @@
+/**
+ * HTTP validators and preconditions for files (RFC 9110 sections 8.8 and 13).
+ *
+ * The ETag is strong: it changes whenever the file's inode, size or modification time (in
+ * nanoseconds) does, which covers both in-place writes and the atomic replace of an upload.
+ * It is computed from the fstat of the open file, so it always describes the bytes being sent.
+ */
+import type { BigIntStats } from 'node:fs';
+
+export interface Validators {
+  /** Strong entity tag, quoted: `"1a2b-400000-17f3c2a1b4c5d6e7"`. */
+  etag: string;
+  /** Modification time truncated to whole seconds, as HTTP dates carry. */
+  lastModified: Date;
+}
+
+export function validatorsFor(stat: Pick<BigIntStats, 'ino' | 'size' | 'mtimeNs'>): Validators {
+  const etag = `"${stat.ino.toString(16)}-${stat.size.toString(16)}-${stat.mtimeNs.toString(16)}"`;
+  const seconds = stat.mtimeNs / 1_000_000_000n;
+  return { etag, lastModified: new Date(Number(seconds) * 1000) };
+}
+
+interface EntityTag {
+  weak: boolean;
+  /** The opaque tag with its quotes, e.g. `"abc"`. */
+  tag: string;
+}
+
+/** Parses an If-Match / If-None-Match list; `undefined` for `*`, an empty list when it is malformed. */
+export function parseEntityTags(header: string): EntityTag[] | undefined {
+  if (header.trim() === '*') return undefined;
+  const tags: EntityTag[] = [];
+  const pattern = /\s*(W\/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|$)/gy;
+  let match: RegExpExecArray | null;
+  while ((match = pattern.exec(header)) !== null && match[0] !== '') {
+    tags.push({ weak: match[1] !== undefined, tag: match[2] ?? '' });
+    if (pattern.lastIndex >= header.length) break;
+  }
+  return tags;
+}
+
+/** Strong comparison: both strong and identical. */
+function strongMatch(tags: EntityTag[], etag: string): boolean {
+  return tags.some((t) => !t.weak && t.tag === etag);
+}
+
+/** Weak comparison: identical opaque tags, weakness ignored. */
+function weakMatch(tags: EntityTag[], etag: string): boolean {
+  return tags.some((t) => t.tag === etag);
+}
+
+/** An HTTP-date, or undefined when the value is not one (such a header is ignored). */
+export function parseHttpDate(value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const time = Date.parse(value);
+  return Number.isNaN(time) ? undefined : new Date(time);
+}
+
+export type Precondition = 'proceed' | 'not-modified' | 'failed';
+
+type HeaderValue = string | string[] | undefined;
+export type RequestHeaders = Record<string, HeaderValue>;
+
+function header(headers: RequestHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** Evaluates the preconditions in RFC 9110 section 13.2.2's order. */
+export function evaluatePreconditions(method: string, headers: RequestHeaders, validators: Validators): Precondition {
+  const getOrHead = method === 'GET' || method === 'HEAD';
+  const ifMatch = header(headers, 'if-match');
+  if (ifMatch !== undefined) {
+    const tags = parseEntityTags(ifMatch);
+    if (tags !== undefined && !strongMatch(tags, validators.etag)) return 'failed';
+  } else {
+    const since = parseHttpDate(header(headers, 'if-unmodified-since'));
+    if (since && validators.lastModified.getTime() > since.getTime()) return 'failed';
+  }
+  const ifNoneMatch = header(headers, 'if-none-match');
+  if (ifNoneMatch !== undefined) {
+    const tags = parseEntityTags(ifNoneMatch);
+    if (tags === undefined || weakMatch(tags, validators.etag)) return getOrHead ? 'not-modified' : 'failed';
+  } else if (getOrHead) {
+    const since = parseHttpDate(header(headers, 'if-modified-since'));
+    if (since && validators.lastModified.getTime() <= since.getTime()) return 'not-modified';
+  }
+  return 'proceed';
+}
+
+/**
+ * If-Range: the Range applies only when the validator still matches. An entity tag must match
+ * strongly; a date must equal Last-Modified exactly (section 13.1.5).
+ */
+export function ifRangeMatches(headers: RequestHeaders, validators: Validators): boolean {
+  const value = header(headers, 'if-range');
+  if (value === undefined) return true;
+  const trimmed = value.trim();
+  if (trimmed.startsWith('"') || trimmed.startsWith('W/')) return trimmed === validators.etag;
+  const date = parseHttpDate(trimmed);
+  return date !== undefined && date.getTime() === validators.lastModified.getTime();
+}

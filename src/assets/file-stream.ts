@@ -1,0 +1,110 @@
+/**
+ * Copying a byte range from an open file to an HTTP response, fast and with flat memory.
+ *
+ * Node's HTTP server has no sendfile, so throughput is set by the read size and by how little
+ * else happens per chunk. Each transfer reads into two fixed buffers in turn (the next read
+ * fills one while the socket drains the other), writes straight to the response, and waits for
+ * the socket when it is full. Buffers return to a shared pool and are reused across downloads,
+ * so memory is two buffers per active download whatever the file size.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+
+export class BufferPool {
+  private readonly idle: Buffer[] = [];
+  readonly size: number;
+  private readonly maxIdle: number;
+
+  constructor(size: number, maxIdle = 32) {
+    this.size = size;
+    this.maxIdle = maxIdle;
+  }
+
+  acquire(): Buffer {
+    // Slow (unpooled) buffers: Node's small-buffer pool would pin memory for big reads.
+    return this.idle.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  }
+
+  release(buffer: Buffer): void {
+    if (this.idle.length < this.maxIdle) this.idle.push(buffer);
+  }
+}
+
+/** The client went away (or the socket broke) before the transfer finished. */
+export class ClientGoneError extends Error {
+  constructor() {
+    super('client closed the connection');
+    this.name = 'ClientGoneError';
+  }
+}
+
+function waitForDrain(res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', gone);
+      resolve();
+    };
+    const gone = () => {
+      res.off('drain', done);
+      res.off('close', gone);
+      reject(new ClientGoneError());
+    };
+    res.on('drain', done);
+    res.on('close', gone);
+  });
+}
+
+/** Writes a chunk and resolves once the socket has taken it, so its buffer can be reused. */
+function writeChunk(res: ServerResponse, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (res.destroyed) {
+      reject(new ClientGoneError());
+      return;
+    }
+    const onClose = () => reject(new ClientGoneError());
+    res.once('close', onClose);
+    res.write(chunk, (error) => {
+      res.off('close', onClose);
+      if (error) reject(new ClientGoneError());
+      else resolve();
+    });
+  });
+}
+
+/**
+ * Sends bytes `start..end` (inclusive) of the file. Resolves with the byte count; rejects with
+ * {@link ClientGoneError} when the client leaves, or with the read error when the file fails
+ * (for example, it was truncated while being sent).
+ */
+export async function streamRange(res: ServerResponse, file: FileHandle, start: number, end: number, pool: BufferPool, sent?: { bytes: number }): Promise<number> {
+  const buffers = [pool.acquire(), pool.acquire()] as const;
+  const pending: (Promise<void> | undefined)[] = [undefined, undefined];
+  let position = start;
+  let slot = 0;
+  let clean = false;
+  try {
+    while (position <= end) {
+      const buffer = buffers[slot] as Buffer;
+      await pending[slot];
+      const want = Math.min(buffer.length, end - position + 1);
+      const { bytesRead } = await file.read(buffer, 0, want, position);
+      if (bytesRead === 0) throw new Error(`file ended at byte ${position}, before ${end + 1}`);
+      pending[slot] = writeChunk(res, bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead)).then(() => {
+        if (sent) sent.bytes += bytesRead;
+      });
+      // Keep a rejection from going unhandled while the other buffer is being filled.
+      pending[slot]?.catch(() => undefined);
+      position += bytesRead;
+      slot ^= 1;
+      if (res.writableNeedDrain) await waitForDrain(res);
+    }
+    await Promise.all(pending.filter((p) => p !== undefined));
+    clean = true;
+    return position - start;
+  } finally {
+    await Promise.allSettled(pending.filter((p) => p !== undefined));
+    // After a broken write the socket may still hold a buffer: leave those to the GC.
+    if (clean) for (const buffer of buffers) pool.release(buffer);
+  }
+}

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DownloadLog } from '../../src/assets/download-log.ts';
+
+function recorder() {
+  const lines: { fields: Record<string, unknown>; message: string }[] = [];
+  return { lines, log: { info: (fields: object, message: string) => lines.push({ fields: fields as Record<string, unknown>, message }) } };
+}
+
+describe('download summaries', () => {
+  it('logs a whole-file download once, when it ends', () => {
+    const { lines, log } = recorder();
+    const downloads = new DownloadLog(log);
+    downloads.record({ client: '10.0.0.9', path: 'linuxkit/a-kernel', status: 200, bytes: 1000, complete: true, durationMs: 12.4, ranged: false });
+    assert.deepEqual(lines, [{ message: 'download', fields: { path: 'linuxkit/a-kernel', client: '10.0.0.9', status: 200, bytes: 1000, ms: 12, outcome: 'complete' } }]);
+  });
+
+  it('gathers a client\'s range requests for a file into one line after it goes quiet', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const { lines, log } = recorder();
+    const downloads = new DownloadLog(log, { idleMs: 5000, now: () => Date.now() });
+    for (let i = 0; i < 300; i++) {
+      downloads.record({ client: '10.0.0.9', path: 'disk.img', status: 206, bytes: 512, complete: true, durationMs: 1, ranged: true });
+      t.mock.timers.tick(10);
+    }
+    downloads.record({ client: '10.0.0.7', path: 'disk.img', status: 206, bytes: 100, complete: false, durationMs: 1, ranged: true });
+    assert.equal(lines.length, 0, 'nothing while requests keep coming');
+    t.mock.timers.tick(5000);
+    assert.equal(lines.length, 2);
+    const first = lines.find((l) => l.fields.client === '10.0.0.9');
+    assert.equal(first?.message, 'ranged download');
+    assert.equal(first?.fields.requests, 300);
+    assert.equal(first?.fields.bytes, 300 * 512);
+    assert.equal(first?.fields.outcome, 'complete');
+    assert.equal(lines.find((l) => l.fields.client === '10.0.0.7')?.fields.outcome, '1 aborted');
+  });
+
+  it('flushes open sessions at shutdown', () => {
+    const { lines, log } = recorder();
+    const downloads = new DownloadLog(log, { idleMs: 60_000 });
+    downloads.record({ client: 'c', path: 'p', status: 206, bytes: 1, complete: true, durationMs: 0, ranged: true });
+    downloads.flush();
+    assert.equal(lines.length, 1);
+  });
+});

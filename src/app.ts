@@ -4,6 +4,7 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AssetReader } from './assets/asset-root.ts';
+import assetUploads from './api/asset-uploads.ts';
 import assetRoutes from './assets/routes.ts';
 import type { CatalogueStore } from './boot/catalogue-store.ts';
 import bootRoutes from './boot/routes.ts';
@@ -33,5 +34,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.get('/healthz', () => ({ status: 'ok' }));
   await app.register(bootRoutes, { config: deps.config, catalogue: deps.catalogue, assets: deps.assets });
   await app.register(assetRoutes, { assets: deps.assets, readSize: deps.config.assets.readSize, cacheControl: deps.config.assets.cacheControl });
+  await app.register(assetUploads, {
+    prefix: '/api/v1',
+    assetsRoot: deps.assets.root,
+    maxUploadBytes: deps.config.assets.maxUploadBytes,
+    adminToken: deps.config.admin.token,
+  });
   return app;
 }

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
 import { createAssetReader } from './assets/asset-root.ts';
+import { removeStaleUploads } from './assets/upload.ts';
 import { createCatalogueStore, type CatalogueStore } from './boot/catalogue-store.ts';
 import type { Config } from './config/schema.ts';
 
@@ -20,6 +21,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const catalogue = await createCatalogueStore(config.paths.data, logger);
   catalogue.watch();
   const assets = createAssetReader(config.paths.assets);
+  const stale = await removeStaleUploads(config.paths.assets);
+  if (stale.length > 0) logger.warn({ files: stale }, 'removed temp files of interrupted uploads');
   const app = await buildApp({ config, logger, catalogue, assets });
   await app.listen({ host: config.server.host, port: config.server.port });
   const address = app.server.address();

@@ -1,6 +1,7 @@
 /** The `bootdepot` command line: one file per command. */
 import { Command } from 'commander';
 import { checkCommand } from './check.ts';
+import { pushCommand } from './push.ts';
 import { renderCommand } from './render.ts';
 import { serveCommand } from './serve.ts';
 
@@ -9,6 +10,7 @@ const program = new Command('bootdepot')
   .showHelpAfterError()
   .addCommand(serveCommand())
   .addCommand(renderCommand())
-  .addCommand(checkCommand());
+  .addCommand(checkCommand())
+  .addCommand(pushCommand());
 
 await program.parseAsync(process.argv);

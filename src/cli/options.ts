@@ -24,6 +24,7 @@ export const SERVER_FLAGS: FlagSpec[] = [
   { flag: 'port', key: 'port', description: 'port to listen on (0: any free port)' },
   { flag: 'log-level', key: 'logLevel', description: 'fatal, error, warn, info, debug, trace or silent' },
   { flag: 'base-url', key: 'baseUrl', description: 'public URL used in scripts (default: from each request)' },
+  { flag: 'admin-token', key: 'adminToken', description: 'bearer token for /api/v1 (uploads); unset: admin API off' },
 ];
 
 export function envName(flag: string): string {

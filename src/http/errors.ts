@@ -8,16 +8,19 @@ import fp from 'fastify-plugin';
 export default fp(
   (app: FastifyInstance) => {
     app.setErrorHandler((error: FastifyError, request, reply) => {
-      const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500;
-      if (status >= 500) {
-        request.log.error({ err: error }, 'request failed');
-        return reply.code(status).type('text/plain; charset=utf-8').send('internal server error\n');
-      }
-      return reply.code(status).type('text/plain; charset=utf-8').send(`${error.message}\n`);
+      const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+      // 507 (disk full) is the operator's to fix and safe to say; other 5xx stay vague.
+      const message = status >= 500 && status !== 507 ? 'internal server error' : error.message;
+      if (status >= 500) request.log.error({ err: error }, 'request failed');
+      // The admin API speaks JSON; machines and curl get plain text.
+      if (request.url.startsWith('/api/')) return reply.code(status).send({ error: message, statusCode: status });
+      return reply.code(status).type('text/plain; charset=utf-8').send(`${message}\n`);
     });
-    app.setNotFoundHandler((request, reply) =>
-      reply.code(404).type('text/plain; charset=utf-8').send(`not found: ${request.method} ${request.url.split('?')[0] ?? ''}\n`),
-    );
+    app.setNotFoundHandler((request, reply) => {
+      const message = `not found: ${request.method} ${request.url.split('?')[0] ?? ''}`;
+      if (request.url.startsWith('/api/')) return reply.code(404).send({ error: message, statusCode: 404 });
+      return reply.code(404).type('text/plain; charset=utf-8').send(`${message}\n`);
+    });
   },
   { name: 'bootdepot-errors' },
 );

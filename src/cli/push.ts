@@ -1,0 +1,148 @@
+/**
+ * `bootdepot push`: upload images to a running bootdepot.
+ *   push linuxkit NAME [--dir DIR]   NAME-kernel, NAME-initrd.img, NAME-cmdline -> assets/linuxkit/
+ *   push FILE... --to PATH           any files -> assets/PATH (a directory when PATH ends in / or
+ *                                    several files are given)
+ * Each file is hashed first and sent with its SHA-256, so the server refuses a damaged upload;
+ * then a HEAD checks what the server now serves. A progress bar shows on a terminal.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Command, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { request } from 'undici';
+import { encodeUriComponentStrict } from '../boot/escape.ts';
+import { envName } from './options.ts';
+
+interface PushTarget {
+  file: string;
+  /** Path under the assets directory. */
+  assetPath: string;
+}
+
+class PushError extends Error {}
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file, { highWaterMark: 1024 * 1024 }), hash);
+  return hash.digest('hex');
+}
+
+function assetUrlPath(assetPath: string): string {
+  return assetPath.split('/').map(encodeUriComponentStrict).join('/');
+}
+
+async function upload(server: string, token: string, target: PushTarget, bars: cliProgress.MultiBar | undefined): Promise<void> {
+  const { size } = await stat(target.file).catch(() => {
+    throw new PushError(`cannot read ${target.file}`);
+  });
+  const sha256 = await sha256File(target.file);
+  const bar = bars?.create(size, 0, { name: target.assetPath });
+  let sent = 0;
+  const progress = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      sent += chunk.length;
+      bar?.update(sent);
+      callback(null, chunk);
+    },
+  });
+  const body = createReadStream(target.file, { highWaterMark: 1024 * 1024 }).pipe(progress);
+  const res = await request(`${server}/api/v1/assets/${assetUrlPath(target.assetPath)}`, {
+    method: 'PUT',
+    body,
+    headers: { authorization: `Bearer ${token}`, 'content-length': String(size), 'x-checksum-sha256': sha256, 'content-type': 'application/octet-stream' },
+  }).catch((error: unknown) => {
+    throw new PushError(`cannot reach ${server}: ${(error as Error).message}`);
+  });
+  const text = await res.body.text();
+  if (res.statusCode === 401) throw new PushError(`${server} rejected the token (401)`);
+  if (res.statusCode >= 300) {
+    let message = text;
+    try {
+      message = String((JSON.parse(text) as { error?: string }).error ?? text);
+    } catch {
+      // not JSON: show as is
+    }
+    throw new PushError(`upload of ${target.file} failed: ${res.statusCode} ${message}`);
+  }
+  bar?.update(size);
+  const head = await request(`${server}/assets/${assetUrlPath(target.assetPath)}`, { method: 'HEAD' });
+  await head.body.dump();
+  if (head.statusCode !== 200 || Number(head.headers['content-length']) !== size) {
+    throw new PushError(`${target.assetPath} was uploaded but the server answers HEAD with ${head.statusCode}, ${String(head.headers['content-length'])} bytes`);
+  }
+  if (!bars) process.stderr.write(`uploaded ${target.file} -> /assets/${target.assetPath} (${size} bytes, sha256 ${sha256})\n`);
+}
+
+async function pushAll(server: string, token: string, targets: PushTarget[]): Promise<void> {
+  const bars = process.stderr.isTTY
+    ? new cliProgress.MultiBar({ format: ' {bar} {percentage}% | {value}/{total} bytes | {name}', hideCursor: true, clearOnComplete: false, stream: process.stderr }, cliProgress.Presets.shades_classic)
+    : undefined;
+  try {
+    for (const target of targets) await upload(server, token, target, bars);
+  } finally {
+    bars?.stop();
+  }
+}
+
+function connection(command: Command): { server: string; token: string } {
+  const opts = command.optsWithGlobals<{ server?: string; token?: string }>();
+  if (!opts.server) throw new PushError(`--server (or ${envName('server')}) is required, e.g. http://10.0.0.5:8080`);
+  if (!opts.token) throw new PushError(`--token (or ${envName('admin-token')}) is required`);
+  return { server: opts.server.replace(/\/+$/, ''), token: opts.token };
+}
+
+async function run(action: () => Promise<void>): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    if (!(error instanceof PushError)) throw error;
+    process.stderr.write(`bootdepot push: ${error.message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+export function pushCommand(): Command {
+  const command = new Command('push')
+    .description('upload images to a running bootdepot')
+    .addOption(new Option('--server <url>', 'bootdepot URL').env(envName('server')))
+    .addOption(new Option('--token <token>', 'admin token').env(envName('admin-token')))
+    .argument('[files...]', 'files to upload (with --to)')
+    .option('--to <path>', 'path under the assets directory')
+    .action(async (files: string[], opts: { to?: string }) =>
+      run(async () => {
+        if (files.length === 0 || opts.to === undefined) throw new PushError('usage: bootdepot push FILE... --to PATH (or: bootdepot push linuxkit NAME)');
+        const asDirectory = opts.to.endsWith('/') || files.length > 1;
+        const base = opts.to.replace(/^\/+|\/+$/g, '');
+        const targets = files.map((file) => ({ file, assetPath: asDirectory ? [base, path.basename(file)].filter(Boolean).join('/') : base }));
+        const { server, token } = connection(command);
+        await pushAll(server, token, targets);
+      }),
+    );
+
+  command
+    .command('linuxkit')
+    .description('upload NAME-kernel, NAME-initrd.img and NAME-cmdline (linuxkit build output)')
+    .argument('<name>', 'the name given to linuxkit build')
+    .option('--dir <dir>', 'directory holding the files', '.')
+    .action(async (name: string, opts: { dir: string }, sub: Command) =>
+      run(async () => {
+        if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) throw new PushError(`invalid name ${JSON.stringify(name)}`);
+        const targets = ['kernel', 'initrd.img', 'cmdline'].map((suffix) => ({ file: path.join(opts.dir, `${name}-${suffix}`), assetPath: `linuxkit/${name}-${suffix}` }));
+        for (const target of targets) {
+          if (!(await stat(target.file).catch(() => undefined))?.isFile()) throw new PushError(`missing ${target.file} (run linuxkit build first, or pass --dir)`);
+        }
+        const { server, token } = connection(sub);
+        await pushAll(server, token, targets);
+        process.stdout.write(
+          `iPXE URL for ${name}: ${server}/linuxkit/${name}.ipxe\n` +
+            `  paste it into your provider's custom iPXE field, or chain it from iPXE (arm64 machines: ${server}/linuxkit/${name}.ipxe?arch=arm64)\n`,
+        );
+      }),
+    );
+  return command;
+}

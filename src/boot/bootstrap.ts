@@ -1,8 +1,8 @@
 /**
  * `/boot.ipxe`: the fixed script a machine chains first. It asks iPXE for everything it knows
  * about the machine and chains to `/ipxe` with it. Binary settings (MAC, UUID, IP) are
- * formatted by iPXE itself; strings go through `:uristring` so a serial number with spaces or
- * `&` arrives intact. If the server cannot be reached it keeps trying rather than dropping the
+ * formatted by iPXE itself; host names go through `:uristring`; SMBIOS strings, which can hold
+ * anything, go as hex (`:hexraw`) because `:uristring` leaves `&` and `+` alone. If the server cannot be reached it keeps trying rather than dropping the
  * machine at a dead prompt.
  */
 
@@ -10,14 +10,15 @@
 export const BOOTSTRAP_PARAMS: readonly (readonly [string, string])[] = [
   ['mac', '${mac:hexhyp}'],
   ['uuid', '${uuid}'],
-  ['serial', '${serial:uristring}'],
+  // SMBIOS strings as hex: iPXE's :uristring does not escape & and + (see identity.ts HEX_FIELDS).
+  ['serial_hex', '${serial:hexraw}'],
   ['hostname', '${hostname:uristring}'],
   ['domain', '${domain:uristring}'],
   ['arch', '${buildarch:uristring}'],
   ['platform', '${platform:uristring}'],
-  ['manufacturer', '${manufacturer:uristring}'],
-  ['product', '${product:uristring}'],
-  ['asset', '${asset:uristring}'],
+  ['manufacturer_hex', '${manufacturer:hexraw}'],
+  ['product_hex', '${product:hexraw}'],
+  ['asset_hex', '${asset:hexraw}'],
   ['ip', '${ip}'],
 ];
 

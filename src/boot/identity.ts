@@ -175,8 +175,16 @@ const LABEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const MAX_LABEL_VALUE = 256;
 const MAX_EXTRA_LABELS = 32;
 
+/**
+ * SMBIOS strings that the bootstrap sends hex-encoded as `<field>_hex` (iPXE `:hexraw`), because
+ * iPXE's `:uristring` leaves `&` and `+` unescaped (seen in Debian's 2019 build): a serial
+ * `AB&C` would arrive cut at the `&`, and `+` would read as a space.
+ */
+export const HEX_FIELDS: readonly IdentityField[] = ['serial', 'manufacturer', 'product', 'asset'];
+const HEX_PARAMS = new Set(HEX_FIELDS.map((f) => `${f}_hex`));
+
 /** Query parameters that steer bootdepot itself and are not device labels. */
-const RESERVED_PARAMS = new Set(['boot']);
+const RESERVED_PARAMS = new Set(['boot', ...HEX_PARAMS]);
 
 /** Shows a hostile value in a warning without letting it break the log line. */
 export function describeValue(value: string): string {
@@ -198,6 +206,22 @@ function single(field: string, value: string | readonly string[] | undefined): {
   return { problem: `${field} was given ${value.length} times` };
 }
 
+/** Decodes `<field>_hex`; undefined (with a warning when malformed) falls back to `<field>`. */
+function decodeHexParam(field: string, value: string | readonly string[] | undefined, warnings: string[]): string | undefined {
+  const { value: hex, problem } = single(`${field}_hex`, value);
+  if (problem !== undefined) {
+    warnings.push(`${problem}; ignored`);
+    return undefined;
+  }
+  if (hex === undefined || hex === '') return undefined;
+  if (!/^(?:[0-9a-fA-F]{2}){1,128}$/.test(hex)) {
+    warnings.push(`invalid ${field}_hex ${describeValue(hex)}: expected hex bytes; ignored`);
+    return undefined;
+  }
+  // latin1 keeps every byte one character, so non-ASCII is seen (and refused) as such.
+  return Buffer.from(hex, 'hex').toString('latin1');
+}
+
 /**
  * Parses a device's query parameters. Empty values count as absent, because iPXE expands an
  * unset setting (`${serial}` on a machine without SMBIOS) to an empty string.
@@ -209,7 +233,8 @@ export function parseDevice(query: QueryInput, options: ParseOptions = {}): Pars
   const warnings: string[] = [];
 
   for (const field of IDENTITY_FIELDS) {
-    const { value: raw, problem } = single(field, query[field]);
+    const hex = HEX_FIELDS.includes(field) ? decodeHexParam(field, query[`${field}_hex`], warnings) : undefined;
+    const { value: raw, problem } = hex !== undefined ? { value: hex, problem: undefined } : single(field, query[field]);
     if (problem !== undefined) {
       if (required.has(field)) throw new IdentityError(field, `${problem}; expected one ${EXPECTED[field]}`);
       warnings.push(`${problem}; ignored`);

@@ -59,6 +59,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     const { decision } = result;
     const fields = {
       mac: ctx.device.identity.mac,
+      identity: ctx.device.identity,
       group: 'group' in decision ? decision.group?.id : undefined,
       profile: decision.action === 'profile' ? decision.profile.id : undefined,
       outcome: result.outcome,

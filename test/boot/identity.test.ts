@@ -87,3 +87,24 @@ describe('parseDevice', () => {
     assert.ok(parsed.warnings.some((w) => w.includes('more than 32 labels')));
   });
 });
+
+describe('hex-encoded SMBIOS strings', () => {
+  it('decodes <field>_hex, which carries & and + intact', () => {
+    const serial = 'E2E 42&x+y';
+    const parsed = parseDevice({ mac: '52:54:00:12:34:56', serial_hex: Buffer.from(serial).toString('hex'), serial: 'E2E 42', product_hex: '' });
+    assert.equal(parsed.identity.serial, serial);
+    assert.equal(parsed.labels.serial, serial);
+    assert.equal(parsed.labels.serial_hex, undefined, 'the hex form is not a label');
+    assert.equal(parsed.identity.product, undefined);
+  });
+
+  it('refuses malformed hex and non-ASCII bytes', () => {
+    const bad = parseDevice({ serial_hex: 'zz' });
+    assert.equal(bad.identity.serial, undefined);
+    assert.match(bad.warnings[0] ?? '', /invalid serial_hex/);
+    const newline = parseDevice({ serial_hex: Buffer.from('a\nchain x').toString('hex') });
+    assert.equal(newline.identity.serial, undefined);
+    const latin = parseDevice({ asset_hex: 'e9' });
+    assert.equal(latin.identity.asset, undefined);
+  });
+});

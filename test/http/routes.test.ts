@@ -40,7 +40,7 @@ describe('bootstrap', () => {
       assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
       assert.equal(res.headers['cache-control'], 'no-store');
       assert.match(res.body, /^#!ipxe\n/);
-      assert.match(res.body, /\nchain --autofree http:\/\/10\.0\.0\.5:8080\/ipxe\?mac=\$\{mac:hexhyp\}&uuid=\$\{uuid\}&serial=\$\{serial:uristring\}/);
+      assert.match(res.body, /\nchain --autofree http:\/\/10\.0\.0\.5:8080\/ipxe\?mac=\$\{mac:hexhyp\}&uuid=\$\{uuid\}&serial_hex=\$\{serial:hexraw\}/);
     }
     const head = await server.inject({ method: 'HEAD', url: '/boot.ipxe' });
     assert.equal(head.statusCode, 200);

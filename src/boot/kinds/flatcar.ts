@@ -12,7 +12,11 @@ import { assetUrl, ignitionUrl, type KindRenderer } from '../render-context.ts';
 export const FLATCAR_KERNEL = 'flatcar_production_pxe.vmlinuz';
 export const FLATCAR_INITRD = 'flatcar_production_pxe_image.cpio.gz';
 
-const FLATCAR_ARCH: Partial<Record<BuildArch, 'amd64' | 'arm64'>> = { x86_64: 'amd64', arm64: 'arm64' };
+/**
+ * iPXE reports its own build, not the CPU: BIOS ROMs and undionly.kpxe are usually 32-bit
+ * (i386) builds running on 64-bit machines. Flatcar has no 32-bit image, so i386 means amd64.
+ */
+const FLATCAR_ARCH: Partial<Record<BuildArch, 'amd64' | 'arm64'>> = { x86_64: 'amd64', i386: 'amd64', arm64: 'arm64' };
 
 /** Kernel console arguments per preset and arch. */
 const CONSOLES: Record<string, Record<'amd64' | 'arm64', string[]>> = {

@@ -1,0 +1,163 @@
+/**
+ * Boot state: what bootdepot records about each device and how a device's summary follows
+ * from its events. Pure: both stores apply events with {@link applyEvent} inside their own
+ * transactions, so SQLite and PostgreSQL derive exactly the same state.
+ */
+import type { DeviceIdentity } from '../boot/identity.ts';
+
+/** Where a device is in its boot, in order (a new script starts over). */
+export const STAGES = ['script', 'kernel', 'initrd', 'booting', 'running', 'succeeded', 'failed'] as const;
+export type Stage = (typeof STAGES)[number];
+
+const STAGE_RANK: Record<Stage, number> = { script: 0, kernel: 1, initrd: 2, booting: 3, running: 4, succeeded: 5, failed: 5 };
+
+export const REPORT_STATES = ['running', 'succeeded', 'failed'] as const;
+export type ReportState = (typeof REPORT_STATES)[number];
+
+export const NEXT_BOOT_ACTIONS = ['profile', 'local', 'hold', 'once'] as const;
+export type NextBootAction = (typeof NEXT_BOOT_ACTIONS)[number];
+
+/**
+ * An operator's instruction for a device's next boots:
+ * - `profile`: normal matching, or always this profile when one is named;
+ * - `local`: boot the local disk;
+ * - `hold`: wait (and keep asking) until released;
+ * - `once`: boot `profile` once, then back to normal.
+ */
+export interface NextBoot {
+  action: NextBootAction;
+  profile?: string;
+  /** Why it was set, e.g. `profile flatcar-install has installOnce; device reported succeeded`. */
+  reason: string;
+  setAt: string;
+}
+
+/** What a script answer did. */
+export type ScriptAction = 'boot' | 'wait' | 'local' | 'hold' | 'notFound';
+
+export type DownloadRole = 'kernel' | 'initrd' | 'other';
+
+export type EventDetail =
+  | {
+      type: 'script';
+      ip: string;
+      userAgent: string;
+      identity: DeviceIdentity;
+      action: ScriptAction;
+      reason: string;
+      group?: string;
+      profile?: string;
+    }
+  | { type: 'download'; path: string; role: DownloadRole; phase: 'started' | 'completed' | 'aborted'; bytes: number; status: number; ip: string }
+  | { type: 'beacon'; ip: string }
+  | { type: 'report'; state: ReportState; code?: number; message?: string; ip: string; via: 'events' | 'state-api' }
+  | { type: 'next-boot'; nextBoot: NextBoot | null; by: 'api' | 'installOnce' | 'once-consumed' };
+
+export type EventType = EventDetail['type'];
+
+export interface NewEvent {
+  deviceId: string;
+  /** The boot this belongs to: the id in the URLs of the script that started it. */
+  bootId?: string;
+  at: Date;
+  detail: EventDetail;
+}
+
+export interface StoredEvent extends NewEvent {
+  id: number;
+}
+
+export interface Device {
+  /** MAC in lowercase colon form. */
+  id: string;
+  firstSeen: string;
+  lastSeen: string;
+  /** Scripts that started a boot (booting a profile or the local disk). */
+  bootCount: number;
+  stage: Stage | null;
+  lastAction: ScriptAction | null;
+  lastProfile: string | null;
+  lastGroup: string | null;
+  lastIp: string | null;
+  lastBootId: string | null;
+  identity: DeviceIdentity;
+  nextBoot: NextBoot | null;
+  lastReport: { state: ReportState; code?: number; message?: string; at: string } | null;
+}
+
+/** What a boot's script planned: which downloads are its kernel and initrds. */
+export interface BootPlanRecord {
+  id: string;
+  deviceId: string;
+  createdAt: string;
+  profile: string | null;
+  /** URL path (`/assets/linuxkit/x-kernel`) -> role. */
+  downloads: Record<string, DownloadRole>;
+}
+
+export function newDevice(id: string, at: Date): Device {
+  const iso = at.toISOString();
+  return {
+    id,
+    firstSeen: iso,
+    lastSeen: iso,
+    bootCount: 0,
+    stage: null,
+    lastAction: null,
+    lastProfile: null,
+    lastGroup: null,
+    lastIp: null,
+    lastBootId: null,
+    identity: {},
+    nextBoot: null,
+    lastReport: null,
+  };
+}
+
+/** Moves forward only: a late download event never takes a booted device back to `kernel`. */
+function advance(current: Stage | null, next: Stage): Stage {
+  if (current === null) return next;
+  return STAGE_RANK[next] >= STAGE_RANK[current] ? next : current;
+}
+
+/** The device after one more event. Events of an older boot are kept but do not move the stage. */
+export function applyEvent(previous: Device | undefined, event: NewEvent): Device {
+  const device: Device = previous ? { ...previous } : newDevice(event.deviceId, event.at);
+  const at = event.at.toISOString();
+  if (at > device.lastSeen) device.lastSeen = at;
+  const currentBoot = event.bootId !== undefined && event.bootId === device.lastBootId;
+  const { detail } = event;
+  switch (detail.type) {
+    case 'script': {
+      device.lastIp = detail.ip;
+      device.identity = { ...device.identity, ...detail.identity };
+      device.lastAction = detail.action;
+      device.lastGroup = detail.group ?? null;
+      device.lastProfile = detail.profile ?? null;
+      if (event.bootId !== undefined && event.bootId !== device.lastBootId) {
+        device.bootCount += 1;
+        device.lastBootId = event.bootId;
+      }
+      device.stage = 'script';
+      break;
+    }
+    case 'download':
+      device.lastIp = detail.ip;
+      if (currentBoot && detail.role !== 'other' && detail.phase !== 'aborted') device.stage = advance(device.stage, detail.role);
+      break;
+    case 'beacon':
+      device.lastIp = detail.ip;
+      if (currentBoot) device.stage = advance(device.stage, 'booting');
+      break;
+    case 'report':
+      device.lastIp = detail.ip;
+      // The booted OS speaks for the latest boot; its word replaces what came before.
+      device.stage = detail.state;
+      device.lastReport = { state: detail.state, ...(detail.code !== undefined ? { code: detail.code } : {}), ...(detail.message !== undefined ? { message: detail.message } : {}), at };
+      break;
+    case 'next-boot':
+      device.nextBoot = detail.nextBoot;
+      break;
+  }
+  return device;
+}

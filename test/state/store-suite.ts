@@ -1,0 +1,145 @@
+/** The behaviour every DeviceStore must have; run against SQLite and PostgreSQL alike. */
+import assert from 'node:assert/strict';
+import { describe, it, type TestContext } from 'node:test';
+import type { NewEvent } from '../../src/state/model.ts';
+import type { DeviceStore } from '../../src/state/store.ts';
+import { waitFor } from '../helpers.ts';
+
+export type OpenStore = (t: TestContext) => Promise<DeviceStore | undefined>;
+
+const MAC = '52:54:00:12:34:56';
+const T0 = new Date('2026-11-01T10:00:00.000Z');
+const at = (seconds: number) => new Date(T0.getTime() + seconds * 1000);
+
+function script(bootId: string, seconds: number, profile = 'flatcar', deviceId = MAC, ip = '10.0.0.9'): NewEvent {
+  return {
+    deviceId,
+    bootId,
+    at: at(seconds),
+    detail: { type: 'script', ip, userAgent: 'iPXE/1.21.1', identity: { mac: deviceId, arch: 'x86_64' }, action: 'boot', reason: 'group g matched', group: 'g', profile },
+  };
+}
+function download(bootId: string, seconds: number, role: 'kernel' | 'initrd', phase: 'started' | 'completed' | 'aborted' = 'completed'): NewEvent {
+  return { deviceId: MAC, bootId, at: at(seconds), detail: { type: 'download', path: `/assets/${role}`, role, phase, bytes: 100, status: 200, ip: '10.0.0.9' } };
+}
+
+export function storeSuite(name: string, open: OpenStore): void {
+  describe(`${name} device store`, () => {
+    it('derives a device from a whole boot, in stage order', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      await store.migrate(); // twice is harmless
+      await store.recordEvents([script('b1', 0), download('b1', 1, 'kernel', 'started'), download('b1', 2, 'kernel'), download('b1', 3, 'initrd')]);
+      assert.equal((await store.getDevice(MAC))?.stage, 'initrd');
+      await store.recordEvents([{ deviceId: MAC, bootId: 'b1', at: at(4), detail: { type: 'beacon', ip: '10.0.0.9' } }]);
+      assert.equal((await store.getDevice(MAC))?.stage, 'booting');
+      await store.recordEvents([{ deviceId: MAC, at: at(30), detail: { type: 'report', state: 'running', code: 1000, message: 'up', ip: '10.0.0.9', via: 'events' } }]);
+      await store.recordEvents([{ deviceId: MAC, at: at(60), detail: { type: 'report', state: 'succeeded', ip: '10.0.0.9', via: 'state-api' } }]);
+      const device = await store.getDevice(MAC);
+      assert.equal(device?.stage, 'succeeded');
+      assert.equal(device?.bootCount, 1);
+      assert.equal(device?.lastProfile, 'flatcar');
+      assert.equal(device?.lastGroup, 'g');
+      assert.equal(device?.lastIp, '10.0.0.9');
+      assert.equal(device?.firstSeen, T0.toISOString());
+      assert.equal(device?.lastSeen, at(60).toISOString());
+      assert.deepEqual(device?.lastReport, { state: 'succeeded', at: at(60).toISOString() });
+      const events = await store.listEvents(MAC, 3);
+      assert.deepEqual(
+        events.map((e) => e.detail.type),
+        ['report', 'report', 'beacon'],
+        'newest first, limited',
+      );
+      assert.ok((events[0]?.id ?? 0) > (events[1]?.id ?? 0));
+      assert.equal(events[2]?.bootId, 'b1');
+      assert.equal(events[2]?.at.toISOString(), at(4).toISOString());
+    });
+
+    it('counts boots by boot id and ignores late events of an older boot', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      await store.recordEvents([script('b1', 0), download('b1', 1, 'kernel')]);
+      await store.recordEvents([script('b2', 100, 'other')]);
+      await store.recordEvents([download('b1', 101, 'initrd'), { deviceId: MAC, bootId: 'b1', at: at(102), detail: { type: 'beacon', ip: '10.0.0.9' } }]);
+      const device = await store.getDevice(MAC);
+      assert.equal(device?.bootCount, 2);
+      assert.equal(device?.lastBootId, 'b2');
+      assert.equal(device?.stage, 'script', 'b1 events do not move b2');
+      assert.equal(device?.lastProfile, 'other');
+      await store.recordEvents([script('b2', 103, 'other')]);
+      assert.equal((await store.getDevice(MAC))?.bootCount, 2, 'the same boot asking again is not a new boot');
+      await store.recordEvents([download('b2', 104, 'kernel', 'aborted')]);
+      assert.equal((await store.getDevice(MAC))?.stage, 'script', 'an aborted download does not advance');
+    });
+
+    it('keeps concurrent writers to one device consistent', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.recordEvents([script(`boot-${i}`, i)])));
+      const device = await store.getDevice(MAC);
+      assert.equal(device?.bootCount, 20);
+      assert.equal((await store.listEvents(MAC, 100)).length, 20);
+    });
+
+    it('lists devices with filters and finds a device by its last IP', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      await store.recordEvents([script('a', 0, 'flatcar', '52:54:00:00:00:01', '10.0.0.1'), script('b', 10, 'linuxkit', '52:54:00:00:00:02', '10.0.0.2')]);
+      await store.recordEvents([{ deviceId: '52:54:00:00:00:02', at: at(20), detail: { type: 'report', state: 'failed', code: 1099, ip: '10.0.0.2', via: 'events' } }]);
+      assert.deepEqual((await store.listDevices()).map((d) => d.id), ['52:54:00:00:00:01', '52:54:00:00:00:02']);
+      assert.deepEqual((await store.listDevices({ stage: 'failed' })).map((d) => d.id), ['52:54:00:00:00:02']);
+      assert.deepEqual((await store.listDevices({ profile: 'flatcar' })).map((d) => d.id), ['52:54:00:00:00:01']);
+      assert.deepEqual((await store.listDevices({ seenSince: at(5) })).map((d) => d.id), ['52:54:00:00:00:02']);
+      assert.deepEqual((await store.listDevices({ limit: 1 })).length, 1);
+      assert.equal(await store.findDeviceByIp('10.0.0.2'), '52:54:00:00:00:02');
+      assert.equal(await store.findDeviceByIp('10.9.9.9'), undefined);
+    });
+
+    it('sets, clears and records next boots; deletes devices', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      assert.equal(await store.setNextBoot(MAC, { action: 'hold', reason: 'r', setAt: T0.toISOString() }, 'api'), undefined, 'unknown device');
+      await store.recordEvents([script('b1', 0)]);
+      const held = await store.setNextBoot(MAC, { action: 'once', profile: 'rescue', reason: 'debugging', setAt: T0.toISOString() }, 'api');
+      assert.deepEqual(held?.nextBoot, { action: 'once', profile: 'rescue', reason: 'debugging', setAt: T0.toISOString() });
+      const cleared = await store.setNextBoot(MAC, null, 'once-consumed');
+      assert.equal(cleared?.nextBoot, null);
+      const events = await store.listEvents(MAC, 10);
+      assert.equal(events[0]?.detail.type, 'next-boot');
+      assert.equal(events[0]?.detail.type === 'next-boot' && events[0].detail.by, 'once-consumed');
+      assert.equal(await store.deleteDevice(MAC), true);
+      assert.equal(await store.getDevice(MAC), undefined);
+      assert.deepEqual(await store.listEvents(MAC, 10), []);
+      assert.equal(await store.deleteDevice(MAC), false);
+    });
+
+    it('saves boot plans and prunes old and excess events', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      await store.saveBootPlan({ id: 'b1', deviceId: MAC, createdAt: T0.toISOString(), profile: 'p', downloads: { '/assets/k': 'kernel' } });
+      assert.deepEqual((await store.getBootPlan('b1'))?.downloads, { '/assets/k': 'kernel' });
+      assert.equal(await store.getBootPlan('nope'), undefined);
+      await store.recordEvents(Array.from({ length: 10 }, (_, i) => script(`b${i}`, i * 60)));
+      const removed = await store.prune(at(120), 5);
+      // Events at 0 and 60 s are older than 120 s; of the 8 left, the oldest 3 exceed 5 per device.
+      assert.equal(removed, 5);
+      assert.equal((await store.listEvents(MAC, 100)).length, 5);
+      assert.equal(await store.getBootPlan('b1'), undefined, 'old boot plans go too');
+      assert.equal((await store.getDevice(MAC))?.bootCount, 10, 'the summary stays');
+    });
+
+    it('streams committed events to subscribers', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      const seen: number[] = [];
+      const unsubscribe = store.subscribe((event) => seen.push(event.id));
+      const stored = await store.recordEvents([script('b1', 0), download('b1', 1, 'kernel')]);
+      await waitFor(() => seen.length >= 2, 5000, 'two events');
+      assert.deepEqual(seen, stored.map((e) => e.id));
+      unsubscribe();
+      await store.recordEvents([script('b2', 2)]);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(seen.length, 2, 'nothing after unsubscribing');
+    });
+  });
+}

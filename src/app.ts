@@ -10,6 +10,8 @@ import type { CatalogueStore } from './boot/catalogue-store.ts';
 import bootRoutes from './boot/routes.ts';
 import type { Config } from './config/schema.ts';
 import errors from './http/errors.ts';
+import type { BootState } from './state/boot-state.ts';
+import stateRoutes from './state/boot-routes.ts';
 import { OneLineRequestLog } from './http/request-log.ts';
 
 export interface AppDependencies {
@@ -18,6 +20,8 @@ export interface AppDependencies {
   logger: FastifyBaseLogger;
   catalogue: CatalogueStore;
   assets: AssetReader;
+  /** Boot state (recording and next-boot rules); without it scripts are decided from data alone. */
+  bootState?: BootState;
 }
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
@@ -32,8 +36,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   await app.register(errors);
   app.get('/healthz', () => ({ status: 'ok' }));
-  await app.register(bootRoutes, { config: deps.config, catalogue: deps.catalogue, assets: deps.assets });
+  await app.register(bootRoutes, { config: deps.config, catalogue: deps.catalogue, assets: deps.assets, ...(deps.bootState ? { bootState: deps.bootState } : {}) });
   await app.register(assetRoutes, { assets: deps.assets, readSize: deps.config.assets.readSize, cacheControl: deps.config.assets.cacheControl });
+  if (deps.bootState) await app.register(stateRoutes, { bootState: deps.bootState });
   await app.register(assetUploads, {
     prefix: '/api/v1',
     assetsRoot: deps.assets.root,

@@ -8,6 +8,9 @@ import { createAssetReader } from './assets/asset-root.ts';
 import { removeStaleUploads } from './assets/upload.ts';
 import { createCatalogueStore, type CatalogueStore } from './boot/catalogue-store.ts';
 import type { Config } from './config/schema.ts';
+import { BootState } from './state/boot-state.ts';
+import { openDeviceStore } from './state/create-store.ts';
+import type { DeviceStore } from './state/store.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -17,20 +20,55 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+const PRUNE_EVERY_MS = 10 * 60 * 1000;
+
+/** Keeps history bounded: events past the retention, and past the per-device cap, go. */
+function startPruning(store: DeviceStore, config: Config, logger: Logger): NodeJS.Timeout {
+  const prune = () => {
+    const before = new Date(Date.now() - config.state.retentionDays * 86_400_000);
+    store
+      .prune(before, config.state.maxEventsPerDevice)
+      .then((removed) => removed > 0 && logger.info({ removed }, 'old boot events pruned'))
+      .catch((error: unknown) => logger.warn({ err: error }, 'pruning boot events failed'));
+  };
+  prune();
+  const timer = setInterval(prune, PRUNE_EVERY_MS);
+  timer.unref();
+  return timer;
+}
+
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
   const catalogue = await createCatalogueStore(config.paths.data, logger);
   catalogue.watch();
   const assets = createAssetReader(config.paths.assets);
   const stale = await removeStaleUploads(config.paths.assets);
   if (stale.length > 0) logger.warn({ files: stale }, 'removed temp files of interrupted uploads');
-  const app = await buildApp({ config, logger, catalogue, assets });
+  let store;
+  try {
+    store = await openDeviceStore({
+      databaseUrl: config.state.databaseUrl,
+      sqlitePath: config.state.sqlitePath,
+      onError: (error) => logger.warn({ err: error }, 'device store connection trouble'),
+    });
+  } catch (error) {
+    catalogue.close();
+    throw new Error(`cannot open the device store (${config.state.databaseUrl ? 'PostgreSQL' : config.state.sqlitePath}): ${(error as Error).message}`, { cause: error });
+  }
+  const bootState = new BootState({ store, log: logger, catalogue: () => catalogue.current() });
+  const pruner = startPruning(store, config, logger);
+  const app = await buildApp({ config, logger, catalogue, assets, bootState });
+  app.addHook('onClose', async () => {
+    clearInterval(pruner);
+    await bootState.close();
+    await store.close();
+  });
   await app.listen({ host: config.server.host, port: config.server.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
   const shownHost = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
   const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
   logger.info(
-    { url, listen: `${config.server.host}:${port}`, dataDir: config.paths.data, assetsDir: config.paths.assets, config: config.source },
+    { url, listen: `${config.server.host}:${port}`, dataDir: config.paths.data, assetsDir: config.paths.assets, store: store.kind, config: config.source },
     `bootdepot listening; machines chain ${config.server.baseUrl ?? url}/boot.ipxe`,
   );
   return {
@@ -39,6 +77,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     catalogue,
     async close() {
       catalogue.close();
+      // The app's onClose hooks flush pending events and close the store.
       await app.close();
     },
   };

@@ -10,6 +10,9 @@ import { createAssetReader } from '../src/assets/asset-root.ts';
 import { createCatalogueStore } from '../src/boot/catalogue-store.ts';
 import { loadConfig, type Override } from '../src/config/loader.ts';
 import type { Config } from '../src/config/schema.ts';
+import { BootState } from '../src/state/boot-state.ts';
+import { SqliteDeviceStore } from '../src/state/sqlite-store.ts';
+import type { DeviceStore } from '../src/state/store.ts';
 
 export const silentLogger = pino({ level: 'silent' });
 
@@ -51,6 +54,8 @@ export interface TestAppOptions {
   overrides?: Override[];
   /** Defaults to a silent logger; pass {@link captureLogger}'s to assert on log lines. */
   logger?: Logger;
+  /** Boot state in a temp SQLite file (default), a given store, or none. */
+  store?: DeviceStore | false;
 }
 
 /** Builds the app over temp data and assets directories; closed after the test. */
@@ -60,12 +65,20 @@ export async function testApp(t: TestContext, options: TestAppOptions) {
   const config = testConfig(dataDir, assetsDir, options.yaml, options.overrides);
   const logger = options.logger ?? silentLogger;
   const catalogue = await createCatalogueStore(config.paths.data, logger);
-  const app = await buildApp({ config, logger, catalogue, assets: createAssetReader(config.paths.assets) });
+  let store: DeviceStore | undefined;
+  if (options.store !== false) {
+    store = options.store ?? new SqliteDeviceStore(path.join(await makeTree(t, {}), 'bootdepot.db'));
+    await store.migrate();
+  }
+  const bootState = store ? new BootState({ store, log: logger, catalogue: () => catalogue.current() }) : undefined;
+  const app = await buildApp({ config, logger, catalogue, assets: createAssetReader(config.paths.assets), ...(bootState ? { bootState } : {}) });
   t.after(async () => {
     catalogue.close();
     await app.close();
+    await bootState?.close();
+    if (options.store === undefined) await store?.close();
   });
-  return { app, config, catalogue, dataDir, assetsDir };
+  return { app, config, catalogue, dataDir, assetsDir, bootState, store };
 }
 
 export interface LogLine {

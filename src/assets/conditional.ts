@@ -49,10 +49,24 @@ function weakMatch(tags: EntityTag[], etag: string): boolean {
   return tags.some((t) => t.tag === etag);
 }
 
+/**
+ * The three HTTP-date forms of RFC 9110 5.6.7: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`),
+ * obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`).
+ * `Date.parse` alone would also take `2026`, ISO 8601 or a bare number, which are not dates here.
+ */
+const HTTP_DATE = [
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/,
+  /^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \d{2}-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-\d{2} \d{2}:\d{2}:\d{2} GMT$/,
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/,
+];
+
 /** An HTTP-date, or undefined when the value is not one (such a header is ignored). */
 export function parseHttpDate(value: string | undefined): Date | undefined {
   if (value === undefined) return undefined;
-  const time = Date.parse(value);
+  const trimmed = value.trim();
+  if (!HTTP_DATE.some((form) => form.test(trimmed))) return undefined;
+  // asctime carries no zone; HTTP dates are always GMT.
+  const time = Date.parse(/GMT$/.test(trimmed) ? trimmed : `${trimmed} GMT`);
   return Number.isNaN(time) ? undefined : new Date(time);
 }
 

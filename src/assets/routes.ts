@@ -2,7 +2,7 @@
  * `GET`/`HEAD /assets/<path>`: files under the assets directory with full HTTP semantics
  * (see send-file.ts), streamed by file-stream.ts, one summary log line per download.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import mime from 'mime';
 import type { AssetReader } from './asset-root.ts';
@@ -21,6 +21,21 @@ export function contentTypeFor(path: string): string {
   return mime.getType(path) ?? 'application/octet-stream';
 }
 
+/** Told when a download with a body starts and how it ended (for boot tracking). */
+export interface DownloadObserver {
+  started(): void;
+  finished(outcome: { status: number; bytes: number; complete: boolean }): void;
+}
+
+export type AssetHandler = (request: FastifyRequest, reply: FastifyReply, relativePath: string, observer?: DownloadObserver) => Promise<void>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Serves one file of the assets directory; the boot-tracking routes reuse it. */
+    serveAsset: AssetHandler;
+  }
+}
+
 function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
   const { assets } = options;
   const pool = new BufferPool(options.readSize);
@@ -30,10 +45,12 @@ function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
     done();
   });
 
-  app.get<{ Params: { '*': string } }>('/assets/*', async (request, reply) => {
-    const relativePath = request.params['*'];
+  const serveAsset: AssetHandler = async (request, reply, relativePath, observer) => {
     const opened = await assets.open(relativePath);
-    if (!opened) return reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
+    if (!opened) {
+      await reply.code(404).type('text/plain; charset=utf-8').send('not found\n');
+      return;
+    }
     const { handle } = opened;
     const started = performance.now();
     reply.hijack();
@@ -41,6 +58,8 @@ function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
     reply.quietRequestLog = true;
     const res = reply.raw;
     const sent = { bytes: 0 };
+    // Only responses that stream a body are downloads; HEAD, 304, 412 and 416 are not.
+    let announced = false;
     try {
       const outcome = await sendFile(res, handle, {
         method: request.method,
@@ -49,23 +68,32 @@ function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
         cacheControl: options.cacheControl,
         pool,
         sent,
+        onBody: () => {
+          announced = true;
+          observer?.started();
+        },
       });
       if (outcome.bytes > 0) {
         downloads.record({ client: request.ip, path: relativePath, status: outcome.status, bytes: outcome.bytes, complete: true, durationMs: performance.now() - started, ranged: outcome.status === 206 });
       } else {
         request.log.info({ method: request.method, url: request.url, status: outcome.status, ms: Math.round((performance.now() - started) * 10) / 10, client: request.ip }, 'request');
       }
+      if (announced) observer?.finished({ status: outcome.status, bytes: outcome.bytes, complete: true });
     } catch (error) {
       const gone = error instanceof ClientGoneError;
       // A client hanging up mid-download is normal; anything else is worth an error line.
       if (!gone) request.log.error({ err: error, path: relativePath }, 'asset read failed mid-response');
       downloads.record({ client: request.ip, path: relativePath, status: res.statusCode, bytes: sent.bytes, complete: false, durationMs: performance.now() - started, ranged: res.statusCode === 206 });
+      if (announced) observer?.finished({ status: res.statusCode, bytes: sent.bytes, complete: false });
       // Never end a short body cleanly: the client must see the transfer fail.
       res.destroy();
     } finally {
       await handle.close();
     }
-  });
+  };
+  app.decorate('serveAsset', serveAsset);
+
+  app.get<{ Params: { '*': string } }>('/assets/*', (request, reply) => serveAsset(request, reply, request.params['*']));
 }
 
 export default fp(assetRoutes, { name: 'bootdepot-asset-routes' });

@@ -18,6 +18,8 @@ export interface SendFileOptions {
   pool: BufferPool;
   /** Body bytes the socket has taken so far; still meaningful when the transfer breaks. */
   sent?: { bytes: number };
+  /** Called once the headers are out and a body is about to be streamed. */
+  onBody?: (status: number) => void;
 }
 
 export interface SendOutcome {
@@ -78,6 +80,7 @@ export async function sendFile(res: ServerResponse, file: FileHandle, options: S
         res.end();
         return { status: 200, bytes: 0, expected: head ? 0 : size, ranges: undefined };
       }
+      options.onBody?.(200);
       const bytes = await streamRange(res, file, 0, size - 1, options.pool, options.sent);
       res.end();
       return { status: 200, bytes, expected: size, ranges: undefined };
@@ -91,6 +94,7 @@ export async function sendFile(res: ServerResponse, file: FileHandle, options: S
         res.end();
         return { status: 206, bytes: 0, expected: 0, ranges: [plan.range] };
       }
+      options.onBody?.(206);
       const bytes = await streamRange(res, file, start, end, options.pool, options.sent);
       res.end();
       return { status: 206, bytes, expected: length, ranges: [plan.range] };
@@ -109,6 +113,7 @@ export async function sendFile(res: ServerResponse, file: FileHandle, options: S
         res.end();
         return { status: 206, bytes: 0, expected: 0, ranges: plan.ranges };
       }
+      options.onBody?.(206);
       let bytes = 0;
       for (const [i, range] of plan.ranges.entries()) {
         const text = partHeaders[i] ?? '';

@@ -17,6 +17,7 @@ export interface CatalogueStore {
 }
 
 const RELOAD_DEBOUNCE_MS = 150;
+const WATCHED = /^(profiles|groups|ignition|templates)(\/|$)/;
 
 export async function createCatalogueStore(dataDir: string, log: Logger): Promise<CatalogueStore> {
   let catalogue = await loadCatalogue(dataDir);
@@ -67,7 +68,9 @@ export async function createCatalogueStore(dataDir: string, log: Logger): Promis
     watch() {
       if (watcher) return;
       try {
-        watcher = watch(dataDir, { recursive: true, persistent: false }, () => {
+        watcher = watch(dataDir, { recursive: true, persistent: false }, (_event, file) => {
+          // Only the data subdirectories matter: the SQLite store may live in the data dir too.
+          if (file && !WATCHED.test(String(file))) return;
           clearTimeout(timer);
           timer = setTimeout(() => {
             reload().catch((error: unknown) => log.error({ err: error }, 'data reload failed'));

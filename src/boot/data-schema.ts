@@ -72,6 +72,11 @@ export const ProfileSchema = Type.Object(
     preset: Type.Optional(StringEnum(PRESETS)),
     /** Extra kernel arguments for the linuxkit and flatcar kinds. */
     args: Type.Optional(Type.Array(OneLine())),
+    /**
+     * Install to disk once: when a machine booted with this profile reports `succeeded`, its
+     * next boot becomes `local`, so an always-PXE machine boots its disk instead of reinstalling.
+     */
+    installOnce: Type.Optional(Type.Boolean()),
     /** matchbox: Ignition config in ignition/ served at /ignition to the profile's machines. */
     ignition_id: Type.Optional(Type.String({ pattern: ID_PATTERN })),
     /** matchbox: generic config (accepted for compatibility, not served). */

@@ -5,6 +5,7 @@ import type { AssetReader } from '../assets/asset-root.ts';
 import type { Config } from '../config/schema.ts';
 import type { Catalogue, Group, Profile } from './catalogue.ts';
 import { encodeUriComponentStrict } from './escape.ts';
+import type { NextBoot } from '../state/model.ts';
 import type { ParsedDevice } from './identity.ts';
 import { labelQuery, type BootPlan } from './script.ts';
 
@@ -17,6 +18,13 @@ export interface RenderContext {
   boot: Config['boot'];
   /** URL a script re-fetches to ask again; default: this device's `/ipxe` with its labels. */
   selfUrl?: string;
+  /**
+   * This boot's id. When set, asset URLs go through `/b/<id>/` so each download is tied to the
+   * boot (and its device) that asked for it, and the script fetches `/b/<id>/beacon` before `boot`.
+   */
+  bootId?: string;
+  /** The device's recorded next boot (hold, local, once...), read from the device store. */
+  nextBoot?: NextBoot | null;
 }
 
 /** What a profile kind produces: a plan to boot, a finished script, or a reason to wait. */
@@ -24,8 +32,18 @@ export type KindResult = { plan: BootPlan } | { script: string } | { wait: strin
 
 export type KindRenderer = (profile: Profile, group: Group | undefined, ctx: RenderContext) => Promise<KindResult>;
 
-export function assetUrl(baseUrl: string, relativePath: string): string {
-  return `${baseUrl}/assets/${relativePath.split('/').map(encodeUriComponentStrict).join('/')}`;
+/** Where this boot's assets are: `BASE/assets`, or `BASE/b/<boot id>/assets` for a tracked boot. */
+export function assetsBase(ctx: Pick<RenderContext, 'baseUrl' | 'bootId'>): string {
+  return ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}/assets` : `${ctx.baseUrl}/assets`;
+}
+
+export function assetUrl(ctx: Pick<RenderContext, 'baseUrl' | 'bootId'>, relativePath: string): string {
+  return `${assetsBase(ctx)}/${relativePath.split('/').map(encodeUriComponentStrict).join('/')}`;
+}
+
+/** The URL a script fetches just before `boot`, telling bootdepot the images are loaded. */
+export function beaconUrl(ctx: Pick<RenderContext, 'baseUrl' | 'bootId'>): string | undefined {
+  return ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}/beacon` : undefined;
 }
 
 /** URL that renders this device's script again, with the same labels. */

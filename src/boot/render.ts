@@ -10,8 +10,9 @@ import { renderFlatcar } from './kinds/flatcar.ts';
 import { renderLinuxKit } from './kinds/linuxkit.ts';
 import { renderMatchboxBoot } from './kinds/matchbox.ts';
 import { renderTemplate } from './kinds/template.ts';
-import { askAgainUrl, type KindRenderer, type RenderContext } from './render-context.ts';
-import { renderBootPlan, renderWaitScript } from './script.ts';
+import type { DownloadRole } from '../state/model.ts';
+import { askAgainUrl, beaconUrl, type KindRenderer, type RenderContext } from './render-context.ts';
+import { echoText, renderBootPlan, renderWaitScript } from './script.ts';
 
 const KINDS: Record<ProfileKind, KindRenderer> = {
   boot: renderMatchboxBoot,
@@ -20,7 +21,7 @@ const KINDS: Record<ProfileKind, KindRenderer> = {
   flatcar: renderFlatcar,
 };
 
-export type ScriptOutcome = 'boot' | 'wait' | 'notFound';
+export type ScriptOutcome = 'boot' | 'wait' | 'notFound' | 'local' | 'hold';
 
 export interface RenderedScript {
   outcome: ScriptOutcome;
@@ -29,14 +30,29 @@ export interface RenderedScript {
   decision: BootDecision;
   /** Why the machine waits, when it does; also in the script's `echo`. */
   problem?: string;
+  /** For a tracked boot: each download's URL path (`/assets/...`) and whether it is the kernel or an initrd. */
+  downloads?: Record<string, DownloadRole>;
 }
 
 function deviceLabel(ctx: RenderContext): string {
   return ctx.device.identity.mac ?? ctx.device.identity.uuid ?? 'this machine';
 }
 
+/** The key a download is recorded under: its path below `/b/<boot id>`, or the URL itself. */
+function downloadKey(ctx: RenderContext, url: string): string {
+  const prefix = ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}` : undefined;
+  return prefix && url.startsWith(`${prefix}/`) ? url.slice(prefix.length) : url;
+}
+
+export interface RenderedProfile {
+  outcome: 'boot' | 'wait';
+  body: string;
+  problem?: string;
+  downloads?: Record<string, DownloadRole>;
+}
+
 /** Renders one profile for a device (also used directly by `/linuxkit/NAME.ipxe`). */
-export async function renderProfile(profile: Profile, group: Group | undefined, reason: string, ctx: RenderContext): Promise<{ outcome: 'boot' | 'wait'; body: string; problem?: string }> {
+export async function renderProfile(profile: Profile, group: Group | undefined, reason: string, ctx: RenderContext): Promise<RenderedProfile> {
   const comments = [`bootdepot: profile ${profile.id} for ${deviceLabel(ctx)}: ${reason}`];
   const wait = (problem: string) => ({
     outcome: 'wait' as const,
@@ -52,23 +68,38 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
   if ('wait' in result) return wait(result.wait);
   if ('script' in result) return { outcome: 'boot', body: result.script };
   const plan = { ...result.plan, comments: [...comments, ...result.plan.comments] };
-  return { outcome: 'boot', body: renderBootPlan(plan, ctx.boot.retry, askAgainUrl(ctx)) };
+  const downloads: Record<string, DownloadRole> = {};
+  for (const step of plan.steps) if ('download' in step) downloads[downloadKey(ctx, step.what)] = step.role ?? 'other';
+  return { outcome: 'boot', body: renderBootPlan(plan, ctx.boot.retry, askAgainUrl(ctx), beaconUrl(ctx)), downloads };
+}
+
+/** Hands the machine back to its disk: sanboot of the first BIOS drive, or exit to EFI's boot order. */
+function renderLocalBoot(ctx: RenderContext, reason: string): string {
+  const command = ctx.device.identity.platform === 'efi' ? ctx.boot.localBoot.efi : ctx.boot.localBoot.pcbios;
+  return [
+    '#!ipxe',
+    `# bootdepot: local disk for ${deviceLabel(ctx)}: ${reason.replace(/[\r\n]+/g, ' ')}`,
+    `echo bootdepot: booting from the local disk (${echoText(reason)})`,
+    command,
+    // If the command returns (no disk, or an exit that came back), leave iPXE for the firmware.
+    'exit',
+    '',
+  ].join('\n');
 }
 
 export async function renderDeviceScript(ctx: RenderContext): Promise<RenderedScript> {
-  const decision = decideBoot({
-    catalogue: ctx.catalogue,
-    labels: ctx.device.labels,
-    boot: ctx.boot,
-  });
+  const decision = decideBoot({ catalogue: ctx.catalogue, labels: ctx.device.labels, boot: ctx.boot, nextBoot: ctx.nextBoot ?? null });
   switch (decision.action) {
     case 'notFound':
       return { outcome: 'notFound', body: `${decision.reason} (${deviceLabel(ctx)})\n`, decision };
-    case 'poll': {
-      const comments = [`bootdepot: waiting: ${decision.reason}`];
-      const body = renderWaitScript(comments, `${decision.reason} (${deviceLabel(ctx)})`, decision.interval, askAgainUrl(ctx));
-      return { outcome: 'wait', body, decision, problem: decision.reason };
+    case 'poll':
+    case 'hold': {
+      const message = decision.action === 'hold' ? `held by the operator: ${decision.reason}` : decision.reason;
+      const body = renderWaitScript([`bootdepot: waiting: ${message}`], `${message} (${deviceLabel(ctx)})`, decision.interval, askAgainUrl(ctx));
+      return decision.action === 'hold' ? { outcome: 'hold', body, decision } : { outcome: 'wait', body, decision, problem: decision.reason };
     }
+    case 'local':
+      return { outcome: 'local', body: renderLocalBoot(ctx, decision.reason), decision };
     case 'profile': {
       const rendered = await renderProfile(decision.profile, decision.group, decision.reason, ctx);
       return { ...rendered, decision };

@@ -14,12 +14,15 @@ import { ID_PATTERN } from './data-schema.ts';
 import { renderIgnition, renderMetadata } from './device-configs.ts';
 import { IdentityError, parseDevice, type IdentityField, type QueryInput } from './identity.ts';
 import type { RenderContext } from './render-context.ts';
+import { newBootId, type BootState } from '../state/boot-state.ts';
 import { renderDeviceScript, renderProfile } from './render.ts';
 
 export interface BootRoutesOptions {
   config: Config;
   catalogue: CatalogueStore;
   assets: AssetReader;
+  /** Boot state: decides with the device's next boot and records every script. */
+  bootState?: BootState;
 }
 
 const SCRIPT_TYPE = 'text/plain; charset=utf-8';
@@ -34,7 +37,7 @@ function sendText(reply: FastifyReply, status: number, message: string): Fastify
 }
 
 function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
-  const { config, catalogue, assets } = options;
+  const { config, catalogue, assets, bootState } = options;
 
   function context(request: FastifyRequest, required: readonly IdentityField[]): RenderContext {
     let device;
@@ -55,8 +58,36 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
 
   app.get('/ipxe', async (request, reply) => {
     const ctx = context(request, ['mac']);
+    const mac = ctx.device.identity.mac ?? '';
+    if (bootState) {
+      ctx.nextBoot = await bootState.nextBootFor(mac);
+      ctx.bootId = newBootId();
+    }
     const result = await renderDeviceScript(ctx);
     const { decision } = result;
+    if (bootState) {
+      const starts = result.outcome === 'boot' || result.outcome === 'local';
+      const profile = decision.action === 'profile' ? decision.profile.id : undefined;
+      const group = 'group' in decision ? decision.group?.id : undefined;
+      await bootState.recordScript(
+        {
+          deviceId: mac,
+          ...(starts ? { bootId: ctx.bootId } : {}),
+          at: new Date(),
+          detail: {
+            type: 'script',
+            ip: request.ip,
+            userAgent: String(request.headers['user-agent'] ?? '').slice(0, 200),
+            identity: ctx.device.identity,
+            action: result.outcome,
+            reason: result.problem ? `${decision.reason}; ${result.problem}` : decision.reason,
+            ...(group ? { group } : {}),
+            ...(profile ? { profile } : {}),
+          },
+        },
+        result.outcome === 'boot' ? { profile: profile ?? null, downloads: result.downloads ?? {} } : undefined,
+      );
+    }
     const fields = {
       mac: ctx.device.identity.mac,
       identity: ctx.device.identity,

@@ -14,7 +14,7 @@ export interface RetryPolicy {
 }
 
 /** One step of a boot: a plain line, or a download that is retried when it fails. */
-export type BootStep = { line: string } | { download: string; what: string };
+export type BootStep = { line: string } | { download: string; what: string; role?: 'kernel' | 'initrd' };
 
 export interface BootPlan {
   /** Comment lines after `#!ipxe`, without the leading `# `. */
@@ -54,7 +54,7 @@ const LABEL = 'bootdepot';
  * failed, waits and starts over (images loaded so far are freed); after the last attempt the
  * machine waits longer and asks bootdepot again, so it never sits at a dead prompt.
  */
-export function renderBootPlan(plan: BootPlan, retry: RetryPolicy, askAgainUrl: string): string {
+export function renderBootPlan(plan: BootPlan, retry: RetryPolicy, askAgainUrl: string, beaconUrl?: string): string {
   const lines = ['#!ipxe', ...plan.comments.map(commentLine), ...plan.preamble];
   lines.push(`set ${LABEL}-attempt:int32 0`, `:${LABEL}-start`);
   const failures: string[] = [];
@@ -67,6 +67,8 @@ export function renderBootPlan(plan: BootPlan, retry: RetryPolicy, askAgainUrl: 
     lines.push(`${step.download} || goto ${label}`);
     failures.push(`:${label}`, `echo ${LABEL}: could not load ${echoText(step.what)}`, `goto ${LABEL}-retry`);
   });
+  // The beacon says "images loaded, booting now"; its failure must never stop the boot.
+  if (beaconUrl) lines.push(`imgfetch --name ${LABEL}-beacon ${beaconUrl} && imgfree ${LABEL}-beacon ||`);
   lines.push(`boot || goto ${LABEL}-boot-failed`);
   lines.push(...failures);
   lines.push(`:${LABEL}-boot-failed`, `echo ${LABEL}: boot failed`);

@@ -10,7 +10,7 @@
 import type { Group, Profile } from './catalogue.ts';
 import { encodeQueryValue } from './escape.ts';
 import { IDENTITY_FIELDS } from './identity.ts';
-import { askAgainUrl, ignitionUrl, metadataUrl, type RenderContext } from './render-context.ts';
+import { askAgainUrl, assetsBase, beaconUrl, ignitionUrl, metadataUrl, type RenderContext } from './render-context.ts';
 import { labelQuery } from './script.ts';
 
 export interface TemplateData {
@@ -23,10 +23,15 @@ export interface TemplateData {
   profile: { id: string; name: string };
   /** e.g. `http://10.0.0.5:8080` */
   base_url: string;
-  /** e.g. `http://10.0.0.5:8080/assets` */
+  /** e.g. `http://10.0.0.5:8080/b/<boot id>/assets`: downloads through it are recorded with the boot. */
   assets_url: string;
-  /** This device's URLs: `urls.ipxe` (its script), `urls.ignition`, `urls.metadata`. */
-  urls: { ipxe: string; ignition: string; metadata: string };
+  /** This boot's id (empty when the boot is not tracked). */
+  boot_id: string;
+  /**
+   * This device's URLs: `urls.ipxe` (its script), `urls.ignition`, `urls.metadata`, and
+   * `urls.beacon` (fetch it just before `boot`: `imgfetch {{ urls.beacon }} ||`; empty when untracked).
+   */
+  urls: { ipxe: string; ignition: string; metadata: string; beacon: string };
   /** The labels as a query string, e.g. `mac=52%3A54...&uuid=...`. */
   query: string;
 }
@@ -46,8 +51,9 @@ export function buildTemplateData(profile: Profile, group: Group | undefined, ct
     group: { id: group?.id ?? '', name: group?.name ?? '', metadata: group?.metadata ?? {} },
     profile: { id: profile.id, name: profile.name ?? profile.id },
     base_url: ctx.baseUrl,
-    assets_url: `${ctx.baseUrl}/assets`,
-    urls: { ipxe: askAgainUrl(ctx), ignition: ignitionUrl(ctx), metadata: metadataUrl(ctx) },
+    assets_url: assetsBase(ctx),
+    boot_id: ctx.bootId ?? '',
+    urls: { ipxe: askAgainUrl(ctx), ignition: ignitionUrl(ctx), metadata: metadataUrl(ctx), beacon: beaconUrl(ctx) ?? '' },
     query: labelQuery(ctx.device.labels),
   };
 }

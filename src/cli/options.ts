@@ -25,6 +25,7 @@ export const SERVER_FLAGS: FlagSpec[] = [
   { flag: 'log-level', key: 'logLevel', description: 'fatal, error, warn, info, debug, trace or silent' },
   { flag: 'base-url', key: 'baseUrl', description: 'public URL used in scripts (default: from each request)' },
   { flag: 'admin-token', key: 'adminToken', description: 'bearer token for /api/v1 (uploads); unset: admin API off' },
+  { flag: 'database-url', key: 'databaseUrl', description: 'PostgreSQL URL for shared boot state (default: SQLite in the data dir)' },
 ];
 
 export function envName(flag: string): string {

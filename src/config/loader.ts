@@ -8,7 +8,7 @@ import type { Problem } from '../common/problems.ts';
 import { ConfigSchema, LOG_LEVELS, type Config, type ConfigFile, type LogLevel } from './schema.ts';
 
 /** Settings that can be given on the command line or in the environment. */
-export const OVERRIDABLE = ['host', 'port', 'baseUrl', 'logLevel', 'dataDir', 'assetsDir', 'adminToken'] as const;
+export const OVERRIDABLE = ['host', 'port', 'baseUrl', 'logLevel', 'dataDir', 'assetsDir', 'adminToken', 'databaseUrl'] as const;
 export type OverrideKey = (typeof OVERRIDABLE)[number];
 
 export interface Override {
@@ -70,6 +70,13 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
     paths: { data: path.resolve(fileDir, file.paths.data), assets: path.resolve(fileDir, file.paths.assets) },
     assets: file.assets,
     admin: { token: file.admin.token === '' ? undefined : file.admin.token },
+    state: {
+      databaseUrl: file.state.databaseUrl === '' ? undefined : file.state.databaseUrl,
+      // Resolved below, once overrides may have moved the data directory.
+      sqlitePath: file.state.sqlitePath === '' ? '' : path.resolve(fileDir, file.state.sqlitePath),
+      retentionDays: file.state.retentionDays,
+      maxEventsPerDevice: file.state.maxEventsPerDevice,
+    },
     boot: file.boot,
     source: fileSource,
   };
@@ -115,7 +122,14 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
       case 'adminToken':
         config.admin.token = raw === '' ? undefined : raw;
         break;
+      case 'databaseUrl':
+        config.state.databaseUrl = raw === '' ? undefined : raw;
+        break;
     }
+  }
+  if (config.state.sqlitePath === '') config.state.sqlitePath = path.join(config.paths.data, 'bootdepot.db');
+  if (config.state.databaseUrl !== undefined && !/^postgres(ql)?:\/\/\S+$/.test(config.state.databaseUrl)) {
+    problems.push({ source: 'database URL', message: 'must be a postgres:// or postgresql:// URL' });
   }
   const token = config.admin.token;
   if (token !== undefined && (token.length < 16 || !/^[\x21-\x7e]+$/.test(token))) {

@@ -63,6 +63,22 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    state: Type.Object(
+      {
+        /**
+         * PostgreSQL URL (`postgres://user:pass@host/db`) for several replicas sharing state.
+         * Empty: SQLite in the data directory. Prefer BOOTDEPOT_DATABASE_URL for credentials.
+         */
+        databaseUrl: Type.String({ default: '' }),
+        /** SQLite file; default `bootdepot.db` in the data directory. Relative to this file. */
+        sqlitePath: Type.String({ default: '' }),
+        /** Days of events kept per device. */
+        retentionDays: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
+        /** Newest events kept per device, whatever their age. */
+        maxEventsPerDevice: Type.Integer({ minimum: 10, maximum: 1000000, default: 1000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     boot: Type.Object(
       {
         /** Provider preset for built-in profile kinds when a profile names none. */
@@ -77,6 +93,14 @@ export const ConfigSchema = Type.Object(
         unmatchedProfile: Type.String({ default: '' }),
         /** Seconds a waiting machine sleeps before asking again (unmatched, missing images, template errors). */
         pollInterval: Type.Integer({ minimum: 5, maximum: 3600, default: 60 }),
+        /** How a script boots the local disk (next boot `local`), per firmware. One iPXE command each. */
+        localBoot: Type.Object(
+          {
+            pcbios: Type.String({ pattern: '^[^\\r\\n]+$', default: 'sanboot --no-describe --drive 0x80' }),
+            efi: Type.String({ pattern: '^[^\\r\\n]+$', default: 'exit' }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
         retry: Type.Object(
           {
             /** Download attempts for kernel and initrd before a script gives up. */
@@ -107,6 +131,7 @@ export interface Config {
   assets: ConfigFile['assets'];
   /** Admin API token; undefined when the admin API is off. */
   admin: { token: string | undefined };
+  state: { databaseUrl: string | undefined; sqlitePath: string; retentionDays: number; maxEventsPerDevice: number };
   boot: ConfigFile['boot'];
   /** Where the configuration came from, for logs and `check`. */
   source: string;

@@ -2,8 +2,14 @@
  * One error handler for the whole app: 4xx answers say what was wrong; 5xx answers are logged
  * with the request and hide their message, which may hold paths or internals.
  */
-import type { FastifyInstance, FastifyError } from 'fastify';
+import type { FastifyInstance, FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+
+/** An error answer in the request's language: JSON under /api/, plain text elsewhere. */
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, status: number, message: string): FastifyReply {
+  if (request.url.startsWith('/api/')) return reply.code(status).send({ error: message, statusCode: status });
+  return reply.code(status).type('text/plain; charset=utf-8').send(`${message}\n`);
+}
 
 export default fp(
   (app: FastifyInstance) => {

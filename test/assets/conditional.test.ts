@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { evaluatePreconditions, ifRangeMatches, parseEntityTags, validatorsFor } from '../../src/assets/conditional.ts';
+import { evaluatePreconditions, ifRangeMatches, parseEntityTags, parseHttpDate, validatorsFor } from '../../src/assets/conditional.ts';
 import { planRange } from '../../src/assets/range.ts';
 
 const validators = validatorsFor({ ino: 0x1234n, size: 1000n, mtimeNs: 1_700_000_000_123_456_789n });
@@ -53,6 +53,18 @@ describe('preconditions (RFC 9110 13.2.2)', () => {
   for (const [name, method, headers, expected] of cases) {
     it(name, () => assert.equal(evaluatePreconditions(method, headers, validators), expected));
   }
+});
+
+describe('HTTP dates', () => {
+  it('accepts the three forms of RFC 9110 and nothing else', () => {
+    const expected = Date.UTC(1994, 10, 6, 8, 49, 37);
+    for (const form of ['Sun, 06 Nov 1994 08:49:37 GMT', 'Sunday, 06-Nov-94 08:49:37 GMT', 'Sun Nov  6 08:49:37 1994']) {
+      assert.equal(parseHttpDate(form)?.getTime(), expected, form);
+    }
+    for (const bad of ['1994', '1994-11-06T08:49:37Z', '784111777', 'yesterday', 'Sun, 06 Nov 1994 08:49:37 PST']) {
+      assert.equal(parseHttpDate(bad), undefined, bad);
+    }
+  });
 });
 
 describe('If-Range', () => {

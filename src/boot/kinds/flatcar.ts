@@ -42,7 +42,7 @@ export const renderFlatcar: KindRenderer = async (profile, _group, ctx) => {
     const dir = `flatcar/${spec.channel}/${arch}/${spec.version}`;
     const [kernel, initrd] = await Promise.all([ctx.assets.file(`${dir}/${FLATCAR_KERNEL}`), ctx.assets.file(`${dir}/${FLATCAR_INITRD}`)]);
     if (!kernel || !initrd) return { wait: `profile ${profile.id}: Flatcar images missing from assets/${dir}/` };
-    base = assetUrl(ctx.baseUrl, dir);
+    base = assetUrl(ctx, dir);
   } else {
     base = spec.source.replace(/\/+$/, '');
   }
@@ -65,8 +65,8 @@ export const renderFlatcar: KindRenderer = async (profile, _group, ctx) => {
       comments: [`Flatcar ${spec.channel} ${spec.version} ${arch} (preset ${preset})`],
       preamble: [],
       steps: [
-        { download: `kernel ${kernelUrl} ${args.join(' ')}`, what: kernelUrl },
-        { download: `initrd ${initrdUrl}`, what: initrdUrl },
+        { download: `kernel ${kernelUrl} ${args.join(' ')}`, what: kernelUrl, role: 'kernel' },
+        { download: `initrd ${initrdUrl}`, what: initrdUrl, role: 'initrd' },
       ],
     },
   };

@@ -37,7 +37,7 @@ export const renderLinuxKit: KindRenderer = async (profile: Profile, _group, ctx
   if (missing.length > 0) return { wait: `profile ${profile.id}: ${missing.join(' and ')} missing from the assets directory` };
 
   const cmdline = [await readCmdline(ctx, `${prefix}-cmdline`), ...(profile.args ?? [])].filter(Boolean).join(' ');
-  const baseUrl = assetUrl(ctx.baseUrl, spec.dir);
+  const baseUrl = assetUrl(ctx, spec.dir);
   const preset = profile.preset ?? ctx.boot.preset;
   const arch = ctx.device.identity.arch ?? 'x86_64';
   const efi = arch === 'arm64' || ctx.device.identity.platform === 'efi';
@@ -48,22 +48,22 @@ export const renderLinuxKit: KindRenderer = async (profile: Profile, _group, ctx
   let steps: BootStep[];
   if (arch === 'arm64') {
     steps = [
-      { download: `initrd --name initrd \${base-url}/${spec.name}-initrd.img`, what: initrdUrl },
+      { download: `initrd --name initrd \${base-url}/${spec.name}-initrd.img`, what: initrdUrl, role: 'initrd' },
       { line: join('set kernel-params ip=dhcp nomodeset ro', cmdline) },
-      { download: `kernel \${base-url}/${spec.name}-kernel initrd=initrd root=/dev/ram0 \${kernel-params}`, what: kernelUrl },
+      { download: `kernel \${base-url}/${spec.name}-kernel initrd=initrd root=/dev/ram0 \${kernel-params}`, what: kernelUrl, role: 'kernel' },
     ];
   } else {
     const params = { line: join('set kernel-params ip=dhcp nomodeset ro serial', consoleFor(preset, cmdline), cmdline) };
     steps = efi
       ? [
-          { download: `initrd --name initrd \${base-url}/${spec.name}-initrd.img`, what: initrdUrl },
+          { download: `initrd --name initrd \${base-url}/${spec.name}-initrd.img`, what: initrdUrl, role: 'initrd' },
           params,
-          { download: `kernel \${base-url}/${spec.name}-kernel initrd=initrd \${kernel-params}`, what: kernelUrl },
+          { download: `kernel \${base-url}/${spec.name}-kernel initrd=initrd \${kernel-params}`, what: kernelUrl, role: 'kernel' },
         ]
       : [
           params,
-          { download: `kernel \${base-url}/${spec.name}-kernel \${kernel-params}`, what: kernelUrl },
-          { download: `initrd \${base-url}/${spec.name}-initrd.img`, what: initrdUrl },
+          { download: `kernel \${base-url}/${spec.name}-kernel \${kernel-params}`, what: kernelUrl, role: 'kernel' },
+          { download: `initrd \${base-url}/${spec.name}-initrd.img`, what: initrdUrl, role: 'initrd' },
         ];
   }
   return {

@@ -1,0 +1,99 @@
+/**
+ * The public side of boot state, what machines and booted systems call:
+ * - `GET /b/<boot>/assets/<path>`: an asset download tied to its boot (script URLs point here);
+ * - `GET /b/<boot>/beacon`: fetched by the script just before `boot`;
+ * - `POST /events?mac=`: Packet-style user state from the booted OS (device by MAC, else by
+ *   the source IP of its last boot);
+ * - `POST /api/v1/devices/<mac>/state`: the same, device named in the path.
+ * None of these needs a token, so none can do more than append the named device's own events.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { normaliseMac } from '../boot/identity.ts';
+import { sendProblem } from '../http/errors.ts';
+import { isBootId, type BootState } from './boot-state.ts';
+import { REPORT_STATES } from './model.ts';
+
+const ReportBody = Type.Object(
+  {
+    state: Type.Unsafe<(typeof REPORT_STATES)[number]>({ type: 'string', enum: [...REPORT_STATES] }),
+    code: Type.Optional(Type.Integer({ minimum: 1000, maximum: 1099 })),
+    message: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  // Packet's clients may send more; only these fields are kept.
+  { additionalProperties: true },
+);
+type ReportBody = Static<typeof ReportBody>;
+
+const REPORT_BODY_LIMIT = 16 * 1024;
+
+export interface BootRoutesStateOptions {
+  bootState: BootState;
+}
+
+function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): void {
+  const { bootState } = options;
+
+  app.get<{ Params: { bootId: string; '*': string } }>('/b/:bootId/assets/*', async (request, reply) => {
+    const { bootId } = request.params;
+    const relativePath = request.params['*'];
+    // An unknown or expired boot still gets its file: tracking must never stop a boot.
+    const plan = isBootId(bootId) ? await bootState.planFor(bootId) : undefined;
+    if (plan) request.deviceMac = plan.deviceId;
+    const key = `/assets/${relativePath}`;
+    await app.serveAsset(request, reply, relativePath, plan && {
+      started: () => void bootState.recordDownload(plan, key, 'started', 0, 200, request.ip),
+      finished: ({ status, bytes, complete }) => void bootState.recordDownload(plan, key, complete ? 'completed' : 'aborted', bytes, status, request.ip),
+    });
+  });
+
+  app.get<{ Params: { bootId: string } }>('/b/:bootId/beacon', async (request, reply) => {
+    const plan = isBootId(request.params.bootId) ? await bootState.planFor(request.params.bootId) : undefined;
+    if (!plan) return sendProblem(request, reply, 404, 'unknown boot');
+    request.deviceMac = plan.deviceId;
+    await bootState.recordBeacon(plan, request.ip);
+    return reply.header('cache-control', 'no-store').type('text/plain; charset=utf-8').send('ok\n');
+  });
+
+  // Reports: any content type is read as JSON (busybox wget and curl -d send other types).
+  app.register((scope, _opts, done) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: REPORT_BODY_LIMIT }, (_request, body, next) => {
+      try {
+        next(null, JSON.parse(String(body)) as unknown);
+      } catch {
+        next(Object.assign(new Error('body is not valid JSON: expected {"state":"running|succeeded|failed","code":1000-1099,"message":"..."}'), { statusCode: 400 }), undefined);
+      }
+    });
+
+    const report = async (request: FastifyRequest<{ Body: ReportBody }>, reply: FastifyReply, deviceId: string | undefined, via: 'events' | 'state-api') => {
+      if (!deviceId) return sendProblem(request, reply, 404, 'unknown device: pass ?mac=, or report from the address the device booted from');
+      request.deviceMac = deviceId;
+      const { state, code, message } = request.body;
+      const stored = await bootState.recordReport({ deviceId, state, ip: request.ip, via, ...(code !== undefined ? { code } : {}), ...(message !== undefined ? { message } : {}) });
+      if (!stored) return sendProblem(request, reply, 503, 'the device store is unavailable; report again later');
+      return reply.code(200).send({ device: deviceId, state, event: stored.id });
+    };
+
+    scope.post<{ Body: ReportBody; Querystring: { mac?: string } }>(
+      '/events',
+      { schema: { body: ReportBody, querystring: Type.Object({ mac: Type.Optional(Type.String()) }) } },
+      async (request, reply) => {
+        const raw = request.query.mac;
+        const mac = raw === undefined || raw === '' ? undefined : normaliseMac(raw);
+        if (raw && !mac) return sendProblem(request, reply, 400, `invalid mac ${JSON.stringify(raw.slice(0, 40))}`);
+        return report(request, reply, await bootState.deviceForReport(mac, request.ip), 'events');
+      },
+    );
+
+    scope.post<{ Body: ReportBody; Params: { id: string } }>('/api/v1/devices/:id/state', { schema: { body: ReportBody } }, async (request, reply) => {
+      const mac = normaliseMac(request.params.id);
+      if (!mac) return sendProblem(request, reply, 400, `invalid device id ${JSON.stringify(request.params.id.slice(0, 40))}: expected a MAC address`);
+      return report(request, reply, await bootState.deviceForReport(mac, request.ip), 'state-api');
+    });
+    done();
+  });
+}
+
+export default fp(stateRoutes, { name: 'bootdepot-state-routes', dependencies: ['bootdepot-asset-routes'] });

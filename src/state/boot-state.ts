@@ -1,0 +1,176 @@
+/**
+ * Boot state in the request path: what the store says about a device before its script is
+ * decided, and what each script, download, beacon and report adds afterwards. Also the rules
+ * that follow from events: `once` is consumed when its boot starts, `installOnce` turns a
+ * succeeded install into local-disk boots.
+ *
+ * Reads that fail or take too long count as "nothing recorded" (normal matching): a machine
+ * boots even when the store is down.
+ */
+import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Catalogue } from '../boot/catalogue.ts';
+import type { BootPlanRecord, Device, DownloadRole, NewEvent, NextBoot, ReportState, StoredEvent } from './model.ts';
+import { EventRecorder, withTimeout, type RecorderLogger } from './recorder.ts';
+import type { DeviceStore } from './store.ts';
+
+export interface BootStateLogger extends RecorderLogger {
+  warn(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+}
+
+const BOOT_ID = /^[a-z0-9]{16}$/;
+
+export function newBootId(): string {
+  // 16 base-32 characters: 80 bits, unguessable, and safe in any URL or script.
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  return [...randomBytes(16)].map((b) => alphabet[b & 31]).join('');
+}
+
+export function isBootId(value: string): boolean {
+  return BOOT_ID.test(value);
+}
+
+export interface BootStateOptions {
+  store: DeviceStore;
+  log: BootStateLogger;
+  catalogue: () => Catalogue;
+  /** Reads slower than this give up (and the device boots as if nothing were recorded). */
+  readTimeoutMs?: number;
+}
+
+export interface ReportInput {
+  deviceId: string;
+  state: ReportState;
+  code?: number;
+  message?: string;
+  ip: string;
+  via: 'events' | 'state-api';
+}
+
+export class BootState {
+  readonly store: DeviceStore;
+  readonly recorder: EventRecorder;
+  readonly failures = { reads: 0 };
+  private readonly log: BootStateLogger;
+  private readonly catalogue: () => Catalogue;
+  private readonly readTimeoutMs: number;
+  private readonly plans = new LRUCache<string, BootPlanRecord>({ max: 20_000 });
+
+  constructor(options: BootStateOptions) {
+    this.store = options.store;
+    this.log = options.log;
+    this.catalogue = options.catalogue;
+    this.readTimeoutMs = options.readTimeoutMs ?? 1000;
+    this.recorder = new EventRecorder(options.store, options.log);
+  }
+
+  /** The device's next boot, or null when there is none or the store cannot say. */
+  async nextBootFor(deviceId: string): Promise<NextBoot | null> {
+    try {
+      const device = await withTimeout(this.store.getDevice(deviceId), this.readTimeoutMs, 'reading the device');
+      return device?.nextBoot ?? null;
+    } catch (error) {
+      this.failures.reads += 1;
+      this.log.warn({ err: error, device: deviceId }, 'device store unavailable: deciding without recorded state');
+      return null;
+    }
+  }
+
+  /** Records a script answer; for a boot, first the plan its downloads and beacon will refer to. */
+  async recordScript(event: NewEvent, plan: { profile: string | null; downloads: Record<string, DownloadRole> } | undefined): Promise<void> {
+    if (plan && event.bootId) {
+      const record: BootPlanRecord = { id: event.bootId, deviceId: event.deviceId, createdAt: event.at.toISOString(), ...plan };
+      this.plans.set(record.id, record);
+      try {
+        await withTimeout(this.store.saveBootPlan(record), this.readTimeoutMs * 2, 'saving the boot plan');
+      } catch (error) {
+        this.log.error({ err: error, boot: record.id }, 'device store unavailable: boot plan kept in memory only');
+      }
+    }
+    await this.recorder.record(event);
+  }
+
+  /** The plan of a boot, from memory or (another replica's boot) from the store. */
+  async planFor(bootId: string): Promise<BootPlanRecord | undefined> {
+    const cached = this.plans.get(bootId);
+    if (cached) return cached;
+    try {
+      const plan = await withTimeout(this.store.getBootPlan(bootId), this.readTimeoutMs, 'reading the boot plan');
+      if (plan) this.plans.set(bootId, plan);
+      return plan;
+    } catch (error) {
+      this.failures.reads += 1;
+      this.log.warn({ err: error, boot: bootId }, 'device store unavailable: download not tied to its boot');
+      return undefined;
+    }
+  }
+
+  async recordDownload(plan: BootPlanRecord, path: string, phase: 'started' | 'completed' | 'aborted', bytes: number, status: number, ip: string): Promise<void> {
+    const role = plan.downloads[path] ?? 'other';
+    await this.recorder.record({ deviceId: plan.deviceId, bootId: plan.id, at: new Date(), detail: { type: 'download', path, role, phase, bytes, status, ip } });
+  }
+
+  /** The script says its images are loaded and it is booting: the boot has started. */
+  async recordBeacon(plan: BootPlanRecord, ip: string): Promise<void> {
+    await this.recorder.record({ deviceId: plan.deviceId, bootId: plan.id, at: new Date(), detail: { type: 'beacon', ip } });
+    try {
+      const device = await this.store.getDevice(plan.deviceId);
+      const next = device?.nextBoot;
+      // A one-time boot is used up once it actually starts, not when a download fails and retries.
+      if (next?.action === 'once' && next.profile === plan.profile) {
+        await this.store.setNextBoot(plan.deviceId, null, 'once-consumed');
+        this.log.info({ device: plan.deviceId, profile: plan.profile }, 'one-time boot started; next boot back to normal');
+      }
+    } catch (error) {
+      this.log.error({ err: error, device: plan.deviceId }, 'device store unavailable: could not consume a one-time boot');
+    }
+  }
+
+  /**
+   * Records what the booted OS reports. Resolves with the stored event, or undefined when the
+   * store could not take it (the caller answers 503 so the OS retries).
+   */
+  async recordReport(input: ReportInput): Promise<StoredEvent | undefined> {
+    const stored = await this.recorder.record({
+      deviceId: input.deviceId,
+      at: new Date(),
+      detail: {
+        type: 'report',
+        state: input.state,
+        ...(input.code !== undefined ? { code: input.code } : {}),
+        ...(input.message !== undefined ? { message: input.message } : {}),
+        ip: input.ip,
+        via: input.via,
+      },
+    });
+    if (stored && input.state === 'succeeded') await this.applyInstallOnce(input.deviceId);
+    return stored;
+  }
+
+  /** A device that installed with an `installOnce` profile boots its disk from now on. */
+  private async applyInstallOnce(deviceId: string): Promise<void> {
+    try {
+      const device: Device | undefined = await this.store.getDevice(deviceId);
+      const profileId = device?.lastProfile;
+      if (!device || !profileId || device.nextBoot?.action === 'local') return;
+      const profile = this.catalogue().profiles.get(profileId);
+      if (!profile?.installOnce) return;
+      const reason = `profile ${profileId} has installOnce and the device reported succeeded`;
+      await this.store.setNextBoot(deviceId, { action: 'local', reason, setAt: new Date().toISOString() }, 'installOnce');
+      this.log.info({ device: deviceId, profile: profileId }, `next boot set to local: ${reason}`);
+    } catch (error) {
+      this.log.error({ err: error, device: deviceId }, 'device store unavailable: installOnce not applied');
+    }
+  }
+
+  /** Finds the device a report is about: by MAC when given, else by the IP of its last boot. */
+  async deviceForReport(mac: string | undefined, ip: string): Promise<string | undefined> {
+    if (mac) return (await this.store.getDevice(mac)) ? mac : undefined;
+    return this.store.findDeviceByIp(ip);
+  }
+
+  async close(): Promise<void> {
+    await this.recorder.flush();
+  }
+}

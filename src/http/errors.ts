@@ -15,8 +15,8 @@ export default fp(
   (app: FastifyInstance) => {
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
-      // 507 (disk full) is the operator's to fix and safe to say; other 5xx stay vague.
-      const message = status >= 500 && status !== 507 ? 'internal server error' : error.message;
+      // 503 (store down, retry) and 507 (disk full) say what to do; other 5xx stay vague.
+      const message = status >= 500 && status !== 503 && status !== 507 ? 'internal server error' : error.message;
       if (status >= 500) request.log.error({ err: error }, 'request failed');
       // The admin API speaks JSON; machines and curl get plain text.
       if (request.url.startsWith('/api/')) return reply.code(status).send({ error: message, statusCode: status });

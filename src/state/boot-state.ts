@@ -166,8 +166,14 @@ export class BootState {
 
   /** Finds the device a report is about: by MAC when given, else by the IP of its last boot. */
   async deviceForReport(mac: string | undefined, ip: string): Promise<string | undefined> {
-    if (mac) return (await this.store.getDevice(mac)) ? mac : undefined;
-    return this.store.findDeviceByIp(ip);
+    try {
+      const lookup = mac ? this.store.getDevice(mac).then((device) => (device ? mac : undefined)) : this.store.findDeviceByIp(ip);
+      return await withTimeout(lookup, this.readTimeoutMs, 'finding the device');
+    } catch (error) {
+      this.failures.reads += 1;
+      this.log.error({ err: error, mac, ip }, 'device store unavailable: report refused');
+      throw Object.assign(new Error('the device store is unavailable; report again later'), { statusCode: 503 });
+    }
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,9 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AssetReader } from './assets/asset-root.ts';
+import swagger from '@fastify/swagger';
 import assetUploads from './api/asset-uploads.ts';
+import deviceApi from './api/devices.ts';
 import assetRoutes from './assets/routes.ts';
 import type { CatalogueStore } from './boot/catalogue-store.ts';
 import bootRoutes from './boot/routes.ts';
@@ -32,13 +34,28 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 1024 },
+    // Unknown fields in a request body are an error, not silently dropped.
+    ajv: { customOptions: { removeAdditional: false } },
   });
 
   await app.register(errors);
+  // Collects the route schemas registered after it into /api/v1/openapi.json.
+  await app.register(swagger, {
+    // Only the API's routes (they carry tags); scripts and assets are not a JSON API.
+    hideUntagged: true,
+    openapi: {
+      info: { title: 'bootdepot admin API', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
   app.get('/healthz', () => ({ status: 'ok' }));
   await app.register(bootRoutes, { config: deps.config, catalogue: deps.catalogue, assets: deps.assets, ...(deps.bootState ? { bootState: deps.bootState } : {}) });
   await app.register(assetRoutes, { assets: deps.assets, readSize: deps.config.assets.readSize, cacheControl: deps.config.assets.cacheControl });
-  if (deps.bootState) await app.register(stateRoutes, { bootState: deps.bootState });
+  if (deps.bootState) {
+    await app.register(stateRoutes, { bootState: deps.bootState });
+    await app.register(deviceApi, { prefix: '/api/v1', store: deps.bootState.store, catalogue: () => deps.catalogue.current(), adminToken: deps.config.admin.token });
+  }
   await app.register(assetUploads, {
     prefix: '/api/v1',
     assetsRoot: deps.assets.root,

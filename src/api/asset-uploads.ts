@@ -3,6 +3,8 @@
  * The body is streamed (never buffered) into upload.ts's atomic writer. An optional SHA-256
  * comes as `X-Checksum-Sha256: <hex>` or RFC 9530 `Content-Digest: sha-256=:<base64>:`.
  */
+import type {} from '@fastify/swagger';
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { deleteAsset, UploadError, writeAssetAtomically } from '../assets/upload.ts';
 import { requireAdminToken } from './auth.ts';
@@ -35,7 +37,8 @@ export default function assetUploads(app: FastifyInstance, options: AssetUploadO
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
 
-  app.put<{ Params: { '*': string } }>('/assets/*', async (request, reply) => {
+  const params = Type.Object({ '*': Type.String({ description: 'path under the assets directory' }) });
+  app.put<{ Params: { '*': string } }>('/assets/*', { schema: { tags: ['assets'], summary: 'Upload an asset (body: the file; optional X-Checksum-Sha256 or Content-Digest)', params } }, async (request, reply) => {
     const relativePath = request.params['*'];
     const declared = Number(request.headers['content-length']);
     if (Number.isFinite(declared) && declared > options.maxUploadBytes) {
@@ -49,7 +52,7 @@ export default function assetUploads(app: FastifyInstance, options: AssetUploadO
     return reply.code(result.created ? 201 : 200).send({ ...result, url: `/assets/${relativePath}` });
   });
 
-  app.delete<{ Params: { '*': string } }>('/assets/*', async (request, reply) => {
+  app.delete<{ Params: { '*': string } }>('/assets/*', { schema: { tags: ['assets'], summary: 'Delete an asset', params } }, async (request, reply) => {
     const relativePath = request.params['*'];
     if (!(await deleteAsset(options.assetsRoot, relativePath))) throw new UploadError(404, `no asset ${relativePath}`);
     request.log.info({ path: relativePath }, 'asset deleted');

@@ -7,6 +7,7 @@
  * - `POST /api/v1/devices/<mac>/state`: the same, device named in the path.
  * None of these needs a token, so none can do more than append the named device's own events.
  */
+import type {} from '@fastify/swagger';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -87,7 +88,9 @@ function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): voi
       },
     );
 
-    scope.post<{ Body: ReportBody; Params: { id: string } }>('/api/v1/devices/:id/state', { schema: { body: ReportBody } }, async (request, reply) => {
+    scope.post<{ Body: ReportBody; Params: { id: string } }>(
+      '/api/v1/devices/:id/state',
+      { schema: { tags: ['reports'], summary: 'Report state from the booted OS (no token: appends to this device only)', security: [], body: ReportBody } }, async (request, reply) => {
       const mac = normaliseMac(request.params.id);
       if (!mac) return sendProblem(request, reply, 400, `invalid device id ${JSON.stringify(request.params.id.slice(0, 40))}: expected a MAC address`);
       return report(request, reply, await bootState.deviceForReport(mac, request.ip), 'state-api');

@@ -92,7 +92,11 @@ describe('range plans', () => {
     assert.deepEqual(plan('bytes=0-1,5-9'), { kind: 'multipart', ranges: [{ start: 0, end: 1 }, { start: 5, end: 9 }] });
     assert.deepEqual(plan('bytes=0-5,3-9'), { kind: 'single', range: { start: 0, end: 9 } }, 'overlaps are combined');
     for (const malformed of ['bytes=abc', 'bytes=', 'items=0-1']) assert.deepEqual(plan(malformed), { kind: 'full' }, malformed);
-    assert.deepEqual(plan('bytes=5-1'), { kind: 'unsatisfiable' }, 'a backwards range matches nothing (as nginx)');
+    assert.deepEqual(plan('bytes=5-1'), { kind: 'full' }, 'a backwards range makes the header invalid: ignored');
+    assert.deepEqual(plan('bytes=0-9,'), { kind: 'single', range: { start: 0, end: 9 } }, 'empty list elements are skipped');
+    assert.deepEqual(plan('items=2000-'), { kind: 'full' }, 'an unknown unit is ignored, even past the end');
+    assert.deepEqual(plan('BYTES=0-9'), { kind: 'single', range: { start: 0, end: 9 } }, 'units are case-insensitive');
+    assert.deepEqual(plan('bytes=0-99999999999999999999'), { kind: 'single', range: { start: 0, end: 999 } });
     assert.deepEqual(plan('bytes=0-', {}, 0), { kind: 'full' }, 'an empty file is sent whole (as nginx)');
     assert.deepEqual(plan('bytes=0-9', { 'if-range': '"old"' }), { kind: 'full' });
     const many = `bytes=${Array.from({ length: 65 }, (_, i) => `${i * 10}-${i * 10 + 1}`).join(',')}`;

@@ -1,0 +1,158 @@
+/**
+ * The admin API for devices, under /api/v1 with the bearer token:
+ *   GET    /devices                   list, with filters
+ *   GET    /devices/<id>              one device with its recent events
+ *   PUT    /devices/<id>/next-boot    set what it boots next
+ *   DELETE /devices/<id>/next-boot    back to normal
+ *   DELETE /devices/<id>              forget it
+ *   GET    /events/stream             Server-Sent Events, live, from every replica
+ */
+import type {} from '@fastify/swagger';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Catalogue } from '../boot/catalogue.ts';
+import { normaliseMac } from '../boot/identity.ts';
+import type { NextBoot, StoredEvent } from '../state/model.ts';
+import type { DeviceStore } from '../state/store.ts';
+import { requireAdminToken } from './auth.ts';
+import { DeviceIdParams, DeviceListQuery, DeviceSchema, DeviceShowQuery, ErrorSchema, EventSchema, NextBootBody } from './schemas.ts';
+
+export interface DeviceApiOptions {
+  store: DeviceStore;
+  catalogue: () => Catalogue;
+  adminToken: string | undefined;
+  /** Seconds between SSE keep-alive comments (proxies drop idle streams). */
+  heartbeatSeconds?: number;
+}
+
+class ApiError extends Error {
+  readonly statusCode: number;
+  constructor(statusCode: number, message: string) {
+    super(message);
+    this.statusCode = statusCode;
+  }
+}
+
+function deviceId(request: FastifyRequest<{ Params: { id: string } }>): string {
+  const id = normaliseMac(request.params.id);
+  if (!id) throw new ApiError(400, `invalid device id ${JSON.stringify(request.params.id.slice(0, 40))}: expected a MAC address`);
+  return id;
+}
+
+function eventJson(event: StoredEvent) {
+  return { id: event.id, deviceId: event.deviceId, ...(event.bootId ? { bootId: event.bootId } : {}), at: event.at.toISOString(), detail: event.detail };
+}
+
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema };
+
+export default function deviceApi(app: FastifyInstance, options: DeviceApiOptions): void {
+  const { store } = options;
+  app.addHook('onRequest', requireAdminToken(options.adminToken));
+  // Open event streams, ended as the server starts closing (preClose: before it waits for open
+  // connections, which a stream would hold forever) so clients reconnect, to another replica.
+  const streams = new Set<() => void>();
+  app.addHook('preClose', (done) => {
+    for (const end of streams) end();
+    done();
+  });
+
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+
+  app.get<{ Querystring: typeof DeviceListQuery.static }>(
+    '/devices',
+    { schema: { tags: ['devices'], summary: 'List devices', querystring: DeviceListQuery, response: { 200: Type.Object({ devices: Type.Array(DeviceSchema) }), ...errors } } },
+    async (request) => {
+      const { stage, profile, seenSince, limit } = request.query;
+      const devices = await store.listDevices({ ...(stage ? { stage } : {}), ...(profile ? { profile } : {}), ...(seenSince ? { seenSince: new Date(seenSince) } : {}), ...(limit ? { limit } : {}) });
+      return { devices };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: typeof DeviceShowQuery.static }>(
+    '/devices/:id',
+    { schema: { tags: ['devices'], summary: 'A device and its recent events, newest first', params: DeviceIdParams, querystring: DeviceShowQuery, response: { 200: Type.Object({ device: DeviceSchema, events: Type.Array(EventSchema) }), ...errors } } },
+    async (request) => {
+      const id = deviceId(request);
+      const device = await store.getDevice(id);
+      if (!device) throw new ApiError(404, `unknown device ${id}`);
+      const events = await store.listEvents(id, request.query.events ?? 50);
+      return { device, events: events.map(eventJson) };
+    },
+  );
+
+  app.put<{ Params: { id: string }; Body: typeof NextBootBody.static }>(
+    '/devices/:id/next-boot',
+    { schema: { tags: ['devices'], summary: 'Set what the device boots next', params: DeviceIdParams, body: NextBootBody, response: { 200: Type.Object({ device: DeviceSchema }), ...errors } } },
+    async (request) => {
+      const id = deviceId(request);
+      const { action, profile, reason } = request.body;
+      if (action === 'once' && !profile) throw new ApiError(400, 'action once needs a profile');
+      if ((action === 'local' || action === 'hold') && profile) throw new ApiError(400, `action ${action} takes no profile`);
+      if (profile && !options.catalogue().profiles.has(profile)) throw new ApiError(400, `unknown profile ${profile}`);
+      const nextBoot: NextBoot = { action, ...(profile ? { profile } : {}), reason: reason ?? `set through the API`, setAt: new Date().toISOString() };
+      // `profile` without a name is normal matching: nothing to store.
+      const device = await store.setNextBoot(id, action === 'profile' && !profile ? null : nextBoot, 'api');
+      if (!device) throw new ApiError(404, `unknown device ${id}`);
+      request.log.info({ device: id, nextBoot }, 'next boot set');
+      return { device };
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/devices/:id/next-boot',
+    { schema: { tags: ['devices'], summary: 'Clear the next boot (normal matching)', params: DeviceIdParams, response: { 200: Type.Object({ device: DeviceSchema }), ...errors } } },
+    async (request) => {
+      const id = deviceId(request);
+      const device = await store.setNextBoot(id, null, 'api');
+      if (!device) throw new ApiError(404, `unknown device ${id}`);
+      return { device };
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/devices/:id',
+    { schema: { tags: ['devices'], summary: 'Forget a device and its history', params: DeviceIdParams, response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      const id = deviceId(request);
+      if (!(await store.deleteDevice(id))) throw new ApiError(404, `unknown device ${id}`);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Querystring: { device?: string } }>(
+    '/events/stream',
+    {
+      schema: {
+        tags: ['events'],
+        summary: 'Live boot events (Server-Sent Events): one `event: <type>` with JSON data per event',
+        querystring: Type.Object({ device: Type.Optional(Type.String({ description: 'only this device (MAC)' })) }),
+        response: { 200: Type.String({ description: 'text/event-stream' }), ...errors },
+      },
+    },
+    (request, reply) => {
+      const only = request.query.device ? normaliseMac(request.query.device) : undefined;
+      if (request.query.device && !only) throw new ApiError(400, 'invalid device filter: expected a MAC address');
+      reply.hijack();
+      reply.quietRequestLog = true;
+      const res = reply.raw;
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      res.write(': bootdepot event stream\n\n');
+      const unsubscribe = store.subscribe((event) => {
+        if (only && event.deviceId !== only) return;
+        res.write(`id: ${event.id}\nevent: ${event.detail.type}\ndata: ${JSON.stringify(eventJson(event))}\n\n`);
+      });
+      const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), (options.heartbeatSeconds ?? 15) * 1000);
+      const stop = () => {
+        clearInterval(heartbeat);
+        unsubscribe();
+        streams.delete(end);
+      };
+      const end = () => {
+        stop();
+        res.end();
+      };
+      streams.add(end);
+      res.on('close', stop);
+    },
+  );
+}

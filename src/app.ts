@@ -51,7 +51,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   app.get('/healthz', () => ({ status: 'ok' }));
   await app.register(bootRoutes, { config: deps.config, catalogue: deps.catalogue, assets: deps.assets, ...(deps.bootState ? { bootState: deps.bootState } : {}) });
-  await app.register(assetRoutes, { assets: deps.assets, readSize: deps.config.assets.readSize, cacheControl: deps.config.assets.cacheControl });
+  await app.register(assetRoutes, {
+    assets: deps.assets,
+    readSize: deps.config.assets.readSize,
+    readBufferBudget: deps.config.assets.readBufferBudget,
+    cacheControl: deps.config.assets.cacheControl,
+  });
   if (deps.bootState) {
     await app.register(stateRoutes, { bootState: deps.bootState });
     await app.register(deviceApi, { prefix: '/api/v1', store: deps.bootState.store, catalogue: () => deps.catalogue.current(), adminToken: deps.config.admin.token });

@@ -10,23 +10,50 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 
+/**
+ * Read buffers shared by all downloads, within a memory budget. While the budget allows, a
+ * download gets full-size buffers (fast); past it, small ones, so memory stays bounded however
+ * many machines download at once (the link is shared by then anyway, so the small reads cost
+ * little throughput). Full-size buffers are kept for reuse.
+ */
 export class BufferPool {
-  private readonly idle: Buffer[] = [];
+  /** Size of the buffers handed out while the budget allows. */
   readonly size: number;
-  private readonly maxIdle: number;
+  /** Size handed out beyond the budget. */
+  readonly smallSize: number;
+  private readonly budget: number;
+  private readonly idle: Buffer[] = [];
+  private allocated = 0;
 
-  constructor(size: number, maxIdle = 32) {
+  constructor(size: number, budgetBytes = 16 * 1024 * 1024, smallSize = 64 * 1024) {
     this.size = size;
-    this.maxIdle = maxIdle;
+    this.budget = Math.max(budgetBytes, size * 2);
+    this.smallSize = Math.min(smallSize, size);
   }
 
   acquire(): Buffer {
-    // Slow (unpooled) buffers: Node's small-buffer pool would pin memory for big reads.
-    return this.idle.pop() ?? Buffer.allocUnsafeSlow(this.size);
+    const reused = this.idle.pop();
+    if (reused) return reused;
+    if (this.allocated + this.size <= this.budget) {
+      this.allocated += this.size;
+      // Slow (unpooled) buffers: Node's small-buffer pool would pin memory for big reads.
+      return Buffer.allocUnsafeSlow(this.size);
+    }
+    return Buffer.allocUnsafeSlow(this.smallSize);
   }
 
   release(buffer: Buffer): void {
-    if (this.idle.length < this.maxIdle) this.idle.push(buffer);
+    if (buffer.length === this.size) this.idle.push(buffer);
+  }
+
+  /** Forgets a full-size buffer that cannot be reused (the socket may still hold it). */
+  discard(buffer: Buffer): void {
+    if (buffer.length === this.size) this.allocated -= this.size;
+  }
+
+  /** Bytes of full-size buffers in use or idle. */
+  get allocatedBytes(): number {
+    return this.allocated;
   }
 }
 
@@ -105,6 +132,9 @@ export async function streamRange(res: ServerResponse, file: FileHandle, start: 
   } finally {
     await Promise.allSettled(pending.filter((p) => p !== undefined));
     // After a broken write the socket may still hold a buffer: leave those to the GC.
-    if (clean) for (const buffer of buffers) pool.release(buffer);
+    for (const buffer of buffers) {
+      if (clean) pool.release(buffer);
+      else pool.discard(buffer);
+    }
   }
 }

@@ -13,6 +13,7 @@ import { sendFile } from './send-file.ts';
 export interface AssetRoutesOptions {
   assets: AssetReader;
   readSize: number;
+  readBufferBudget: number;
   cacheControl: string;
 }
 
@@ -38,7 +39,7 @@ declare module 'fastify' {
 
 function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
   const { assets } = options;
-  const pool = new BufferPool(options.readSize);
+  const pool = new BufferPool(options.readSize, options.readBufferBudget);
   const downloads = new DownloadLog(app.log);
   app.addHook('onClose', (_app, done) => {
     downloads.flush();

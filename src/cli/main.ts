@@ -1,16 +1,24 @@
-/** The `bootdepot` command line: one file per command. */
+/**
+ * The `bootdepot` command line: one file per command. Only the command being run is loaded, so
+ * `serve` does not carry the client libraries of `push` or `devices` in its memory.
+ */
 import { Command } from 'commander';
-import { checkCommand } from './check.ts';
-import { pushCommand } from './push.ts';
-import { renderCommand } from './render.ts';
-import { serveCommand } from './serve.ts';
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./serve.ts')).serveCommand(),
+  render: async () => (await import('./render.ts')).renderCommand(),
+  check: async () => (await import('./check.ts')).checkCommand(),
+  push: async () => (await import('./push.ts')).pushCommand(),
+};
 
 const program = new Command('bootdepot')
   .description('HTTP boot server for iPXE: per-device scripts, LinuxKit and Flatcar images, boot state')
-  .showHelpAfterError()
-  .addCommand(serveCommand())
-  .addCommand(renderCommand())
-  .addCommand(checkCommand())
-  .addCommand(pushCommand());
+  .showHelpAfterError();
+
+const requested = process.argv[2];
+const load = requested !== undefined ? COMMANDS[requested] : undefined;
+for (const command of load ? [await load()] : await Promise.all(Object.values(COMMANDS).map((loader) => loader()))) {
+  program.addCommand(command);
+}
 
 await program.parseAsync(process.argv);

@@ -46,6 +46,11 @@ export const ConfigSchema = Type.Object(
       {
         /** Bytes read from disk per step when streaming a file (256 KiB to 4 MiB measured; see docs/benchmarks.md). */
         readSize: Type.Integer({ minimum: 16384, maximum: 16777216, default: 1048576 }),
+        /**
+         * Memory for read buffers across all downloads. Each download uses two buffers of
+         * readSize while this allows (the default serves 8 at full speed), 64 KiB ones beyond.
+         */
+        readBufferBudget: Type.Integer({ minimum: 65536, maximum: 1073741824, default: 16777216 }),
         /** Cache-Control sent with assets. The default lets caches keep files but revalidate (cheap: ETag/304). */
         cacheControl: Type.String({ pattern: '^[\\x20-\\x7e]*$', default: 'public, no-cache' }),
         /** Largest upload accepted by PUT /api/v1/assets/, in bytes. */

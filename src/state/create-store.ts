@@ -1,7 +1,5 @@
 /** Chooses the device store: PostgreSQL when a database URL is given, else SQLite in the data dir. */
 import type { DeviceStore } from './store.ts';
-import { PostgresDeviceStore } from './postgres-store.ts';
-import { SqliteDeviceStore } from './sqlite-store.ts';
 
 export interface StoreChoice {
   /** `postgres://...` / `postgresql://...`, or undefined for SQLite. */
@@ -11,9 +9,10 @@ export interface StoreChoice {
 }
 
 export async function openDeviceStore(choice: StoreChoice): Promise<DeviceStore> {
-  const store = choice.databaseUrl
-    ? new PostgresDeviceStore({ url: choice.databaseUrl, ...(choice.onError ? { onError: choice.onError } : {}) })
-    : new SqliteDeviceStore(choice.sqlitePath);
+  // Loaded on demand: the PostgreSQL driver is memory a single-node install does not need.
+  const store: DeviceStore = choice.databaseUrl
+    ? new (await import('./postgres-store.ts')).PostgresDeviceStore({ url: choice.databaseUrl, ...(choice.onError ? { onError: choice.onError } : {}) })
+    : new (await import('./sqlite-store.ts')).SqliteDeviceStore(choice.sqlitePath);
   try {
     await store.migrate();
   } catch (error) {

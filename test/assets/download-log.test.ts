@@ -43,3 +43,20 @@ describe('download summaries', () => {
     assert.equal(lines.length, 1);
   });
 });
+
+describe('read buffer pool', () => {
+  it('hands out full-size buffers within the budget and small ones beyond', async () => {
+    const { BufferPool } = await import('../../src/assets/file-stream.ts');
+    const pool = new BufferPool(1024 * 1024, 4 * 1024 * 1024, 64 * 1024);
+    const full = [pool.acquire(), pool.acquire(), pool.acquire(), pool.acquire()];
+    assert.deepEqual(full.map((b) => b.length), Array(4).fill(1024 * 1024));
+    const beyond = pool.acquire();
+    assert.equal(beyond.length, 64 * 1024);
+    assert.equal(pool.allocatedBytes, 4 * 1024 * 1024);
+    pool.release(beyond);
+    pool.release(full[0] as Buffer);
+    assert.equal(pool.acquire(), full[0], 'released full-size buffers are reused');
+    pool.discard(full[1] as Buffer);
+    assert.equal(pool.acquire().length, 1024 * 1024, 'a discarded buffer frees its share of the budget');
+  });
+});

@@ -9,6 +9,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   render: async () => (await import('./render.ts')).renderCommand(),
   check: async () => (await import('./check.ts')).checkCommand(),
   push: async () => (await import('./push.ts')).pushCommand(),
+  devices: async () => (await import('./devices.ts')).devicesCommand(),
 };
 
 const program = new Command('bootdepot')

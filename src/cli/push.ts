@@ -12,11 +12,11 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { request } from 'undici';
 import { encodeUriComponentStrict } from '../boot/escape.ts';
-import { envName } from './options.ts';
+import { addConnectionOptions, CliError, connection, runCli, serverMessage } from './api-client.ts';
 
 interface PushTarget {
   file: string;
@@ -24,7 +24,6 @@ interface PushTarget {
   assetPath: string;
 }
 
-class PushError extends Error {}
 
 async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
@@ -38,7 +37,7 @@ function assetUrlPath(assetPath: string): string {
 
 async function upload(server: string, token: string, target: PushTarget, bars: cliProgress.MultiBar | undefined): Promise<void> {
   const { size } = await stat(target.file).catch(() => {
-    throw new PushError(`cannot read ${target.file}`);
+    throw new CliError(`cannot read ${target.file}`);
   });
   const sha256 = await sha256File(target.file);
   const bar = bars?.create(size, 0, { name: target.assetPath });
@@ -56,24 +55,18 @@ async function upload(server: string, token: string, target: PushTarget, bars: c
     body,
     headers: { authorization: `Bearer ${token}`, 'content-length': String(size), 'x-checksum-sha256': sha256, 'content-type': 'application/octet-stream' },
   }).catch((error: unknown) => {
-    throw new PushError(`cannot reach ${server}: ${(error as Error).message}`);
+    throw new CliError(`cannot reach ${server}: ${(error as Error).message}`);
   });
   const text = await res.body.text();
-  if (res.statusCode === 401) throw new PushError(`${server} rejected the token (401)`);
+  if (res.statusCode === 401) throw new CliError(`${server} rejected the token (401)`);
   if (res.statusCode >= 300) {
-    let message = text;
-    try {
-      message = String((JSON.parse(text) as { error?: string }).error ?? text);
-    } catch {
-      // not JSON: show as is
-    }
-    throw new PushError(`upload of ${target.file} failed: ${res.statusCode} ${message}`);
+    throw new CliError(`upload of ${target.file} failed: ${serverMessage(res.statusCode, text)}`);
   }
   bar?.update(size);
   const head = await request(`${server}/assets/${assetUrlPath(target.assetPath)}`, { method: 'HEAD' });
   await head.body.dump();
   if (head.statusCode !== 200 || Number(head.headers['content-length']) !== size) {
-    throw new PushError(`${target.assetPath} was uploaded but the server answers HEAD with ${head.statusCode}, ${String(head.headers['content-length'])} bytes`);
+    throw new CliError(`${target.assetPath} was uploaded but the server answers HEAD with ${head.statusCode}, ${String(head.headers['content-length'])} bytes`);
   }
   if (!bars) process.stderr.write(`uploaded ${target.file} -> /assets/${target.assetPath} (${size} bytes, sha256 ${sha256})\n`);
 }
@@ -89,33 +82,13 @@ async function pushAll(server: string, token: string, targets: PushTarget[]): Pr
   }
 }
 
-function connection(command: Command): { server: string; token: string } {
-  const opts = command.optsWithGlobals<{ server?: string; token?: string }>();
-  if (!opts.server) throw new PushError(`--server (or ${envName('server')}) is required, e.g. http://10.0.0.5:8080`);
-  if (!opts.token) throw new PushError(`--token (or ${envName('admin-token')}) is required`);
-  return { server: opts.server.replace(/\/+$/, ''), token: opts.token };
-}
-
-async function run(action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    if (!(error instanceof PushError)) throw error;
-    process.stderr.write(`bootdepot push: ${error.message}\n`);
-    process.exitCode = 1;
-  }
-}
-
 export function pushCommand(): Command {
-  const command = new Command('push')
-    .description('upload images to a running bootdepot')
-    .addOption(new Option('--server <url>', 'bootdepot URL').env(envName('server')))
-    .addOption(new Option('--token <token>', 'admin token').env(envName('admin-token')))
+  const command = addConnectionOptions(new Command('push').description('upload images to a running bootdepot'))
     .argument('[files...]', 'files to upload (with --to)')
     .option('--to <path>', 'path under the assets directory')
     .action(async (files: string[], opts: { to?: string }) =>
-      run(async () => {
-        if (files.length === 0 || opts.to === undefined) throw new PushError('usage: bootdepot push FILE... --to PATH (or: bootdepot push linuxkit NAME)');
+      runCli(async () => {
+        if (files.length === 0 || opts.to === undefined) throw new CliError('usage: bootdepot push FILE... --to PATH (or: bootdepot push linuxkit NAME)');
         const asDirectory = opts.to.endsWith('/') || files.length > 1;
         const base = opts.to.replace(/^\/+|\/+$/g, '');
         const targets = files.map((file) => ({ file, assetPath: asDirectory ? [base, path.basename(file)].filter(Boolean).join('/') : base }));
@@ -130,11 +103,11 @@ export function pushCommand(): Command {
     .argument('<name>', 'the name given to linuxkit build')
     .option('--dir <dir>', 'directory holding the files', '.')
     .action(async (name: string, opts: { dir: string }, sub: Command) =>
-      run(async () => {
-        if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) throw new PushError(`invalid name ${JSON.stringify(name)}`);
+      runCli(async () => {
+        if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) throw new CliError(`invalid name ${JSON.stringify(name)}`);
         const targets = ['kernel', 'initrd.img', 'cmdline'].map((suffix) => ({ file: path.join(opts.dir, `${name}-${suffix}`), assetPath: `linuxkit/${name}-${suffix}` }));
         for (const target of targets) {
-          if (!(await stat(target.file).catch(() => undefined))?.isFile()) throw new PushError(`missing ${target.file} (run linuxkit build first, or pass --dir)`);
+          if (!(await stat(target.file).catch(() => undefined))?.isFile()) throw new CliError(`missing ${target.file} (run linuxkit build first, or pass --dir)`);
         }
         const { server, token } = connection(sub);
         await pushAll(server, token, targets);

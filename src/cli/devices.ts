@@ -1,0 +1,161 @@
+/**
+ * `bootdepot devices`: what the admin API knows about machines, from a terminal.
+ *   list [--stage S] [--profile P] [--json]      one line per device
+ *   show ID [--events N] [--json]                 a device and its recent events
+ *   next ID ACTION [PROFILE] [--reason TEXT]      set the next boot (profile|local|hold|once|clear)
+ *   delete ID                                     forget a device
+ *   watch [--device ID]                           live events until interrupted
+ */
+import { Command } from 'commander';
+import { request } from 'undici';
+import type { Device, StoredEvent } from '../state/model.ts';
+import { addConnectionOptions, apiJson, CliError, connection, runCli, serverMessage } from './api-client.ts';
+
+type EventJson = Omit<StoredEvent, 'at'> & { at: string };
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+}
+
+function describeNextBoot(device: Device): string {
+  const next = device.nextBoot;
+  return next ? `${next.action}${next.profile ? ` ${next.profile}` : ''}` : '-';
+}
+
+/** One human line per event. */
+export function describeEvent(event: EventJson): string {
+  const d = event.detail;
+  const what = (() => {
+    switch (d.type) {
+      case 'script':
+        return `script ${d.action}${d.profile ? ` ${d.profile}` : ''}: ${d.reason}`;
+      case 'download':
+        return `${d.role} ${d.phase} ${d.path}${d.phase === 'started' ? '' : ` (${d.bytes} bytes)`}`;
+      case 'beacon':
+        return 'booting (beacon)';
+      case 'report':
+        return `reported ${d.state}${d.code !== undefined ? ` ${d.code}` : ''}${d.message ? `: ${d.message}` : ''}`;
+      case 'next-boot':
+        return `next boot ${d.nextBoot ? `${d.nextBoot.action}${d.nextBoot.profile ? ` ${d.nextBoot.profile}` : ''} (${d.nextBoot.reason})` : 'cleared'} by ${d.by}`;
+    }
+  })();
+  return `${event.at}  ${event.deviceId}  ${what}`;
+}
+
+export function devicesCommand(): Command {
+  const devices = addConnectionOptions(new Command('devices').description('inspect and steer machines through a running bootdepot'));
+
+  devices
+    .command('list')
+    .description('list devices')
+    .option('--stage <stage>', 'only devices at this stage')
+    .option('--profile <profile>', 'only devices last booted with this profile')
+    .option('--json', 'print JSON')
+    .action((opts: { stage?: string; profile?: string; json?: boolean }, command: Command) =>
+      runCli(async () => {
+        const query = new URLSearchParams({ ...(opts.stage ? { stage: opts.stage } : {}), ...(opts.profile ? { profile: opts.profile } : {}) }).toString();
+        const { devices: list } = await apiJson<{ devices: Device[] }>(connection(command), 'GET', `/devices${query ? `?${query}` : ''}`);
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+          return;
+        }
+        const rows = [['DEVICE', 'STAGE', 'PROFILE', 'BOOTS', 'LAST SEEN', 'IP', 'NEXT BOOT']];
+        for (const d of list) rows.push([d.id, d.stage ?? '-', d.lastProfile ?? '-', String(d.bootCount), d.lastSeen, d.lastIp ?? '-', describeNextBoot(d)]);
+        process.stdout.write(`${table(rows)}\n`);
+      }),
+    );
+
+  devices
+    .command('show')
+    .description('show a device and its recent events')
+    .argument('<id>', 'MAC address')
+    .option('--events <n>', 'how many events', '30')
+    .option('--json', 'print JSON')
+    .action((id: string, opts: { events: string; json?: boolean }, command: Command) =>
+      runCli(async () => {
+        const { device, events } = await apiJson<{ device: Device; events: EventJson[] }>(connection(command), 'GET', `/devices/${encodeURIComponent(id)}?events=${Number(opts.events) || 30}`);
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify({ device, events }, null, 2)}\n`);
+          return;
+        }
+        const lines = [
+          `device     ${device.id}`,
+          `stage      ${device.stage ?? '-'}${device.lastReport ? ` (reported ${device.lastReport.state}${device.lastReport.message ? `: ${device.lastReport.message}` : ''})` : ''}`,
+          `profile    ${device.lastProfile ?? '-'}${device.lastGroup ? ` (group ${device.lastGroup})` : ''}`,
+          `boots      ${device.bootCount}, first seen ${device.firstSeen}, last seen ${device.lastSeen} from ${device.lastIp ?? '-'}`,
+          `next boot  ${describeNextBoot(device)}${device.nextBoot ? `: ${device.nextBoot.reason}` : ''}`,
+          `identity   ${Object.entries(device.identity).map(([k, v]) => `${k}=${v}`).join(' ')}`,
+          '',
+          ...[...events].reverse().map(describeEvent),
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      }),
+    );
+
+  devices
+    .command('next')
+    .description('set the next boot: profile [PROFILE] | local | hold | once PROFILE | clear')
+    .argument('<id>', 'MAC address')
+    .argument('<action>', 'profile, local, hold, once or clear')
+    .argument('[profile]', 'profile for once (or to pin with profile)')
+    .option('--reason <text>', 'why (recorded with the change)')
+    .action((id: string, action: string, profile: string | undefined, opts: { reason?: string }, command: Command) =>
+      runCli(async () => {
+        const conn = connection(command);
+        const path = `/devices/${encodeURIComponent(id)}/next-boot`;
+        const { device } =
+          action === 'clear'
+            ? await apiJson<{ device: Device }>(conn, 'DELETE', path)
+            : await apiJson<{ device: Device }>(conn, 'PUT', path, { action, ...(profile ? { profile } : {}), ...(opts.reason ? { reason: opts.reason } : {}) });
+        process.stdout.write(`${device.id}: next boot ${describeNextBoot(device)}\n`);
+      }),
+    );
+
+  devices
+    .command('delete')
+    .description('forget a device and its history')
+    .argument('<id>', 'MAC address')
+    .action((id: string, _opts: unknown, command: Command) =>
+      runCli(async () => {
+        await apiJson(connection(command), 'DELETE', `/devices/${encodeURIComponent(id)}`);
+        process.stdout.write(`${id}: deleted\n`);
+      }),
+    );
+
+  devices
+    .command('watch')
+    .description('print boot events as they happen (Ctrl-C to stop)')
+    .option('--device <id>', 'only this device')
+    .action((opts: { device?: string }, command: Command) =>
+      runCli(async () => {
+        const conn = connection(command);
+        const controller = new AbortController();
+        process.once('SIGINT', () => controller.abort());
+        const res = await request(`${conn.server}/api/v1/events/stream${opts.device ? `?device=${encodeURIComponent(opts.device)}` : ''}`, {
+          headers: { authorization: `Bearer ${conn.token}`, accept: 'text/event-stream' },
+          signal: controller.signal,
+          bodyTimeout: 0,
+        }).catch((error: unknown) => {
+          throw new CliError(`cannot reach ${conn.server}: ${(error as Error).message}`);
+        });
+        if (res.statusCode !== 200) throw new CliError(serverMessage(res.statusCode, await res.body.text()));
+        let buffer = '';
+        try {
+          for await (const chunk of res.body) {
+            buffer += (chunk as Buffer).toString();
+            let end: number;
+            while ((end = buffer.indexOf('\n\n')) >= 0) {
+              const message = buffer.slice(0, end);
+              buffer = buffer.slice(end + 2);
+              const data = message.split('\n').find((line) => line.startsWith('data: '));
+              if (data) process.stdout.write(`${describeEvent(JSON.parse(data.slice(6)) as EventJson)}\n`);
+            }
+          }
+        } catch (error) {
+          if (!controller.signal.aborted) throw new CliError(`event stream ended: ${(error as Error).message}`);
+        }
+      }),
+    );
+  return devices;
+}

@@ -51,8 +51,8 @@ describe('bootdepot devices', () => {
 
     const show = await run(['devices', 'show', MAC], env);
     assert.equal(show.code, 0, show.stderr);
-    assert.match(show.stdout, /^next boot  once rescue: memory test$/m);
-    assert.match(show.stdout, /52:54:00:12:34:56  script boot main: group d matched/);
+    assert.match(show.stdout, /^next boot {2}once rescue: memory test$/m);
+    assert.match(show.stdout, /52:54:00:12:34:56 {2}script boot main: group d matched/);
     assert.match(show.stdout, /next boot once rescue \(memory test\) by api$/m);
 
     const json = JSON.parse((await run(['devices', 'list', '--json', '--profile', 'main'], env)).stdout) as { id: string }[];

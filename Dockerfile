@@ -26,5 +26,5 @@ VOLUME ["/data", "/assets", "/cache"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.BOOTDEPOT_PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "bin/bootdepot.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "bin/bootdepot.js"]
 CMD ["serve", "--config", "/etc/bootdepot/bootdepot.yaml"]

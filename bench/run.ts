@@ -240,7 +240,7 @@ async function startBootdepot(readSize?: number): Promise<Bootdepot> {
   await writeFile(configPath, yaml.join('\n'));
   const port = await freePort();
   const child = track(
-    spawn(process.execPath, [path.join(REPO, 'bin', 'bootdepot.js'), 'serve', '--config', configPath, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warn'], {
+    spawn(process.execPath, ['--max-semi-space-size=2', path.join(REPO, 'bin', 'bootdepot.js'), 'serve', '--config', configPath, '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warn'], {
       cwd: WORK,
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -491,7 +491,7 @@ Written by \`npm run bench\` (bench/run.ts); rerun it to refresh this page. It c
   once before measuring so both servers serve it from the page cache.
 - nginx: ${info.nginx}, \`sendfile on\`, \`tcp_nopush on\`, one worker (\`worker_processes 1\`, master
   process on), \`access_log off\`, from a private prefix (test/support/nginx.ts).
-- bootdepot: its own process, \`node bin/bootdepot.js serve --log-level warn\`, default config
+- bootdepot: its own process, \`node --max-semi-space-size=2 bin/bootdepot.js serve --log-level warn\` (the flag its launchers use), default config
   (\`assets.readSize\` 1 MiB) except in the read-size sweep.
 - Client: \`curl -s -o /dev/null -w '%{size_download} %{time_total}'\` over 127.0.0.1; every
   download is checked for status 200 and ${FILE_SIZE} bytes.

@@ -64,6 +64,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(assetUploads, {
     prefix: '/api/v1',
     assetsRoot: deps.assets.root,
+    onChange: (relativePath: string) => deps.assets.invalidate(relativePath),
     maxUploadBytes: deps.config.assets.maxUploadBytes,
     adminToken: deps.config.admin.token,
   });

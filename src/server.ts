@@ -37,13 +37,9 @@ function startPruning(store: DeviceStore, config: Config, logger: Logger): NodeJ
   return timer;
 }
 
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
-  const catalogue = await createCatalogueStore(config.paths.data, logger);
-  catalogue.watch();
-  const assets = createAssetReader(config.paths.assets);
-  const stale = await removeStaleUploads(config.paths.assets);
-  if (stale.length > 0) logger.warn({ files: stale }, 'removed temp files of interrupted uploads');
-  let store;
+/** The device store and what records into it; closed after the app (pending events flushed). */
+async function openState(config: Config, logger: Logger, catalogue: CatalogueStore) {
+  let store: DeviceStore;
   try {
     store = await openDeviceStore({
       databaseUrl: config.state.databaseUrl,
@@ -56,11 +52,26 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   }
   const bootState = new BootState({ store, log: logger, catalogue: () => catalogue.current() });
   const pruner = startPruning(store, config, logger);
-  const app = await buildApp({ config, logger, catalogue, assets, bootState });
+  return {
+    bootState,
+    async close() {
+      clearInterval(pruner);
+      await bootState.close();
+      await store.close();
+    },
+  };
+}
+
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const catalogue = await createCatalogueStore(config.paths.data, logger);
+  catalogue.watch();
+  const assets = createAssetReader(config.paths.assets);
+  const stale = await removeStaleUploads(config.paths.assets);
+  if (stale.length > 0) logger.warn({ files: stale }, 'removed temp files of interrupted uploads');
+  const stateParts = config.state.enabled ? await openState(config, logger, catalogue) : undefined;
+  const app = await buildApp({ config, logger, catalogue, assets, ...(stateParts ? { bootState: stateParts.bootState } : {}) });
   app.addHook('onClose', async () => {
-    clearInterval(pruner);
-    await bootState.close();
-    await store.close();
+    await stateParts?.close();
   });
   await app.listen({ host: config.server.host, port: config.server.port });
   const address = app.server.address();
@@ -68,7 +79,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const shownHost = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
   const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
   logger.info(
-    { url, listen: `${config.server.host}:${port}`, dataDir: config.paths.data, assetsDir: config.paths.assets, store: store.kind, config: config.source },
+    { url, listen: `${config.server.host}:${port}`, dataDir: config.paths.data, assetsDir: config.paths.assets, store: stateParts?.bootState.store.kind ?? 'off', config: config.source },
     `bootdepot listening; machines chain ${config.server.baseUrl ?? url}/boot.ipxe`,
   );
   return {

@@ -11,6 +11,8 @@ import { requireAdminToken } from './auth.ts';
 
 export interface AssetUploadOptions {
   assetsRoot: string;
+  /** Told about each change, so cached file metadata is dropped at once. */
+  onChange?: (relativePath: string) => void;
   maxUploadBytes: number;
   adminToken: string | undefined;
 }
@@ -48,6 +50,7 @@ export default function assetUploads(app: FastifyInstance, options: AssetUploadO
       maxBytes: options.maxUploadBytes,
       expectedSha256: expectedSha256(request),
     });
+    options.onChange?.(relativePath);
     request.log.info({ path: result.path, bytes: result.size, sha256: result.sha256, replaced: !result.created }, 'asset uploaded');
     return reply.code(result.created ? 201 : 200).send({ ...result, url: `/assets/${relativePath}` });
   });
@@ -55,6 +58,7 @@ export default function assetUploads(app: FastifyInstance, options: AssetUploadO
   app.delete<{ Params: { '*': string } }>('/assets/*', { schema: { tags: ['assets'], summary: 'Delete an asset', params } }, async (request, reply) => {
     const relativePath = request.params['*'];
     if (!(await deleteAsset(options.assetsRoot, relativePath))) throw new UploadError(404, `no asset ${relativePath}`);
+    options.onChange?.(relativePath);
     request.log.info({ path: relativePath }, 'asset deleted');
     return reply.code(204).send();
   });

@@ -8,6 +8,7 @@
  */
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { LRUCache } from 'lru-cache';
 
 export interface AssetFile {
   /** Absolute path after resolving symlinks. */
@@ -29,6 +30,17 @@ export interface AssetReader {
   open(relativePath: string): Promise<{ handle: FileHandle; path: string } | undefined>;
   /** A small text file's content (at most `maxBytes`), or undefined when missing. */
   readText(relativePath: string, maxBytes: number): Promise<string | undefined>;
+  /** Forgets what is known about a path (after an upload or delete through the API). */
+  invalidate(relativePath: string): void;
+}
+
+export interface AssetReaderOptions {
+  /**
+   * How long what `file` and `readText` found stays known. Script rendering checks images and
+   * reads cmdline files for every boot; a short memory turns a boot storm's thousands of
+   * filesystem calls into a few per second. Uploads through the API invalidate at once.
+   */
+  metadataTtlMs?: number;
 }
 
 /** Splits and checks a relative path; undefined when it is not acceptable. */
@@ -42,9 +54,13 @@ export function safeSegments(relativePath: string): string[] | undefined {
   return segments;
 }
 
-export function createAssetReader(root: string): AssetReader {
+export function createAssetReader(root: string, options: AssetReaderOptions = {}): AssetReader {
   const absoluteRoot = path.resolve(root);
   let realRoot: string | undefined;
+  const ttl = options.metadataTtlMs ?? 1000;
+  // Values are promises, so concurrent lookups of one path share a single filesystem call.
+  const files = new LRUCache<string, Promise<AssetFile | null>>({ max: 10_000, ttl });
+  const texts = new LRUCache<string, Promise<string | null>>({ max: 1_000, ttl });
 
   async function resolve(relativePath: string): Promise<AssetFile | undefined> {
     const segments = safeSegments(relativePath);
@@ -63,9 +79,23 @@ export function createAssetReader(root: string): AssetReader {
     }
   }
 
+  const cachedFile = (relativePath: string): Promise<AssetFile | undefined> => {
+    if (ttl <= 0) return resolve(relativePath);
+    let found = files.get(relativePath);
+    if (!found) {
+      found = resolve(relativePath).then((file) => file ?? null);
+      files.set(relativePath, found);
+    }
+    return found.then((file) => file ?? undefined);
+  };
+
   return {
     root: absoluteRoot,
-    file: resolve,
+    file: cachedFile,
+    invalidate(relativePath) {
+      files.delete(relativePath);
+      for (const key of texts.keys()) if (key.endsWith(`\0${relativePath}`)) texts.delete(key);
+    },
     async open(relativePath) {
       const file = await resolve(relativePath);
       if (!file) return undefined;
@@ -84,16 +114,24 @@ export function createAssetReader(root: string): AssetReader {
       }
     },
     async readText(relativePath, maxBytes) {
-      const file = await resolve(relativePath);
-      if (!file) return undefined;
-      const handle = await open(file.path, 'r');
-      try {
-        const buffer = Buffer.alloc(Math.min(maxBytes, file.size));
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-        return buffer.subarray(0, bytesRead).toString('utf8');
-      } finally {
-        await handle.close();
+      const key = `${maxBytes}\0${relativePath}`;
+      let text = ttl > 0 ? texts.get(key) : undefined;
+      if (!text) {
+        text = (async () => {
+          const file = await resolve(relativePath);
+          if (!file) return null;
+          const handle = await open(file.path, 'r');
+          try {
+            const buffer = Buffer.alloc(Math.min(maxBytes, file.size));
+            const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+            return buffer.subarray(0, bytesRead).toString('utf8');
+          } finally {
+            await handle.close();
+          }
+        })();
+        if (ttl > 0) texts.set(key, text);
       }
+      return (await text) ?? undefined;
     },
   };
 }

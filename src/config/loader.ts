@@ -71,6 +71,7 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
     assets: file.assets,
     admin: { token: file.admin.token === '' ? undefined : file.admin.token },
     state: {
+      enabled: file.state.enabled,
       databaseUrl: file.state.databaseUrl === '' ? undefined : file.state.databaseUrl,
       // Resolved below, once overrides may have moved the data directory.
       sqlitePath: file.state.sqlitePath === '' ? '' : path.resolve(fileDir, file.state.sqlitePath),

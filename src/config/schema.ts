@@ -71,6 +71,11 @@ export const ConfigSchema = Type.Object(
     state: Type.Object(
       {
         /**
+         * Record boots and decide with recorded state (next boot, installOnce). Off: scripts are
+         * decided from the data directory alone and nothing is written.
+         */
+        enabled: Type.Boolean({ default: true }),
+        /**
          * PostgreSQL URL (`postgres://user:pass@host/db`) for several replicas sharing state.
          * Empty: SQLite in the data directory. Prefer BOOTDEPOT_DATABASE_URL for credentials.
          */
@@ -136,7 +141,7 @@ export interface Config {
   assets: ConfigFile['assets'];
   /** Admin API token; undefined when the admin API is off. */
   admin: { token: string | undefined };
-  state: { databaseUrl: string | undefined; sqlitePath: string; retentionDays: number; maxEventsPerDevice: number };
+  state: { enabled: boolean; databaseUrl: string | undefined; sqlitePath: string; retentionDays: number; maxEventsPerDevice: number };
   boot: ConfigFile['boot'];
   /** Where the configuration came from, for logs and `check`. */
   source: string;

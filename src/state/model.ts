@@ -61,9 +61,11 @@ export interface NewEvent {
   bootId?: string;
   at: Date;
   detail: EventDetail;
+  /** A script event that starts a boot carries its plan, saved in the same transaction. */
+  plan?: BootPlanRecord;
 }
 
-export interface StoredEvent extends NewEvent {
+export interface StoredEvent extends Omit<NewEvent, 'plan'> {
   id: number;
 }
 

@@ -161,7 +161,15 @@ export class PostgresDeviceStore implements DeviceStore {
         event.detail.type,
         JSON.stringify(event.detail),
       ]);
-      const storedEvent = { ...event, id: Number(result.rows[0]?.id) };
+      if (event.plan) {
+        await client.query('INSERT INTO boots (id, device_id, created_at, data) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET data = excluded.data', [
+          event.plan.id,
+          event.plan.deviceId,
+          event.plan.createdAt,
+          JSON.stringify(event.plan),
+        ]);
+      }
+      const storedEvent: StoredEvent = { deviceId: event.deviceId, ...(event.bootId ? { bootId: event.bootId } : {}), at: event.at, detail: event.detail, id: Number(result.rows[0]?.id) };
       stored.push(storedEvent);
       const payload = JSON.stringify(storedEvent);
       await client.query('SELECT pg_notify($1, $2)', [CHANNEL, payload.length <= MAX_NOTIFY ? payload : JSON.stringify({ id: storedEvent.id, large: true })]);

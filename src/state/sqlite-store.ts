@@ -135,7 +135,8 @@ export class SqliteDeviceStore implements DeviceStore {
       const previous = devices.has(event.deviceId) ? devices.get(event.deviceId) : this.readDevice(event.deviceId);
       devices.set(event.deviceId, applyEvent(previous, event));
       const row = this.statement('insertEvent').get(event.deviceId, event.bootId ?? null, event.at.toISOString(), event.detail.type, JSON.stringify(event.detail)) as { id: number };
-      stored.push({ ...event, id: Number(row.id) });
+      if (event.plan) this.statement('saveBoot').run(event.plan.id, event.plan.deviceId, event.plan.createdAt, JSON.stringify(event.plan));
+      stored.push({ deviceId: event.deviceId, ...(event.bootId ? { bootId: event.bootId } : {}), at: event.at, detail: event.detail, id: Number(row.id) });
     }
     for (const device of devices.values()) if (device) this.writeDevice(device);
     return stored;

@@ -8,9 +8,30 @@ import { loadCatalogue } from '../boot/catalogue.ts';
 import { IDENTITY_FIELDS, IdentityError, parseDevice, type QueryInput } from '../boot/identity.ts';
 import { renderDeviceScript } from '../boot/render.ts';
 import { formatProblem } from '../common/problems.ts';
+import type { Config } from '../config/schema.ts';
+import { openDeviceStore } from '../state/create-store.ts';
+import type { NextBoot } from '../state/model.ts';
+import { existsSync } from 'node:fs';
 import { addFlags, CONFIG_FLAG, configFromCommand, PATH_FLAGS, printProblems } from './options.ts';
 
 const FLAGS = [CONFIG_FLAG, ...PATH_FLAGS, { flag: 'base-url', key: 'baseUrl' as const, description: 'public URL used in the script' }];
+
+/** The device's recorded next boot, read from the store when there is one; never written. */
+async function recordedNextBoot(config: Config, mac: string): Promise<NextBoot | undefined> {
+  if (!config.state.enabled) return undefined;
+  if (!config.state.databaseUrl && !existsSync(config.state.sqlitePath)) return undefined;
+  try {
+    const store = await openDeviceStore({ databaseUrl: config.state.databaseUrl, sqlitePath: config.state.sqlitePath });
+    try {
+      return (await store.getDevice(mac))?.nextBoot ?? undefined;
+    } finally {
+      await store.close();
+    }
+  } catch (error) {
+    process.stderr.write(`# cannot read the device store (${(error as Error).message}); rendering without recorded state\n`);
+    return undefined;
+  }
+}
 
 export function renderCommand(): Command {
   const command = new Command('render').description('print the script a device would get (records nothing)');
@@ -47,17 +68,20 @@ export function renderCommand(): Command {
     }
     const catalogue = await loadCatalogue(config.paths.data);
     const baseUrl = config.server.baseUrl ?? `http://localhost:${config.server.port}`;
-    const result = await renderDeviceScript({ baseUrl, device, catalogue, assets: createAssetReader(config.paths.assets), boot: config.boot });
+    const nextBoot = await recordedNextBoot(config, device.identity.mac ?? '');
+    const result = await renderDeviceScript({ baseUrl, device, catalogue, assets: createAssetReader(config.paths.assets), boot: config.boot, nextBoot: nextBoot ?? null });
     const { decision } = result;
     const say = (line: string) => process.stderr.write(`# ${line}\n`);
     say(`labels: ${Object.entries(device.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     for (const warning of device.warnings) say(`dropped: ${warning}`);
+    if (nextBoot) say(`recorded next boot: ${nextBoot.action}${nextBoot.profile ? ` ${nextBoot.profile}` : ''} (${nextBoot.reason})`);
     say(`decision: ${decision.action}${decision.action === 'profile' ? ` ${decision.profile.id}` : ''} (${decision.reason})`);
     if (result.problem) say(`the machine would wait: ${result.problem}`);
     if (!config.server.baseUrl) say(`base URL ${baseUrl} (set --base-url to the address machines use)`);
     for (const problem of catalogue.problems) say(`data problem: ${formatProblem(problem)}`);
     process.stdout.write(result.body);
-    if (result.outcome !== 'boot') process.exitCode = 1;
+    // Non-zero when the machine could not boot as intended: it would wait on a problem, or get a 404.
+    if (result.outcome === 'wait' || result.outcome === 'notFound') process.exitCode = 1;
   });
   return command;
 }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { SqliteDeviceStore } from '../../src/state/sqlite-store.ts';
 import { makeTree } from '../helpers.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
@@ -81,6 +82,23 @@ describe('bootdepot render', () => {
     assert.equal(dropped.code, 0);
     assert.match(dropped.stderr, /# dropped: invalid arch "vax"/);
     assert.match(dropped.stderr, /# labels: mac=52:54:00:00:00:09 os=installed/);
+  });
+});
+
+describe('bootdepot render with recorded state', () => {
+  it('shows what a recorded next boot makes of the script', async (t) => {
+    const data = await makeTree(t, { 'profiles/p.yaml': 'boot: {kernel: /assets/k}\n', 'groups/d.yaml': 'profile: p\n' });
+    const store = new SqliteDeviceStore(path.join(data, 'bootdepot.db'));
+    await store.migrate();
+    await store.recordEvents([{ deviceId: '52:54:00:12:34:56', at: new Date(), detail: { type: 'beacon', ip: '10.0.0.1' } }]);
+    await store.setNextBoot('52:54:00:12:34:56', { action: 'hold', reason: 'rack move', setAt: new Date().toISOString() }, 'api');
+    await store.close();
+    const result = await run(['render', '--data-dir', data, '--mac', '52:54:00:12:34:56']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /# recorded next boot: hold \(rack move\)/);
+    assert.match(result.stdout, /held by the operator: next boot set to hold: rack move/);
+    const other = await run(['render', '--data-dir', data, '--mac', '52:54:00:12:34:57']);
+    assert.match(other.stdout, /\nkernel \/assets\/k /);
   });
 });
 

@@ -12,6 +12,7 @@ import type { CatalogueStore } from './boot/catalogue-store.ts';
 import bootRoutes from './boot/routes.ts';
 import type { Config } from './config/schema.ts';
 import errors from './http/errors.ts';
+import metricsPlugin, { Metrics } from './http/metrics.ts';
 import type { BootState } from './state/boot-state.ts';
 import stateRoutes from './state/boot-routes.ts';
 import { OneLineRequestLog } from './http/request-log.ts';
@@ -39,6 +40,18 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   await app.register(errors);
+  const metrics = new Metrics({
+    dataProblems: () => deps.catalogue.current().problems.length,
+    ...(deps.bootState
+      ? {
+          state: () => {
+            const state = deps.bootState as BootState;
+            return { recorded: state.recorder.stats.recorded, lost: state.recorder.stats.lost, readFailures: state.failures.reads };
+          },
+        }
+      : {}),
+  });
+  await app.register(metricsPlugin, { metrics });
   // Collects the route schemas registered after it into /api/v1/openapi.json.
   await app.register(swagger, {
     // Only the API's routes (they carry tags); scripts and assets are not a JSON API.

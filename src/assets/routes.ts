@@ -75,6 +75,8 @@ function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
         },
       });
       if (outcome.bytes > 0) {
+        app.metrics.downloads.inc({ outcome: 'complete' });
+        app.metrics.downloadBytes.inc(outcome.bytes);
         downloads.record({ client: request.ip, path: relativePath, status: outcome.status, bytes: outcome.bytes, complete: true, durationMs: performance.now() - started, ranged: outcome.status === 206 });
       } else {
         request.log.info({ method: request.method, url: request.url, status: outcome.status, ms: Math.round((performance.now() - started) * 10) / 10, client: request.ip }, 'request');
@@ -84,6 +86,8 @@ function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
       const gone = error instanceof ClientGoneError;
       // A client hanging up mid-download is normal; anything else is worth an error line.
       if (!gone) request.log.error({ err: error, path: relativePath }, 'asset read failed mid-response');
+      app.metrics.downloads.inc({ outcome: 'aborted' });
+      app.metrics.downloadBytes.inc(sent.bytes);
       downloads.record({ client: request.ip, path: relativePath, status: res.statusCode, bytes: sent.bytes, complete: false, durationMs: performance.now() - started, ranged: res.statusCode === 206 });
       if (announced) observer?.finished({ status: res.statusCode, bytes: sent.bytes, complete: false });
       // Never end a short body cleanly: the client must see the transfer fail.

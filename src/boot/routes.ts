@@ -96,6 +96,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
       outcome: result.outcome,
       reason: decision.reason,
     };
+    app.metrics.scripts.inc({ outcome: result.outcome });
     if (result.problem) request.log.warn({ ...fields, problem: result.problem }, 'machine has to wait');
     else request.log.info(fields, 'script decided');
     if (result.outcome === 'notFound') return sendText(reply, 404, result.body);

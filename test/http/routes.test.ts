@@ -228,6 +228,23 @@ describe('data changes', () => {
   });
 });
 
+describe('metrics', () => {
+  it('counts scripts by outcome, downloads and data problems for Prometheus', async (t) => {
+    const server = await app(t, { data: { ...DATA, 'groups/broken.yaml': 'profile: [' } });
+    await server.inject({ url: `/ipxe?mac=${MAC}` });
+    await server.inject({ url: '/assets/linuxkit/sshd-kernel' });
+    const res = await server.inject({ url: '/metrics' });
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /^text\/plain/);
+    assert.match(res.body, /^bootdepot_scripts_total\{outcome="boot"\} 1$/m);
+    assert.match(res.body, /^bootdepot_downloads_total\{outcome="complete"\} 1$/m);
+    assert.match(res.body, /^bootdepot_download_bytes_total 1$/m);
+    assert.match(res.body, /^bootdepot_data_problems [1-9]/m);
+    assert.match(res.body, /^bootdepot_events_recorded \d+$/m);
+    assert.match(res.body, /^bootdepot_process_resident_memory_bytes \d+/m);
+  });
+});
+
 describe('health', () => {
   it('answers /healthz', async (t) => {
     const server = await app(t);

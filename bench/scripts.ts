@@ -13,10 +13,10 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, waitForPort } from '../test/support/net.ts';
 import { findPostgresBin, startPostgres, type PostgresCluster } from '../test/support/postgres.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -46,16 +46,6 @@ delay = function()
 end
 `;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 interface Measurement {
   mode: string;
@@ -99,18 +89,10 @@ async function startBootdepot(dir: string, yaml: string, env: Record<string, str
   let output = '';
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (open) break;
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`bootdepot did not start:\n${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  try {
+    await waitForPort(port, 20_000, () => child.exitCode === null);
+  } catch (error) {
+    throw new Error(`bootdepot did not start: ${(error as Error).message}\n${output}`, { cause: error });
   }
   return { url: `http://127.0.0.1:${port}`, child };
 }

@@ -3,27 +3,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { testApp, waitFor } from '../helpers.ts';
+import { runBootdepot, testApp, waitFor } from '../helpers.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
 const TOKEN = 'devices-cli-token-0123456789';
 const MAC = '52:54:00:12:34:56';
 
-function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/bootdepot.js'), ...args], { cwd: ROOT, env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = runBootdepot;
 
 async function server(t: TestContext) {
   const built = await testApp(t, {

@@ -1,31 +1,15 @@
 /** `bootdepot push` against a running server. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { request } from 'undici';
-import { makeTree, testApp } from '../helpers.ts';
+import { makeTree, runBootdepot, testApp } from '../helpers.ts';
 
-const ROOT = path.join(import.meta.dirname, '../..');
 const TOKEN = 'push-test-token-0123456789';
 
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/bootdepot.js'), ...args], { cwd: ROOT, env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = runBootdepot;
 
 async function server(t: TestContext) {
   const built = await testApp(t, { data: {}, overrides: [{ key: 'adminToken', value: TOKEN, source: 'test' }] });

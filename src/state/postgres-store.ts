@@ -145,44 +145,56 @@ export class PostgresDeviceStore implements DeviceStore {
     if (event) for (const listener of this.listeners) listener(event);
   }
 
+  /**
+   * Appends a batch in a fixed number of statements whatever its size (locks, read, events,
+   * plans, notifications, devices), so a boot storm's batches cost a few round trips each.
+   */
   private async appendEvents(client: pg.PoolClient, events: readonly NewEvent[]): Promise<StoredEvent[]> {
     const ids = [...new Set(events.map((e) => e.deviceId))].sort();
-    // Sorted, so two replicas locking overlapping sets cannot deadlock.
-    for (const id of ids) await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [id]);
+    // In sorted order, so two replicas locking overlapping sets cannot deadlock.
+    await client.query('SELECT pg_advisory_xact_lock(hashtext(id)) FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n) ORDER BY n', [ids]);
     const { rows } = await client.query<{ id: string; data: Device }>('SELECT id, data FROM devices WHERE id = ANY($1)', [ids]);
     const devices = new Map<string, Device | undefined>(rows.map((row) => [row.id, row.data]));
-    const stored: StoredEvent[] = [];
-    for (const event of events) {
-      devices.set(event.deviceId, applyEvent(devices.get(event.deviceId), event));
-      const result = await client.query<{ id: string }>('INSERT INTO events (device_id, boot_id, at, type, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id', [
-        event.deviceId,
-        event.bootId ?? null,
-        event.at,
-        event.detail.type,
-        JSON.stringify(event.detail),
-      ]);
-      if (event.plan) {
-        await client.query('INSERT INTO boots (id, device_id, created_at, data) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET data = excluded.data', [
-          event.plan.id,
-          event.plan.deviceId,
-          event.plan.createdAt,
-          JSON.stringify(event.plan),
-        ]);
-      }
-      const storedEvent: StoredEvent = { deviceId: event.deviceId, ...(event.bootId ? { bootId: event.bootId } : {}), at: event.at, detail: event.detail, id: Number(result.rows[0]?.id) };
-      stored.push(storedEvent);
-      const payload = JSON.stringify(storedEvent);
-      await client.query('SELECT pg_notify($1, $2)', [CHANNEL, payload.length <= MAX_NOTIFY ? payload : JSON.stringify({ id: storedEvent.id, large: true })]);
-    }
-    for (const device of devices.values()) {
-      if (!device) continue;
+    for (const event of events) devices.set(event.deviceId, applyEvent(devices.get(event.deviceId), event));
+
+    const inserted = await client.query<{ id: string }>(
+      `INSERT INTO events (device_id, boot_id, at, type, detail)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::jsonb[])
+       RETURNING id`,
+      [events.map((e) => e.deviceId), events.map((e) => e.bootId ?? null), events.map((e) => e.at), events.map((e) => e.detail.type), events.map((e) => JSON.stringify(e.detail))],
+    );
+    const stored: StoredEvent[] = events.map((event, i) => ({
+      deviceId: event.deviceId,
+      ...(event.bootId ? { bootId: event.bootId } : {}),
+      at: event.at,
+      detail: event.detail,
+      id: Number(inserted.rows[i]?.id),
+    }));
+
+    const plans = events.flatMap((e) => (e.plan ? [e.plan] : []));
+    if (plans.length > 0) {
       await client.query(
-        `INSERT INTO devices (id, data, stage, last_profile, last_seen, last_ip) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (id) DO UPDATE SET data = excluded.data, stage = excluded.stage, last_profile = excluded.last_profile,
-           last_seen = excluded.last_seen, last_ip = excluded.last_ip`,
-        [device.id, JSON.stringify(device), device.stage, device.lastProfile, device.lastSeen, device.lastIp],
+        `INSERT INTO boots (id, device_id, created_at, data)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::jsonb[])
+         ON CONFLICT (id) DO UPDATE SET data = excluded.data`,
+        [plans.map((p) => p.id), plans.map((p) => p.deviceId), plans.map((p) => p.createdAt), plans.map((p) => JSON.stringify(p))],
       );
     }
+
+    const payloads = stored.map((event) => {
+      const payload = JSON.stringify(event);
+      return payload.length <= MAX_NOTIFY ? payload : JSON.stringify({ id: event.id, large: true });
+    });
+    await client.query('SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS t(payload, n) ORDER BY n', [CHANNEL, payloads]);
+
+    const changed = [...devices.values()].filter((d): d is Device => d !== undefined);
+    await client.query(
+      `INSERT INTO devices (id, data, stage, last_profile, last_seen, last_ip)
+       SELECT * FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+       ON CONFLICT (id) DO UPDATE SET data = excluded.data, stage = excluded.stage, last_profile = excluded.last_profile,
+         last_seen = excluded.last_seen, last_ip = excluded.last_ip`,
+      [changed.map((d) => d.id), changed.map((d) => JSON.stringify(d)), changed.map((d) => d.stage), changed.map((d) => d.lastProfile), changed.map((d) => d.lastSeen), changed.map((d) => d.lastIp)],
+    );
     return stored;
   }
 

@@ -5,11 +5,17 @@
  * is microseconds for these statements, and recording batches events (see recorder.ts) so a
  * burst of boots costs one transaction. With WAL and synchronous=NORMAL a committed event
  * survives the process being killed (it is in the WAL file); only a power loss may take the
- * last transactions.
+ * last transactions. The fsyncing part, checkpoints, runs in a worker thread.
+ *
+ * This process is the database's only writer, so device rows are also kept in memory: the
+ * summary read before every script and every event costs a map lookup, not a query and a
+ * JSON parse.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { Worker } from 'node:worker_threads';
+import { LRUCache } from 'lru-cache';
 import { applyEvent, type BootPlanRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
 import type { DeviceFilter, DeviceStore, EventListener } from './store.ts';
 
@@ -67,13 +73,31 @@ export function eventFromRow(row: EventRow): StoredEvent {
 export class SqliteDeviceStore implements DeviceStore {
   readonly kind = 'sqlite';
   private readonly db: DatabaseSync;
+  private readonly file: string;
   private readonly listeners = new Set<EventListener>();
   private statements: Record<string, StatementSync> = {};
+  /** Device rows by id; `null` remembers that there is none. */
+  private readonly devices = new LRUCache<string, Device | { missing: true }>({ max: 100_000 });
+  private checkpointer: Worker | undefined;
 
   constructor(file: string) {
+    this.file = file;
     if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
     this.db = new DatabaseSync(file);
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+  }
+
+  /** Moves WAL checkpoints off this thread (see sqlite-checkpointer.ts). */
+  private startCheckpointer(): void {
+    if (this.file === ':memory:' || this.checkpointer) return;
+    this.db.exec('PRAGMA wal_autocheckpoint = 0;');
+    this.checkpointer = new Worker(new URL('./sqlite-checkpointer.ts', import.meta.url), { workerData: { file: this.file, intervalMs: 1000 } });
+    // It must not keep the process alive, nor take it down.
+    this.checkpointer.unref();
+    this.checkpointer.on('error', () => {
+      this.checkpointer = undefined;
+      this.db.exec('PRAGMA wal_autocheckpoint = 1000;');
+    });
   }
 
   migrate(): Promise<void> {
@@ -98,6 +122,7 @@ export class SqliteDeviceStore implements DeviceStore {
       saveBoot: this.db.prepare('INSERT OR REPLACE INTO boots (id, device_id, created_at, data) VALUES (?, ?, ?, ?)'),
       getBoot: this.db.prepare('SELECT data FROM boots WHERE id = ?'),
     };
+    this.startCheckpointer();
     return Promise.resolve();
   }
 
@@ -107,21 +132,32 @@ export class SqliteDeviceStore implements DeviceStore {
     return statement;
   }
 
+  /** Device rows written by the running transaction: cached only once it commits. */
+  private pendingDevices: Device[] = [];
+
   private transaction<T>(work: () => T): T {
     this.db.exec('BEGIN IMMEDIATE');
+    this.pendingDevices = [];
     try {
       const result = work();
       this.db.exec('COMMIT');
+      for (const device of this.pendingDevices) this.devices.set(device.id, device);
       return result;
     } catch (error) {
       this.db.exec('ROLLBACK');
       throw error;
+    } finally {
+      this.pendingDevices = [];
     }
   }
 
   private readDevice(id: string): Device | undefined {
+    const cached = this.devices.get(id);
+    if (cached) return 'missing' in cached ? undefined : cached;
     const row = this.statement('getDevice').get(id) as DeviceRow | undefined;
-    return row ? (JSON.parse(row.data) as Device) : undefined;
+    const device = row ? (JSON.parse(row.data) as Device) : undefined;
+    this.devices.set(id, device ?? { missing: true });
+    return device;
   }
 
   private writeDevice(device: Device): void {
@@ -139,6 +175,7 @@ export class SqliteDeviceStore implements DeviceStore {
       stored.push({ deviceId: event.deviceId, ...(event.bootId ? { bootId: event.bootId } : {}), at: event.at, detail: event.detail, id: Number(row.id) });
     }
     for (const device of devices.values()) if (device) this.writeDevice(device);
+    this.pendingDevices.push(...[...devices.values()].filter((d): d is Device => d !== undefined));
     return stored;
   }
 
@@ -198,13 +235,14 @@ export class SqliteDeviceStore implements DeviceStore {
   }
 
   setNextBoot(id: string, nextBoot: NextBoot | null, by: 'api' | 'installOnce' | 'once-consumed'): Promise<Device | undefined> {
-    const result = this.transaction(() => {
+    const stored = this.transaction(() => {
       if (!this.readDevice(id)) return undefined;
-      const stored = this.appendEvents([{ deviceId: id, at: new Date(), detail: { type: 'next-boot', nextBoot, by } }]);
-      return { device: this.readDevice(id), stored };
+      return this.appendEvents([{ deviceId: id, at: new Date(), detail: { type: 'next-boot', nextBoot, by } }]);
     });
-    if (result) this.emit(result.stored);
-    return Promise.resolve(result?.device);
+    if (!stored) return Promise.resolve(undefined);
+    this.emit(stored);
+    // Read after the commit, which put the updated row in the cache.
+    return Promise.resolve(this.readDevice(id));
   }
 
   deleteDevice(id: string): Promise<boolean> {
@@ -212,7 +250,9 @@ export class SqliteDeviceStore implements DeviceStore {
       this.transaction(() => {
         this.db.prepare('DELETE FROM events WHERE device_id = ?').run(id);
         this.db.prepare('DELETE FROM boots WHERE device_id = ?').run(id);
-        return Number(this.db.prepare('DELETE FROM devices WHERE id = ?').run(id).changes) > 0;
+        const deleted = Number(this.db.prepare('DELETE FROM devices WHERE id = ?').run(id).changes) > 0;
+        this.devices.delete(id);
+        return deleted;
       }),
     );
   }
@@ -240,9 +280,19 @@ export class SqliteDeviceStore implements DeviceStore {
     return () => this.listeners.delete(listener);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.listeners.clear();
+    const worker = this.checkpointer;
+    this.checkpointer = undefined;
+    if (worker) {
+      const stopped = new Promise((resolve) => {
+        worker.once('message', resolve);
+        worker.once('exit', resolve);
+      });
+      worker.postMessage('stop');
+      await Promise.race([stopped, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+      await worker.terminate();
+    }
     if (this.db.isOpen) this.db.close();
-    return Promise.resolve();
   }
 }

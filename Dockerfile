@@ -11,6 +11,7 @@ FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     BOOTDEPOT_DATA_DIR=/data \
     BOOTDEPOT_ASSETS_DIR=/assets \
+    BOOTDEPOT_CACHE_DIR=/cache \
     BOOTDEPOT_PORT=8080
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules

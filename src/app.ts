@@ -13,6 +13,10 @@ import bootRoutes from './boot/routes.ts';
 import type { Config } from './config/schema.ts';
 import errors from './http/errors.ts';
 import metricsPlugin, { Metrics } from './http/metrics.ts';
+import mirrorAdminRoutes from './mirror/admin-routes.ts';
+import { mirrorGauges } from './mirror/metrics.ts';
+import type { PullThroughMirror } from './mirror/mirror.ts';
+import mirrorRoutes from './mirror/routes.ts';
 import type { BootState } from './state/boot-state.ts';
 import stateRoutes from './state/boot-routes.ts';
 import { OneLineRequestLog } from './http/request-log.ts';
@@ -25,6 +29,8 @@ export interface AppDependencies {
   assets: AssetReader;
   /** Boot state (recording and next-boot rules); without it scripts are decided from data alone. */
   bootState?: BootState;
+  /** The pull-through mirror behind /mirror/NAME/; without it those routes do not exist. */
+  mirror?: PullThroughMirror;
 }
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
@@ -42,6 +48,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(errors);
   const metrics = new Metrics({
     dataProblems: () => deps.catalogue.current().problems.length,
+    ...(deps.mirror ? { extra: mirrorGauges(deps.mirror) } : {}),
     ...(deps.bootState
       ? {
           state: () => {
@@ -63,13 +70,23 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
   });
   app.get('/healthz', () => ({ status: 'ok' }));
-  await app.register(bootRoutes, { config: deps.config, catalogue: deps.catalogue, assets: deps.assets, ...(deps.bootState ? { bootState: deps.bootState } : {}) });
+  await app.register(bootRoutes, {
+    config: deps.config,
+    catalogue: deps.catalogue,
+    assets: deps.assets,
+    ...(deps.bootState ? { bootState: deps.bootState } : {}),
+    ...(deps.mirror ? { mirror: deps.mirror } : {}),
+  });
   await app.register(assetRoutes, {
     assets: deps.assets,
     readSize: deps.config.assets.readSize,
     readBufferBudget: deps.config.assets.readBufferBudget,
     cacheControl: deps.config.assets.cacheControl,
   });
+  if (deps.mirror) {
+    await app.register(mirrorRoutes, { mirror: deps.mirror, readSize: deps.config.assets.readSize });
+    await app.register(mirrorAdminRoutes, { prefix: '/api/v1', mirror: deps.mirror, adminToken: deps.config.admin.token });
+  }
   if (deps.bootState) {
     await app.register(stateRoutes, { bootState: deps.bootState });
     await app.register(deviceApi, { prefix: '/api/v1', store: deps.bootState.store, catalogue: () => deps.catalogue.current(), adminToken: deps.config.admin.token });

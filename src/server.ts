@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
 import { createAssetReader } from './assets/asset-root.ts';
 import { removeStaleUploads } from './assets/upload.ts';
+import { PullThroughMirror } from './mirror/mirror.ts';
 import { createCatalogueStore, type CatalogueStore } from './boot/catalogue-store.ts';
 import type { Config } from './config/schema.ts';
 import { BootState } from './state/boot-state.ts';
@@ -69,9 +70,19 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const stale = await removeStaleUploads(config.paths.assets);
   if (stale.length > 0) logger.warn({ files: stale }, 'removed temp files of interrupted uploads');
   const stateParts = config.state.enabled ? await openState(config, logger, catalogue) : undefined;
-  const app = await buildApp({ config, logger, catalogue, assets, ...(stateParts ? { bootState: stateParts.bootState } : {}) });
+  // Upstreams are contacted only when a mirrored file is first asked for.
+  const mirror = await PullThroughMirror.open({ settings: config.mirror, log: logger.child({ component: 'mirror' }) });
+  let app;
+  try {
+    app = await buildApp({ config, logger, catalogue, assets, mirror, ...(stateParts ? { bootState: stateParts.bootState } : {}) });
+  } catch (error) {
+    await mirror.close();
+    await stateParts?.close();
+    throw error;
+  }
   app.addHook('onClose', async () => {
     await stateParts?.close();
+    await mirror.close();
   });
   await app.listen({ host: config.server.host, port: config.server.port });
   const address = app.server.address();

@@ -45,10 +45,12 @@ const Flatcar = Type.Object(
     /** A release number such as `4152.2.0`, or `current`. */
     version: Type.String({ pattern: '^(current|[0-9]+\\.[0-9]+\\.[0-9]+)$', default: 'current' }),
     /**
-     * Where the images come from: `upstream` (the Flatcar release server), `local`
-     * (assets/flatcar/CHANNEL/ARCH/VERSION/), or an http(s) base URL of a directory holding them.
+     * Where the images come from: `mirror` (bootdepot's pull-through mirror of the channel's
+     * release server, `current` resolved to a release per boot), `upstream` (machines fetch
+     * from the Flatcar release server themselves), `local` (assets/flatcar/CHANNEL/ARCH/VERSION/),
+     * or an http(s) base URL of a directory holding them.
      */
-    source: Type.String({ pattern: '^(upstream|local|https?://[^\\s$#|&"\'`\\\\]+)$', default: 'upstream' }),
+    source: Type.String({ pattern: '^(mirror|upstream|local|https?://[^\\s$#|&"\'`\\\\]+)$', default: 'mirror' }),
     /** Log in on the console without a password (`flatcar.autologin`): for labs, not production. */
     autologin: Type.Boolean({ default: false }),
   },

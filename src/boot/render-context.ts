@@ -5,6 +5,7 @@ import type { AssetReader } from '../assets/asset-root.ts';
 import type { Config } from '../config/schema.ts';
 import type { Catalogue, Group, Profile } from './catalogue.ts';
 import { encodeUriComponentStrict } from './escape.ts';
+import type { FlatcarVersionSource } from '../mirror/flatcar.ts';
 import type { NextBoot } from '../state/model.ts';
 import type { ParsedDevice } from './identity.ts';
 import { labelQuery, type BootPlan } from './script.ts';
@@ -25,6 +26,13 @@ export interface RenderContext {
   bootId?: string;
   /** The device's recorded next boot (hold, local, once...), read from the device store. */
   nextBoot?: NextBoot | null;
+  /** The pull-through mirror, for Flatcar's `source: mirror`; absent when the mirror is off. */
+  mirror?: FlatcarVersionSource;
+  /**
+   * Resolve Flatcar `current` to a release through the mirror (contacting the upstream when the
+   * cache is cold). `check` turns it off: validation must not depend on the internet.
+   */
+  resolveFlatcarCurrent?: boolean;
 }
 
 /** What a profile kind produces: a plan to boot, a finished script, or a reason to wait. */

@@ -73,15 +73,20 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
   return { outcome: 'boot', body: renderBootPlan(plan, ctx.boot.retry, askAgainUrl(ctx), beaconUrl(ctx)), downloads };
 }
 
-/** Hands the machine back to its disk: sanboot of the first BIOS drive, or exit to EFI's boot order. */
+/**
+ * Hands the machine back to its disk: sanboot of the first BIOS drive, or exit to EFI's boot
+ * order. A failed command ends an iPXE script, and a chained script that fails makes the
+ * bootstrap ask again: so a sanboot that fails (no disk) must `goto` an explicit `exit`.
+ */
 function renderLocalBoot(ctx: RenderContext, reason: string): string {
   const command = ctx.device.identity.platform === 'efi' ? ctx.boot.localBoot.efi : ctx.boot.localBoot.pcbios;
   return [
     '#!ipxe',
     `# bootdepot: local disk for ${deviceLabel(ctx)}: ${reason.replace(/[\r\n]+/g, ' ')}`,
     `echo bootdepot: booting from the local disk (${echoText(reason)})`,
-    command,
-    // If the command returns (no disk, or an exit that came back), leave iPXE for the firmware.
+    `${command} || goto bootdepot-local-failed`,
+    ':bootdepot-local-failed',
+    'echo bootdepot: the local disk did not boot; handing the machine back to its firmware',
     'exit',
     '',
   ].join('\n');

@@ -13,6 +13,7 @@ import type { Profile } from './catalogue.ts';
 import { ID_PATTERN } from './data-schema.ts';
 import { renderIgnition, renderMetadata } from './device-configs.ts';
 import { IdentityError, parseDevice, type IdentityField, type QueryInput } from './identity.ts';
+import type { FlatcarVersionSource } from '../mirror/flatcar.ts';
 import type { RenderContext } from './render-context.ts';
 import { newBootId, type BootState } from '../state/boot-state.ts';
 import { renderDeviceScript, renderProfile } from './render.ts';
@@ -23,6 +24,8 @@ export interface BootRoutesOptions {
   assets: AssetReader;
   /** Boot state: decides with the device's next boot and records every script. */
   bootState?: BootState;
+  /** The pull-through mirror, for Flatcar profiles that use it. */
+  mirror?: FlatcarVersionSource;
 }
 
 const SCRIPT_TYPE = 'text/plain; charset=utf-8';
@@ -37,7 +40,7 @@ function sendText(reply: FastifyReply, status: number, message: string): Fastify
 }
 
 function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
-  const { config, catalogue, assets, bootState } = options;
+  const { config, catalogue, assets, bootState, mirror } = options;
 
   function context(request: FastifyRequest, required: readonly IdentityField[]): RenderContext {
     let device;
@@ -49,7 +52,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     }
     request.deviceMac = device.identity.mac;
     for (const warning of device.warnings) request.log.warn({ mac: device.identity.mac }, `device sent ${warning}`);
-    return { baseUrl: requestBaseUrl(request, config.server.baseUrl), device, catalogue: catalogue.current(), assets, boot: config.boot };
+    return { baseUrl: requestBaseUrl(request, config.server.baseUrl), device, catalogue: catalogue.current(), assets, boot: config.boot, ...(mirror ? { mirror } : {}) };
   }
 
   const bootstrap = (request: FastifyRequest, reply: FastifyReply) => sendScript(reply, renderBootstrap(requestBaseUrl(request, config.server.baseUrl)));

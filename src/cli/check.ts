@@ -16,6 +16,9 @@ import type { Config } from '../config/schema.ts';
 import { addFlags, CONFIG_FLAG, configFromCommand, PATH_FLAGS } from './options.ts';
 
 const FLAGS = [CONFIG_FLAG, ...PATH_FLAGS];
+/** What check gives the Flatcar kind for the mirror: it never reads (resolveFlatcarCurrent is off). */
+const OFFLINE_MIRROR = { readText: () => Promise.reject(new Error('check does not contact upstreams')) };
+
 /** A MAC for groups that do not select on one: locally administered, never a real NIC's. */
 const SAMPLE_MAC = '02:00:00:00:00:01';
 
@@ -25,7 +28,16 @@ export async function checkRendering(config: Config, catalogue: Catalogue): Prom
   const assets = createAssetReader(config.paths.assets);
   for (const group of catalogue.groups) {
     const device = parseDevice({ mac: SAMPLE_MAC, ...group.selector });
-    const ctx: RenderContext = { baseUrl: config.server.baseUrl ?? 'http://bootdepot.invalid', device, catalogue, assets, boot: config.boot };
+    const ctx: RenderContext = {
+      baseUrl: config.server.baseUrl ?? 'http://bootdepot.invalid',
+      device,
+      catalogue,
+      assets,
+      boot: config.boot,
+      // Validation must not depend on the internet: Flatcar `current` stays unresolved here.
+      mirror: OFFLINE_MIRROR,
+      resolveFlatcarCurrent: false,
+    };
     const script = await renderDeviceScript(ctx);
     if (script.problem && script.decision.action === 'profile') {
       problems.push({ source: group.file, message: `its machines would wait: ${script.problem}` });

@@ -18,6 +18,7 @@ export const CONFIG_FLAG: FlagSpec = { flag: 'config', key: 'config', descriptio
 export const PATH_FLAGS: FlagSpec[] = [
   { flag: 'data-dir', key: 'dataDir', description: 'data directory: profiles/, groups/, ignition/, templates/' },
   { flag: 'assets-dir', key: 'assetsDir', description: 'assets directory served at /assets/' },
+  { flag: 'cache-dir', key: 'cacheDir', description: 'mirror cache directory' },
 ];
 export const SERVER_FLAGS: FlagSpec[] = [
   { flag: 'host', key: 'host', description: 'address to listen on' },
@@ -37,6 +38,15 @@ export function addFlags(command: Command, specs: FlagSpec[]): Command {
     command.addOption(new Option(`--${spec.flag} <value>`, spec.description).env(envName(spec.flag)));
   }
   return command;
+}
+
+/** `--mirror NAME=URL`, repeatable; BOOTDEPOT_MIRROR holds several, separated by commas or spaces. */
+export function addMirrorFlag(command: Command): Command {
+  return command.addOption(
+    new Option('--mirror <name=url>', 'serve an upstream release server at /mirror/NAME/ (repeatable)')
+      .env(envName('mirror'))
+      .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+  );
 }
 
 /** Reads the config file named by --config / BOOTDEPOT_CONFIG and applies flag overrides. */
@@ -59,7 +69,9 @@ export async function configFromCommand(command: Command, specs: FlagSpec[]): Pr
       return { problems: [{ source: opts.config, message: `cannot read config file: ${(error as Error).message}` }] };
     }
   }
-  const result = loadConfig({ file, overrides, cwd: process.cwd() });
+  const mirrorValues = command.opts<{ mirror?: string[] }>().mirror ?? [];
+  const mirrorSource = command.getOptionValueSource('mirror') === 'env' ? envName('mirror') : '--mirror';
+  const result = loadConfig({ file, overrides, mirrorFlags: mirrorValues.map((value) => ({ value, source: mirrorSource })), cwd: process.cwd() });
   return result.config ? { config: result.config, problems: [] } : { problems: result.problems };
 }
 

@@ -12,9 +12,13 @@ import type { Config } from '../config/schema.ts';
 import { openDeviceStore } from '../state/create-store.ts';
 import type { NextBoot } from '../state/model.ts';
 import { existsSync } from 'node:fs';
+import { pino } from 'pino';
+import { PullThroughMirror } from '../mirror/mirror.ts';
 import { addFlags, CONFIG_FLAG, configFromCommand, PATH_FLAGS, printProblems } from './options.ts';
 
 const FLAGS = [CONFIG_FLAG, ...PATH_FLAGS, { flag: 'base-url', key: 'baseUrl' as const, description: 'public URL used in the script' }];
+
+const silentMirrorLog = pino({ level: 'silent' });
 
 /** The device's recorded next boot, read from the store when there is one; never written. */
 async function recordedNextBoot(config: Config, mac: string): Promise<NextBoot | undefined> {
@@ -69,7 +73,14 @@ export function renderCommand(): Command {
     const catalogue = await loadCatalogue(config.paths.data);
     const baseUrl = config.server.baseUrl ?? `http://localhost:${config.server.port}`;
     const nextBoot = await recordedNextBoot(config, device.identity.mac ?? '');
-    const result = await renderDeviceScript({ baseUrl, device, catalogue, assets: createAssetReader(config.paths.assets), boot: config.boot, nextBoot: nextBoot ?? null });
+    // The mirror resolves Flatcar `current` as serve would (through its cache, upstream if cold).
+    const mirror = await PullThroughMirror.open({ settings: config.mirror, log: silentMirrorLog });
+    let result;
+    try {
+      result = await renderDeviceScript({ baseUrl, device, catalogue, assets: createAssetReader(config.paths.assets), boot: config.boot, nextBoot: nextBoot ?? null, mirror });
+    } finally {
+      await mirror.close();
+    }
     const { decision } = result;
     const say = (line: string) => process.stderr.write(`# ${line}\n`);
     say(`labels: ${Object.entries(device.labels).map(([k, v]) => `${k}=${v}`).join(' ')}`);

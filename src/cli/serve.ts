@@ -2,13 +2,14 @@
 import { Command } from 'commander';
 import { createLogger } from '../logger.ts';
 import { startServer } from '../server.ts';
-import { addFlags, CONFIG_FLAG, configFromCommand, PATH_FLAGS, printProblems, SERVER_FLAGS } from './options.ts';
+import { addFlags, addMirrorFlag, CONFIG_FLAG, configFromCommand, PATH_FLAGS, printProblems, SERVER_FLAGS } from './options.ts';
 
 const FLAGS = [CONFIG_FLAG, ...PATH_FLAGS, ...SERVER_FLAGS];
 
 export function serveCommand(): Command {
   const command = new Command('serve').description('serve scripts and images to booting machines');
   addFlags(command, FLAGS);
+  addMirrorFlag(command);
   command.action(async () => {
     const { config, problems } = await configFromCommand(command, FLAGS);
     if (!config) {

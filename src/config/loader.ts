@@ -5,10 +5,11 @@
 import path from 'node:path';
 import { parseDocumentText, validateDocument } from '../common/documents.ts';
 import type { Problem } from '../common/problems.ts';
+import { defaultMirrorSettings, resolveMirrorSettings, type MirrorFlagValue } from '../mirror/config.ts';
 import { ConfigSchema, LOG_LEVELS, type Config, type ConfigFile, type LogLevel } from './schema.ts';
 
 /** Settings that can be given on the command line or in the environment. */
-export const OVERRIDABLE = ['host', 'port', 'baseUrl', 'logLevel', 'dataDir', 'assetsDir', 'adminToken', 'databaseUrl'] as const;
+export const OVERRIDABLE = ['host', 'port', 'baseUrl', 'logLevel', 'dataDir', 'assetsDir', 'adminToken', 'databaseUrl', 'cacheDir'] as const;
 export type OverrideKey = (typeof OVERRIDABLE)[number];
 
 export interface Override {
@@ -22,6 +23,8 @@ export interface LoadConfigInput {
   /** The config file, when one is used. */
   file?: { path: string; text: string };
   overrides?: readonly Override[];
+  /** `--mirror NAME=URL` values (repeatable, so not an Override). */
+  mirrorFlags?: readonly MirrorFlagValue[];
   /** Directory that relative paths in overrides (and in a missing file) resolve against. */
   cwd: string;
 }
@@ -63,12 +66,16 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
   }
   const file = value as ConfigFile;
   const fileDir = input.file ? path.dirname(path.resolve(input.cwd, input.file.path)) : input.cwd;
+  const mirror = resolveMirrorSettings({ file: file.mirror, baseDir: fileDir, fileSource, flags: input.mirrorFlags });
+  problems.push(...mirror.problems);
 
   const config: Config = {
     server: { host: file.server.host, port: file.server.port, baseUrl: undefined, trustProxy: file.server.trustProxy },
     log: { level: file.log.level },
     paths: { data: path.resolve(fileDir, file.paths.data), assets: path.resolve(fileDir, file.paths.assets) },
     assets: file.assets,
+    // The fallback is never used: problems return before the config does.
+    mirror: mirror.settings ?? defaultMirrorSettings(path.resolve(fileDir, 'cache')),
     admin: { token: file.admin.token === '' ? undefined : file.admin.token },
     state: {
       enabled: file.state.enabled,
@@ -125,6 +132,9 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
         break;
       case 'databaseUrl':
         config.state.databaseUrl = raw === '' ? undefined : raw;
+        break;
+      case 'cacheDir':
+        config.mirror = { ...config.mirror, cacheDir: path.resolve(input.cwd, raw) };
         break;
     }
   }

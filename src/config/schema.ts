@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { StringEnum } from '../common/documents.ts';
+import { MirrorConfigSchema, type MirrorSettings } from '../mirror/config.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const PRESETS = ['packet', 'generic'] as const;
@@ -68,6 +69,8 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /** Pull-through mirror of release servers at /mirror/NAME/ (docs/mirror.md). */
+    mirror: MirrorConfigSchema,
     state: Type.Object(
       {
         /**
@@ -141,6 +144,7 @@ export interface Config {
   assets: ConfigFile['assets'];
   /** Admin API token; undefined when the admin API is off. */
   admin: { token: string | undefined };
+  mirror: MirrorSettings;
   state: { enabled: boolean; databaseUrl: string | undefined; sqlitePath: string; retentionDays: number; maxEventsPerDevice: number };
   boot: ConfigFile['boot'];
   /** Where the configuration came from, for logs and `check`. */

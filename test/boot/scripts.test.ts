@@ -11,7 +11,9 @@ import { renderBootstrap } from '../../src/boot/bootstrap.ts';
 import { loadCatalogue } from '../../src/boot/catalogue.ts';
 import { parseDevice, type QueryInput } from '../../src/boot/identity.ts';
 import { renderDeviceScript } from '../../src/boot/render.ts';
-import { makeTree, testConfig } from '../helpers.ts';
+import { defaultMirrorSettings } from '../../src/mirror/config.ts';
+import { PullThroughMirror } from '../../src/mirror/mirror.ts';
+import { makeTree, silentLogger, testConfig } from '../helpers.ts';
 
 const GOLDEN_DIR = path.join(import.meta.dirname, 'golden');
 const BASE = 'http://10.0.0.5:8080';
@@ -22,7 +24,7 @@ const DATA = {
   'profiles/lk-ttys1.yaml': 'linuxkit: {name: ttys1, dir: lk/custom}\npreset: packet\nargs: [extra=1]\n',
   'profiles/lk-missing.yaml': 'linuxkit: {name: absent}\n',
   'profiles/fc-packet.yaml': 'flatcar: {channel: stable, version: 4152.2.0}\npreset: packet\n',
-  'profiles/fc-generic.yaml': 'flatcar: {channel: beta, version: current, autologin: true}\nignition_id: node.ign\nargs: [flatcar.debug]\n',
+  'profiles/fc-generic.yaml': 'flatcar: {channel: beta, version: current, source: upstream, autologin: true}\nignition_id: node.ign\nargs: [flatcar.debug]\n',
   'profiles/fc-local.yaml': 'flatcar: {channel: lts, arch: amd64, version: 4081.3.6, source: local}\n',
   'profiles/fc-mirror.yaml': 'flatcar: {channel: alpha, arch: arm64, source: "https://mirror.example.net/flatcar/alpha/arm64/4200.0.0/"}\npreset: packet\n',
   'profiles/matchbox.json': JSON.stringify({
@@ -74,7 +76,11 @@ async function render(t: TestContext, query: QueryInput) {
   const catalogue = await loadCatalogue(dataDir);
   assert.deepEqual(catalogue.problems, []);
   const device = parseDevice({ mac: MAC, ...query });
-  return renderDeviceScript({ baseUrl: BASE, device, catalogue, assets: createAssetReader(assetsDir), boot: config.boot });
+  // A real mirror over an empty cache: the golden profiles name concrete versions, so it is
+  // never asked to resolve `current` (which would go upstream).
+  const mirror = await PullThroughMirror.open({ settings: defaultMirrorSettings(path.join(assetsDir, '.cache')), log: silentLogger });
+  t.after(() => mirror.close());
+  return renderDeviceScript({ baseUrl: BASE, device, catalogue, assets: createAssetReader(assetsDir), boot: config.boot, mirror });
 }
 
 async function golden(name: string, actual: string): Promise<void> {

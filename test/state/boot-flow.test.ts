@@ -79,9 +79,9 @@ describe('a whole boot', () => {
     // Always-PXE: the machine asks again and boots its disk instead of reinstalling.
     const again = await app.inject({ url: `/ipxe?mac=${MAC}&platform=pcbios`, headers: { host: 'h:1' } });
     assert.match(again.body, /^#!ipxe\n# bootdepot: local disk for 52:54:00:12:34:56: next boot set to local: profile installer has installOnce/);
-    assert.match(again.body, /\nsanboot --no-describe --drive 0x80\nexit\n$/);
+    assert.match(again.body, /\nsanboot --no-describe --drive 0x80 \|\| goto bootdepot-local-failed\n:bootdepot-local-failed\n.*\nexit\n$/);
     const efi = await app.inject({ url: `/ipxe?mac=${MAC}&platform=efi`, headers: { host: 'h:1' } });
-    assert.match(efi.body, /\nexit\nexit\n$/);
+    assert.match(efi.body, /\nexit \|\| goto bootdepot-local-failed\n/);
     const after = await store.getDevice(MAC);
     assert.equal(after?.bootCount, 3);
     assert.equal(after?.lastAction, 'local');

@@ -7,6 +7,7 @@
  * kernels need to find it.
  */
 import type { BuildArch } from '../identity.ts';
+import { flatcarMirrorBaseUrl, flatcarMirrorName, resolveFlatcarVersion } from '../../mirror/flatcar.ts';
 import { assetUrl, ignitionUrl, type KindRenderer } from '../render-context.ts';
 
 export const FLATCAR_KERNEL = 'flatcar_production_pxe.vmlinuz';
@@ -36,7 +37,20 @@ export const renderFlatcar: KindRenderer = async (profile, _group, ctx) => {
   if (!arch) return { wait: `profile ${profile.id}: Flatcar has no image for iPXE arch ${deviceArch}` };
 
   let base: string;
-  if (spec.source === 'upstream') {
+  if (spec.source === 'mirror') {
+    if (!ctx.mirror) return { wait: `profile ${profile.id}: the mirror is off` };
+    const name = flatcarMirrorName(spec.channel);
+    let version = spec.version;
+    if (ctx.resolveFlatcarCurrent !== false) {
+      try {
+        // One release per boot: kernel and initrd never come from two releases.
+        version = await resolveFlatcarVersion(ctx.mirror, name, arch, spec.version);
+      } catch (error) {
+        return { wait: `profile ${profile.id}: ${(error as Error).message}` };
+      }
+    }
+    base = flatcarMirrorBaseUrl(ctx.baseUrl, name, arch, version);
+  } else if (spec.source === 'upstream') {
     base = flatcarUpstreamUrl(spec.channel, arch, spec.version);
   } else if (spec.source === 'local') {
     const dir = `flatcar/${spec.channel}/${arch}/${spec.version}`;

@@ -1,0 +1,567 @@
+/**
+ * A fill: the one upstream transfer of one file into a temp file in the cache, which every
+ * client asking for that file meanwhile reads as it grows (see fill-reader.ts).
+ *
+ * The body is written at its offset in the temp file and hashed on the way; readers wake on
+ * each chunk and read from the same file descriptor, each at its own pace, so a slow client
+ * never slows the transfer or the other clients. A transfer that breaks is resumed from the
+ * byte where it broke when the upstream allows it (strong ETag and byte ranges): Range plus
+ * If-Match, and the 206's Content-Range must start exactly there. The fill completes only when
+ * the byte count matches Content-Length (or a chunked body ended properly) and the checks
+ * passed; only then do readers get the file's last byte, so a client of a fill that fails
+ * never sees a complete response. Then the file is fsynced and renamed into the cache.
+ *
+ * When the disk fails mid-fill (ENOSPC), the fill keeps going in memory for the clients that
+ * are reading: bytes past the failure go to a window that is trimmed as the slowest reader
+ * advances, and the transfer waits while the window is full. Nothing is cached then.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { parseHttpDate } from '../assets/conditional.ts';
+import type { MirrorDefinition } from './config.ts';
+import type { EntryMeta, ObjectStore } from './store.ts';
+import { discardBody, headerValue, printableHeader, readBody, UpstreamError, type UpstreamClient, type UpstreamResponse } from './upstream.ts';
+
+/** Resumes of one fill before it is given up. */
+const MAX_RESUMES = 3;
+/** Bytes kept in memory past a disk failure for readers that lag behind the transfer. */
+const WINDOW_LIMIT = 16 * 1024 * 1024;
+
+export type FillState = 'requesting' | 'streaming' | 'verifying' | 'complete' | 'failed';
+
+/** What the upstream's answer means for the requests waiting on it. */
+export type FillOutcome =
+  | { kind: 'streaming' }
+  | { kind: 'not-modified'; etag: string | undefined; lastModified: string | undefined }
+  | { kind: 'not-found' }
+  /** `staleAllowed`: an upstream failure (5xx, timeout, network) rather than a refusal. */
+  | { kind: 'upstream-error'; error: UpstreamError; staleAllowed: boolean };
+
+/** The fill failed; readers throw this and the clients' sockets are destroyed. */
+export class FillFailedError extends Error {
+  readonly status: number;
+  constructor(message: string, status = 502) {
+    super(message);
+    this.name = 'FillFailedError';
+    this.status = status;
+  }
+}
+
+export interface FillReaderLike {
+  /** Next byte the reader will ask for; bytes before it are no longer needed in memory. */
+  position: number;
+  /** Cuts the reader off: its client lags too far behind a fill that cannot use the disk. */
+  abort(error: Error): void;
+}
+
+export interface FillCounters {
+  upstreamBytes: number;
+  failedFills: number;
+  resumes: number;
+}
+
+export interface FillLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+/** Checks a finished body; resolves true when a published digest matched, throws to refuse it. */
+export type Verifier = (sha512: string) => Promise<boolean>;
+
+export interface FillContext {
+  upstream: UpstreamClient;
+  store: ObjectStore;
+  counters: FillCounters;
+  log: FillLogger;
+  bodyInactivityMs: number;
+  headersTimeoutMs: number;
+  now(): number;
+  /** Writes a whole chunk at a position of the temp file; tests replace it to fill the disk. */
+  writeChunk(handle: FileHandle, chunk: Buffer, position: number): Promise<void>;
+  /** Starts whatever checking the file needs (fetching its DIGESTS) as soon as the body starts. */
+  startVerification(fill: Fill): Verifier;
+  /** Makes the verified temp file a cache entry; false when it is not to be kept after all. */
+  commit(fill: Fill, meta: EntryMeta, handle: FileHandle): Promise<boolean>;
+  /** Called once, synchronously, as the fill stops being the source for new requests. */
+  finished(fill: Fill): void;
+}
+
+export interface FillRequest {
+  key: string;
+  id: string;
+  mirror: MirrorDefinition;
+  path: string;
+  segments: readonly string[];
+  url: string;
+  /** The cached copy being revalidated: its validators make the request conditional. */
+  revalidating?: { etag: string | undefined; lastModified: string | undefined };
+}
+
+const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EFBIG']);
+
+export async function writeWholeChunk(handle: FileHandle, chunk: Buffer, position: number): Promise<void> {
+  let written = 0;
+  while (written < chunk.length) {
+    const { bytesWritten } = await handle.write(chunk, written, chunk.length - written, position + written);
+    if (bytesWritten === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    written += bytesWritten;
+  }
+}
+
+export class Fill {
+  readonly key: string;
+  readonly id: string;
+  readonly mirror: MirrorDefinition;
+  readonly path: string;
+  readonly segments: readonly string[];
+  readonly url: string;
+  readonly startedAt: number;
+  readonly revalidation: boolean;
+
+  state: FillState = 'requesting';
+  /** Body bytes received from the upstream. */
+  received = 0;
+  /** Bytes at the start of the temp file that are written (readers may read them). */
+  onDisk = 0;
+  /** Content-Length, or, for a chunked body, the byte count once it ended. */
+  expected: number | undefined;
+  error: FillFailedError | undefined;
+  /** The disk failed: bytes from `onDisk` on are only in memory and nothing will be cached. */
+  diskFailed = false;
+  /** Purged while filling: serve the clients, keep nothing. */
+  discard = false;
+  digestVerified = false;
+
+  contentType: string | undefined;
+  contentEncoding: string | undefined;
+  upstreamEtag: string | undefined;
+  upstreamLastModified: string | undefined;
+  /** Whole seconds; set on the file before it is renamed, so validators predicted now hold later. */
+  mtimeSeconds = 0;
+  ino = 0n;
+  handle: FileHandle | undefined;
+
+  readonly outcome: Promise<FillOutcome>;
+  /** Resolves (never rejects) when the fill is over: committed or not. */
+  readonly done: Promise<{ committed: boolean }>;
+
+  private readonly ctx: FillContext;
+  private readonly revalidating: FillRequest['revalidating'];
+  private readonly abortController = new AbortController();
+  private resolveOutcome!: (outcome: FillOutcome) => void;
+  private outcomeSettled = false;
+  private progress = Promise.withResolvers<void>();
+  private readerProgress = Promise.withResolvers<void>();
+  private readonly readers = new Set<FillReaderLike>();
+  /** Readers holding the temp file's handle open; the fill itself holds it until it ends. */
+  private handleUsers = 0;
+  private fillHoldsHandle = false;
+  private window: { start: number; chunks: Buffer[] } | undefined;
+  private acceptRanges = false;
+  private readonly sha512: Hash = createHash('sha512');
+  private readonly sha256: Hash = createHash('sha256');
+  private isFinished = false;
+
+  constructor(request: FillRequest, ctx: FillContext) {
+    this.key = request.key;
+    this.id = request.id;
+    this.mirror = request.mirror;
+    this.path = request.path;
+    this.segments = request.segments;
+    this.url = request.url;
+    this.revalidating = request.revalidating;
+    this.revalidation = request.revalidating !== undefined;
+    this.ctx = ctx;
+    this.startedAt = ctx.now();
+    this.outcome = new Promise((resolve) => {
+      this.resolveOutcome = resolve;
+    });
+    this.done = this.run();
+  }
+
+  get tempPath(): string {
+    return this.ctx.store.tempPath(this.id);
+  }
+
+  /**
+   * End (exclusive) of the bytes a reader may take now. The file's last byte is held back until
+   * the fill is complete, so a response that ends has the whole, verified file.
+   */
+  availableEnd(): number {
+    const end = this.diskFailed ? this.received : this.onDisk;
+    if (this.state === 'complete' || this.expected === undefined) return end;
+    return Math.min(end, this.expected - 1);
+  }
+
+  /** Resolves at the next change: bytes arrived, the state moved, a reader was cut off. */
+  changed(): Promise<void> {
+    return this.progress.promise;
+  }
+
+  /** True while a new reader can still get every byte from the first (false after disk trouble trimmed memory). */
+  servesFromStart(): boolean {
+    if (this.state === 'failed') return false;
+    return !this.diskFailed || (this.window !== undefined && this.window.start === this.onDisk);
+  }
+
+  /**
+   * Registers a reader; it keeps the temp file's handle open until it detaches. False when the
+   * fill is over and its handle already closed: the caller then looks in the cache instead.
+   */
+  attach(reader: FillReaderLike): boolean {
+    if (!this.handle && !this.diskFailed) return false;
+    this.readers.add(reader);
+    this.handleUsers += 1;
+    return true;
+  }
+
+  detach(reader: FillReaderLike): void {
+    if (!this.readers.delete(reader)) return;
+    this.handleUsers -= 1;
+    void this.closeHandleIfUnused();
+    this.readerMoved();
+  }
+
+  /** A reader advanced: memory past a disk failure may be trimmed and the transfer go on. */
+  readerMoved(): void {
+    this.trimWindow();
+    const waiting = this.readerProgress;
+    this.readerProgress = Promise.withResolvers<void>();
+    waiting.resolve();
+  }
+
+  /** Copies bytes kept in memory (past a disk failure) into `buffer`; throws when they are gone. */
+  copyFromWindow(buffer: Buffer, offset: number, length: number, position: number): number {
+    const window = this.window;
+    if (!window || position < window.start) throw new FillFailedError(`bytes from ${position} of ${this.path} are no longer available`);
+    let chunkStart = window.start;
+    let copied = 0;
+    for (const chunk of window.chunks) {
+      const chunkEnd = chunkStart + chunk.length;
+      const from = position + copied;
+      if (from < chunkEnd) {
+        copied += chunk.copy(buffer, offset + copied, from - chunkStart, Math.min(chunk.length, from - chunkStart + length - copied));
+        if (copied >= length) break;
+      }
+      chunkStart = chunkEnd;
+    }
+    return copied;
+  }
+
+  /** Stops the fill: clients are cut off and nothing is kept. */
+  abort(reason: string): void {
+    this.abortController.abort(new FillFailedError(reason, 503));
+  }
+
+  private notify(): void {
+    const current = this.progress;
+    this.progress = Promise.withResolvers<void>();
+    current.resolve();
+  }
+
+  private settleOutcome(outcome: FillOutcome): void {
+    if (this.outcomeSettled) return;
+    this.outcomeSettled = true;
+    this.resolveOutcome(outcome);
+  }
+
+  private conditionalHeaders(): Record<string, string> {
+    const headers: Record<string, string> = {};
+    if (this.revalidating?.etag) headers['if-none-match'] = this.revalidating.etag;
+    if (this.revalidating?.lastModified) headers['if-modified-since'] = this.revalidating.lastModified;
+    return headers;
+  }
+
+  private async run(): Promise<{ committed: boolean }> {
+    let response: UpstreamResponse;
+    try {
+      response = await this.ctx.upstream.send(this.url, this.conditionalHeaders(), { signal: this.abortController.signal });
+    } catch (error) {
+      const upstreamError = this.asUpstreamError(error);
+      return this.end({ kind: 'upstream-error', error: upstreamError, staleAllowed: true }, upstreamError);
+    }
+    const status = response.statusCode;
+    if (status !== 200) {
+      await discardBody(response.body, this.ctx.headersTimeoutMs);
+      if (status === 304 && this.revalidating) {
+        return this.end({ kind: 'not-modified', etag: printableHeader(headerValue(response.headers, 'etag')), lastModified: printableHeader(headerValue(response.headers, 'last-modified')) });
+      }
+      if (status === 404 || status === 410) return this.end({ kind: 'not-found' });
+      const error = new UpstreamError(502, `upstream ${this.url} answered ${status}`);
+      return this.end({ kind: 'upstream-error', error, staleAllowed: status >= 500 }, error);
+    }
+
+    const problem = this.acceptHeaders(response);
+    if (problem) {
+      response.body.destroy();
+      return this.end({ kind: 'upstream-error', error: problem, staleAllowed: true }, problem);
+    }
+    await this.openTemp();
+    this.state = 'streaming';
+    this.settleOutcome({ kind: 'streaming' });
+    this.notify();
+    const verify = this.ctx.startVerification(this);
+
+    try {
+      await this.receive(response);
+      this.state = 'verifying';
+      if (this.expected === undefined) this.expected = this.received;
+      this.digestVerified = await verify(this.sha512.copy().digest('hex'));
+      if (this.handle && !this.diskFailed) await this.handle.utimes(this.mtimeSeconds, this.mtimeSeconds);
+    } catch (error) {
+      return this.fail(error);
+    }
+    this.state = 'complete';
+    this.notify();
+    return this.keep();
+  }
+
+  private asUpstreamError(error: unknown): UpstreamError {
+    if (error instanceof UpstreamError) return error;
+    const reason: unknown = this.abortController.signal.reason;
+    if (this.abortController.signal.aborted && reason instanceof Error) return new UpstreamError(502, reason.message);
+    return new UpstreamError(502, `upstream ${this.url} failed: ${(error as Error).message}`);
+  }
+
+  /** Reads the 200's headers; an UpstreamError when they make the body unusable. */
+  private acceptHeaders(response: UpstreamResponse): UpstreamError | undefined {
+    const { headers } = response;
+    const length = headerValue(headers, 'content-length');
+    if (length !== undefined) {
+      if (!/^\d{1,15}$/.test(length.trim())) return new UpstreamError(502, `upstream ${this.url} sent an invalid Content-Length ${JSON.stringify(length)}`);
+      this.expected = Number(length.trim());
+    }
+    this.contentType = printableHeader(headerValue(headers, 'content-type'));
+    this.contentEncoding = printableHeader(headerValue(headers, 'content-encoding'));
+    this.upstreamEtag = printableHeader(headerValue(headers, 'etag'));
+    this.upstreamLastModified = printableHeader(headerValue(headers, 'last-modified'));
+    this.acceptRanges = /\bbytes\b/i.test(headerValue(headers, 'accept-ranges') ?? '');
+    const now = Math.floor(this.ctx.now() / 1000);
+    const upstreamSeconds = parseHttpDate(this.upstreamLastModified)?.getTime();
+    // The upstream's date when it has a sane one: clients then see the upstream's Last-Modified.
+    this.mtimeSeconds = upstreamSeconds !== undefined && upstreamSeconds > 0 ? Math.min(Math.floor(upstreamSeconds / 1000), now) : now;
+    return undefined;
+  }
+
+  private async openTemp(): Promise<void> {
+    try {
+      this.handle = await open(this.tempPath, 'wx+', 0o644);
+      this.fillHoldsHandle = true;
+      this.ino = (await this.handle.stat({ bigint: true })).ino;
+    } catch (error) {
+      // No temp file at all (disk full, too many open files): relay from memory, keep nothing.
+      this.ctx.log.warn({ path: `${this.mirror.name}/${this.path}`, err: error }, 'cannot create a temp file; relaying without caching');
+      this.diskFailed = true;
+      this.window = { start: 0, chunks: [] };
+    }
+  }
+
+  private canResume(): boolean {
+    const etag = this.upstreamEtag;
+    return this.acceptRanges && this.expected !== undefined && this.received < this.expected && etag !== undefined && etag.startsWith('"') && !this.abortController.signal.aborted;
+  }
+
+  private async receive(first: UpstreamResponse): Promise<void> {
+    let response = first;
+    let resumes = 0;
+    for (;;) {
+      let failure: unknown;
+      try {
+        await readBody(response.body, this.url, this.ctx.bodyInactivityMs, (chunk) => this.accept(chunk));
+        if (this.expected === undefined || this.received === this.expected) return;
+        failure = new UpstreamError(502, `upstream ${this.url} ended the body at ${this.received} of ${this.expected} bytes`);
+      } catch (error) {
+        if (!(error instanceof UpstreamError)) throw error;
+        failure = error;
+      }
+      // Resume from where it broke; each failed attempt to resume counts too.
+      for (;;) {
+        if (!this.canResume() || resumes >= MAX_RESUMES) throw failure;
+        resumes += 1;
+        this.ctx.counters.resumes += 1;
+        this.ctx.log.warn({ path: `${this.mirror.name}/${this.path}`, from: this.received, of: this.expected, attempt: resumes, reason: (failure as Error).message }, 'mirror transfer broke; resuming');
+        try {
+          response = await this.resumeRequest();
+          break;
+        } catch (error) {
+          if (error instanceof FillFailedError) throw error;
+          failure = error;
+        }
+      }
+    }
+  }
+
+  private async resumeRequest(): Promise<UpstreamResponse> {
+    const etag = this.upstreamEtag ?? '';
+    const from = this.received;
+    const expected = this.expected ?? 0;
+    const response = await this.ctx.upstream.send(this.url, { range: `bytes=${from}-`, 'if-match': etag }, { signal: this.abortController.signal }).catch((error: unknown) => {
+      throw this.asUpstreamError(error);
+    });
+    const refuse = async (why: string): Promise<never> => {
+      await discardBody(response.body, this.ctx.headersTimeoutMs);
+      throw new FillFailedError(`cannot resume ${this.url} at byte ${from}: ${why}`);
+    };
+    if (response.statusCode === 412) return refuse('the file changed upstream (If-Match failed)');
+    if (response.statusCode >= 500) {
+      await discardBody(response.body, this.ctx.headersTimeoutMs);
+      throw new UpstreamError(502, `upstream ${this.url} answered ${response.statusCode} to a resume request`);
+    }
+    if (response.statusCode !== 206) return refuse(`the upstream answered ${response.statusCode}`);
+    const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(headerValue(response.headers, 'content-range')?.trim() ?? '');
+    if (!range || Number(range[1]) !== from || Number(range[2]) !== expected - 1 || Number(range[3]) !== expected) {
+      return refuse(`Content-Range ${JSON.stringify(headerValue(response.headers, 'content-range'))} is not bytes ${from}-${expected - 1}/${expected}`);
+    }
+    const etagNow = headerValue(response.headers, 'etag');
+    if (etagNow !== undefined && etagNow !== etag) return refuse(`the ETag changed from ${etag} to ${etagNow}`);
+    return response;
+  }
+
+  private async accept(chunk: Buffer): Promise<void> {
+    if (this.abortController.signal.aborted) throw this.abortController.signal.reason as Error;
+    if (this.expected !== undefined && this.received + chunk.length > this.expected) {
+      throw new FillFailedError(`upstream ${this.url} sent more than its Content-Length of ${this.expected}`);
+    }
+    const position = this.received;
+    this.sha512.update(chunk);
+    this.sha256.update(chunk);
+    if (!this.diskFailed && this.handle) {
+      try {
+        await this.ctx.writeChunk(this.handle, chunk, position);
+        this.onDisk = position + chunk.length;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? '';
+        if (!DISK_ERRORS.has(code)) throw error;
+        this.diskFailed = true;
+        this.window = { start: position, chunks: [chunk] };
+        this.ctx.log.warn({ path: `${this.mirror.name}/${this.path}`, code, at: position }, 'cache disk failed while filling; relaying the rest from memory, not caching');
+      }
+    } else this.window?.chunks.push(chunk);
+    this.received = position + chunk.length;
+    this.ctx.counters.upstreamBytes += chunk.length;
+    this.notify();
+    if (this.diskFailed) await this.makeWindowRoom();
+  }
+
+  /** Drops memory no reader needs; waits (and finally cuts off laggards) while the window is full. */
+  private async makeWindowRoom(): Promise<void> {
+    for (;;) {
+      this.trimWindow();
+      const window = this.window;
+      if (!window || this.received - window.start <= WINDOW_LIMIT) return;
+      const moved = this.readerProgress.promise.then(() => true);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), this.ctx.bodyInactivityMs);
+      });
+      const progressed = await Promise.race([moved, timedOut]);
+      clearTimeout(timer);
+      if (this.abortController.signal.aborted) throw this.abortController.signal.reason as Error;
+      if (!progressed) {
+        const error = new FillFailedError(`client fell more than ${WINDOW_LIMIT} bytes behind a fill that cannot use the disk`);
+        for (const reader of [...this.readers]) if (reader.position < this.received - WINDOW_LIMIT) reader.abort(error);
+        this.notify();
+      }
+    }
+  }
+
+  private trimWindow(): void {
+    const window = this.window;
+    if (!window) return;
+    let floor = this.received;
+    for (const reader of this.readers) floor = Math.min(floor, Math.max(reader.position, this.onDisk));
+    while (window.chunks.length > 0) {
+      const first = window.chunks[0] as Buffer;
+      if (window.start + first.length > floor) break;
+      window.start += first.length;
+      window.chunks.shift();
+    }
+    if (window.chunks.length === 0) window.start = this.received;
+  }
+
+  /** Ends a fill that never got to streaming (304, 404, upstream error). */
+  private end(outcome: FillOutcome, error?: UpstreamError): { committed: boolean } {
+    this.settleOutcome(outcome);
+    if (error) {
+      this.error = new FillFailedError(error.message, error.status);
+      this.state = 'failed';
+      this.ctx.counters.failedFills += 1;
+    } else this.state = 'complete';
+    this.finish();
+    this.notify();
+    return { committed: false };
+  }
+
+  private async fail(error: unknown): Promise<{ committed: boolean }> {
+    const status = error instanceof UpstreamError || error instanceof FillFailedError ? error.status : 502;
+    this.error = new FillFailedError((error as Error).message, status);
+    this.state = 'failed';
+    this.ctx.counters.failedFills += 1;
+    this.settleOutcome({ kind: 'upstream-error', error: new UpstreamError(status === 504 ? 504 : 502, this.error.message), staleAllowed: true });
+    // Out of the map first, so the very next request starts a fresh fill.
+    this.finish();
+    this.notify();
+    this.ctx.log.warn({ path: `${this.mirror.name}/${this.path}`, received: this.received, expected: this.expected, readers: this.readers.size, reason: this.error.message }, 'mirror fill failed; nothing cached');
+    await unlink(this.tempPath).catch(() => undefined);
+    await this.releaseHandle();
+    return { committed: false };
+  }
+
+  /** After a complete, verified body: commit it to the cache unless the disk failed or it was purged. */
+  private async keep(): Promise<{ committed: boolean }> {
+    let committed = false;
+    try {
+      if (!this.diskFailed && !this.discard && this.handle) {
+        committed = await this.ctx.commit(this, this.meta(), this.handle);
+      }
+    } catch (error) {
+      this.ctx.log.error({ path: `${this.mirror.name}/${this.path}`, err: error }, 'cannot keep a mirrored file in the cache; it was served but not kept');
+    }
+    this.finish();
+    if (!committed) await unlink(this.tempPath).catch(() => undefined);
+    await this.releaseHandle();
+    return { committed };
+  }
+
+  private finish(): void {
+    if (this.isFinished) return;
+    this.isFinished = true;
+    this.ctx.finished(this);
+  }
+
+  private async releaseHandle(): Promise<void> {
+    this.fillHoldsHandle = false;
+    await this.closeHandleIfUnused();
+  }
+
+  private async closeHandleIfUnused(): Promise<void> {
+    if (this.fillHoldsHandle || this.handleUsers > 0 || !this.handle) return;
+    const handle = this.handle;
+    this.handle = undefined;
+    await handle.close().catch(() => undefined);
+  }
+
+  private meta(): EntryMeta {
+    const now = new Date(this.ctx.now()).toISOString();
+    return {
+      version: 1,
+      id: this.id,
+      mirror: this.mirror.name,
+      path: this.path,
+      upstreamUrl: this.url,
+      size: this.received,
+      contentType: this.contentType ?? '',
+      ...(this.contentEncoding ? { contentEncoding: this.contentEncoding } : {}),
+      ...(this.upstreamEtag ? { upstreamEtag: this.upstreamEtag } : {}),
+      ...(this.upstreamLastModified ? { upstreamLastModified: this.upstreamLastModified } : {}),
+      fetchedAt: now,
+      validatedAt: now,
+      lastUsedAt: now,
+      hits: 0,
+      sha256: this.sha256.digest('hex'),
+      sha512: this.sha512.digest('hex'),
+      digestVerified: this.digestVerified,
+    };
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * Answering one GET or HEAD of `/mirror/NAME/<path>`, framework-free: it writes to a Node
+ * ServerResponse, as the /assets route does, and with the same sendFile, so a cached file and
+ * a file still being filled get the same HTTP semantics (validators, preconditions, single and
+ * multipart ranges, 304/412/416, HEAD).
+ *
+ * A file being filled whose size is known (the upstream sent Content-Length) is answered at
+ * once; reads wait for bytes as they arrive. Its size unknown (a chunked upstream), a plain GET
+ * streams chunked as the bytes come, and anything that needs the size (HEAD, Range,
+ * preconditions) waits for the fill to finish. A response that cannot be completed is never
+ * ended cleanly: the socket is destroyed, so the client sees a failed transfer.
+ */
+import { open } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import type { RequestHeaders } from '../assets/conditional.ts';
+import { ClientGoneError, type BufferPool } from '../assets/file-stream.ts';
+import { contentTypeFor } from '../assets/routes.ts';
+import { sendFile } from '../assets/send-file.ts';
+import type { FillReader } from './fill-reader.ts';
+import type { MirrorSource, PullThroughMirror } from './mirror.ts';
+import { discardBody, headerValue, printableHeader, readBody } from './upstream.ts';
+
+export interface MirrorCacheControl {
+  /** For versioned paths, which never change. */
+  immutable: string;
+  /** For paths that may change upstream (`current/`, `version.txt`, unversioned). */
+  mutable: string;
+}
+
+export const DEFAULT_CACHE_CONTROL: MirrorCacheControl = {
+  immutable: 'public, max-age=31536000, immutable',
+  mutable: 'public, no-cache',
+};
+
+export interface ServeMirrorOptions {
+  method: string;
+  headers: RequestHeaders;
+  pool: BufferPool;
+  cacheControl: MirrorCacheControl;
+  /** Body bytes the socket has taken; meaningful when the transfer breaks. */
+  sent: { bytes: number };
+}
+
+export interface ServeMirrorOutcome {
+  status: number;
+  /** Body bytes written. */
+  bytes: number;
+  /** Where the bytes came from, for the log line. */
+  from: 'cache' | 'stale' | 'fill' | 'passthrough' | 'error';
+  /** True when the answer carried a file (not an error text, not a 304). */
+  file: boolean;
+}
+
+/**
+ * Where the answer came from: HIT (complete cached file), STALE (cached copy served because the
+ * upstream failed), MISS (a transfer in progress), BYPASS (an uncached transfer of its own).
+ */
+export const CACHE_STATUS = 'X-Cache-Status';
+
+const PRECONDITIONS = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-range'];
+
+function endWithText(res: ServerResponse, status: number, message: string, from: ServeMirrorOutcome['from']): ServeMirrorOutcome {
+  const body = `${message}\n`;
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), 'Cache-Control': 'no-store' });
+  res.end(body);
+  return { status, bytes: Buffer.byteLength(body), from, file: false };
+}
+
+/** Writes a chunk and waits until the socket took it (the buffer is reused after). */
+function writeAll(res: ServerResponse, chunk: Buffer, sent: { bytes: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (res.destroyed) {
+      reject(new ClientGoneError());
+      return;
+    }
+    const onClose = () => reject(new ClientGoneError());
+    res.once('close', onClose);
+    res.write(chunk, (error) => {
+      res.off('close', onClose);
+      if (error) reject(new ClientGoneError());
+      else {
+        sent.bytes += chunk.length;
+        resolve();
+      }
+    });
+  });
+}
+
+/**
+ * Serves the request. Rejects when the transfer breaks after the headers went out (the fill
+ * failed, the client left, a read failed): the caller must then destroy the socket.
+ */
+export async function serveMirrorFile(res: ServerResponse, mirror: PullThroughMirror, name: string, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
+  const source = await mirror.lookup(name, relativePath);
+  return serveSource(res, mirror, source, relativePath, options);
+}
+
+export async function serveSource(res: ServerResponse, mirror: PullThroughMirror, source: MirrorSource, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
+  switch (source.kind) {
+    case 'error':
+      return endWithText(res, source.status, source.message, 'error');
+    case 'cached':
+      return serveCached(res, source, relativePath, options);
+    case 'filling':
+      return serveFilling(res, source.reader, source.immutable, relativePath, options);
+    case 'passthrough':
+      return servePassthrough(res, mirror, source.url, relativePath, options);
+  }
+}
+
+async function serveCached(res: ServerResponse, source: Extract<MirrorSource, { kind: 'cached' }>, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
+  const { lease } = source;
+  try {
+    const { meta } = lease.entry;
+    const handle = await open(lease.file, 'r');
+    try {
+      if (meta.contentEncoding) res.setHeader('Content-Encoding', meta.contentEncoding);
+      res.setHeader(CACHE_STATUS, source.stale ? 'STALE' : 'HIT');
+      const outcome = await sendFile(res, handle, {
+        method: options.method,
+        headers: options.headers,
+        contentType: meta.contentType || contentTypeFor(relativePath),
+        cacheControl: source.immutable ? options.cacheControl.immutable : options.cacheControl.mutable,
+        pool: options.pool,
+        sent: options.sent,
+      });
+      return { status: outcome.status, bytes: outcome.bytes, from: source.stale ? 'stale' : 'cache', file: outcome.status === 200 || outcome.status === 206 };
+    } finally {
+      await handle.close();
+    }
+  } finally {
+    lease.release();
+  }
+}
+
+function needsSize(options: ServeMirrorOptions): boolean {
+  return options.method === 'HEAD' || options.headers.range !== undefined || PRECONDITIONS.some((name) => options.headers[name] !== undefined);
+}
+
+async function serveFilling(res: ServerResponse, reader: FillReader, immutable: boolean, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
+  const { fill } = reader;
+  // A fill that has to give up on this client (it lags too far behind a disk-less fill) ends it.
+  reader.onAbort = () => res.destroy();
+  try {
+    const contentType = fill.contentType || contentTypeFor(relativePath);
+    const cacheControl = immutable ? options.cacheControl.immutable : options.cacheControl.mutable;
+    if (fill.expected === undefined && !needsSize(options)) return await streamUnknownLength(res, reader, contentType, cacheControl, options);
+    // An empty body has no last byte to hold back: wait for the verdict before answering.
+    if (fill.expected === undefined || fill.expected === 0) await reader.complete();
+    if (fill.contentEncoding) res.setHeader('Content-Encoding', fill.contentEncoding);
+    res.setHeader(CACHE_STATUS, 'MISS');
+    const outcome = await sendFile(res, reader.asFileHandle(), {
+      method: options.method,
+      headers: options.headers,
+      contentType,
+      cacheControl,
+      pool: options.pool,
+      sent: options.sent,
+    });
+    return { status: outcome.status, bytes: outcome.bytes, from: 'fill', file: outcome.status === 200 || outcome.status === 206 };
+  } finally {
+    reader.close();
+  }
+}
+
+/** A plain GET of a chunked fill: chunked out as the bytes arrive; the end only once the fill is complete. */
+async function streamUnknownLength(res: ServerResponse, reader: FillReader, contentType: string, cacheControl: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
+  const { fill } = reader;
+  const headers: Record<string, string> = { 'Content-Type': contentType, 'Last-Modified': new Date(fill.mtimeSeconds * 1000).toUTCString(), [CACHE_STATUS]: 'MISS' };
+  if (cacheControl) headers['Cache-Control'] = cacheControl;
+  if (fill.contentEncoding) headers['Content-Encoding'] = fill.contentEncoding;
+  res.writeHead(200, headers);
+  const buffer = options.pool.acquire();
+  let position = 0;
+  for (;;) {
+    const { bytesRead } = await reader.read(buffer, 0, buffer.length, position);
+    if (bytesRead === 0) break;
+    await writeAll(res, buffer.subarray(0, bytesRead), options.sent);
+    position += bytesRead;
+  }
+  // Only after a clean run: a buffer a broken socket may still hold is left to the GC.
+  options.pool.release(buffer);
+  res.end();
+  return { status: 200, bytes: position, from: 'fill', file: true };
+}
+
+/** A client the fill cannot serve from its first byte (disk failed) gets its own uncached transfer. */
+async function servePassthrough(res: ServerResponse, mirror: PullThroughMirror, url: string, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
+  const method = options.method === 'HEAD' ? 'HEAD' : 'GET';
+  let response;
+  try {
+    response = await mirror.passthrough(url, method);
+  } catch (error) {
+    const status = (error as { status?: number }).status ?? 502;
+    return endWithText(res, status, (error as Error).message, 'error');
+  }
+  if (response.statusCode !== 200) {
+    await discardBody(response.body, mirror.settings.headersTimeoutMs);
+    return endWithText(res, response.statusCode === 404 ? 404 : 502, `upstream ${url} answered ${response.statusCode}`, 'error');
+  }
+  const headers: Record<string, string> = {
+    'Content-Type': printableHeader(headerValue(response.headers, 'content-type')) ?? contentTypeFor(relativePath),
+    'Cache-Control': 'no-store',
+    [CACHE_STATUS]: 'BYPASS',
+  };
+  const length = headerValue(response.headers, 'content-length');
+  if (length !== undefined && /^\d{1,15}$/.test(length)) headers['Content-Length'] = length;
+  const lastModified = printableHeader(headerValue(response.headers, 'last-modified'));
+  if (lastModified) headers['Last-Modified'] = lastModified;
+  res.writeHead(200, headers);
+  if (method === 'HEAD') {
+    await discardBody(response.body, mirror.settings.headersTimeoutMs);
+    res.end();
+    return { status: 200, bytes: 0, from: 'passthrough', file: true };
+  }
+  let bytes = 0;
+  await readBody(response.body, url, mirror.settings.bodyInactivityMs, async (chunk) => {
+    await writeAll(res, chunk, options.sent);
+    bytes += chunk.length;
+  });
+  res.end();
+  return { status: 200, bytes, from: 'passthrough', file: true };
+}

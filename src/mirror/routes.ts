@@ -5,13 +5,23 @@
  * Register with an open mirror (`{ mirror }`, the server's, shared with the admin API) or with
  * `{ settings }`, in which case the plugin opens the mirror and closes it with the app.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { DownloadObserver } from '../assets/routes.ts';
 import fp from 'fastify-plugin';
 import { DownloadLog } from '../assets/download-log.ts';
 import { BufferPool, ClientGoneError } from '../assets/file-stream.ts';
 import type { MirrorSettings } from './config.ts';
 import { PullThroughMirror } from './mirror.ts';
 import { DEFAULT_CACHE_CONTROL, serveMirrorFile, type MirrorCacheControl } from './serve.ts';
+
+export type MirrorHandler = (request: FastifyRequest, reply: FastifyReply, name: string, relativePath: string, observer?: DownloadObserver) => Promise<void>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Serves one mirrored file; the boot-tracking routes reuse it. */
+    serveMirror?: MirrorHandler;
+  }
+}
 
 export interface MirrorRoutesOptions {
   /** An open mirror; the caller closes it. */
@@ -40,9 +50,7 @@ async function mirrorRoutes(app: FastifyInstance, options: MirrorRoutesOptions):
     done();
   });
 
-  app.get<{ Params: { name: string; '*': string } }>('/mirror/:name/*', async (request, reply) => {
-    const { name } = request.params;
-    const relativePath = request.params['*'];
+  const serveMirror: MirrorHandler = async (request, reply, name, relativePath, observer) => {
     const started = performance.now();
     reply.hijack();
     // This handler writes its own line: a download summary, or the usual request line.
@@ -50,6 +58,8 @@ async function mirrorRoutes(app: FastifyInstance, options: MirrorRoutesOptions):
     const res = reply.raw;
     const sent = { bytes: 0 };
     const logPath = `mirror/${name}/${relativePath}`;
+    const tracked = request.method === 'GET' ? observer : undefined;
+    tracked?.started();
     try {
       const outcome = await serveMirrorFile(res, service, name, relativePath, { method: request.method, headers: request.headers, pool, cacheControl, sent });
       if (outcome.bytes > 0 && outcome.file) {
@@ -57,8 +67,10 @@ async function mirrorRoutes(app: FastifyInstance, options: MirrorRoutesOptions):
       } else {
         request.log.info({ method: request.method, url: request.url, status: outcome.status, from: outcome.from, ms: Math.round((performance.now() - started) * 10) / 10, client: request.ip }, 'request');
       }
+      tracked?.finished({ status: outcome.status, bytes: outcome.bytes, complete: outcome.status < 300 });
     } catch (error) {
       const gone = error instanceof ClientGoneError;
+      tracked?.finished({ status: res.statusCode, bytes: sent.bytes, complete: false });
       if (!gone) request.log.warn({ path: logPath, reason: (error as Error).message, sent: sent.bytes }, 'mirror download cut off');
       if (res.headersSent) {
         downloads.record({ client: request.ip, path: logPath, status: res.statusCode, bytes: sent.bytes, complete: false, durationMs: performance.now() - started, ranged: res.statusCode === 206 });
@@ -71,7 +83,10 @@ async function mirrorRoutes(app: FastifyInstance, options: MirrorRoutesOptions):
         res.end(message);
       }
     }
-  });
+  };
+  app.decorate('serveMirror', serveMirror);
+
+  app.get<{ Params: { name: string; '*': string } }>('/mirror/:name/*', (request, reply) => serveMirror(request, reply, request.params.name, request.params['*']));
 }
 
 export default fp(mirrorRoutes, { name: 'bootdepot-mirror-routes' });

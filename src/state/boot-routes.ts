@@ -49,6 +49,20 @@ function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): voi
     });
   });
 
+  app.get<{ Params: { bootId: string; name: string; '*': string } }>('/b/:bootId/mirror/:name/*', async (request, reply) => {
+    const serveMirror = app.serveMirror;
+    if (!serveMirror) return sendProblem(request, reply, 404, 'the mirror is off');
+    const { bootId, name } = request.params;
+    const relativePath = request.params['*'];
+    const plan = isBootId(bootId) ? await bootState.planFor(bootId) : undefined;
+    if (plan) request.deviceMac = plan.deviceId;
+    const key = `/mirror/${name}/${relativePath}`;
+    await serveMirror(request, reply, name, relativePath, plan && {
+      started: () => void bootState.recordDownload(plan, key, 'started', 0, 200, request.ip),
+      finished: ({ status, bytes, complete }) => void bootState.recordDownload(plan, key, complete ? 'completed' : 'aborted', bytes, status, request.ip),
+    });
+  });
+
   app.get<{ Params: { bootId: string } }>('/b/:bootId/beacon', async (request, reply) => {
     const plan = isBootId(request.params.bootId) ? await bootState.planFor(request.params.bootId) : undefined;
     if (!plan) return sendProblem(request, reply, 404, 'unknown boot');

@@ -10,7 +10,9 @@ import type { TestContext } from 'node:test';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/loader.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
-import { HOST_FROM_GUEST } from './qemu.ts';
+import type { Device, EventDetail } from '../../src/state/model.ts';
+import { AptUnavailableError, buildImages, missingImagePrerequisites, type BootImages } from './images.ts';
+import { HOST_FROM_GUEST, missingVmPrerequisites, type Firmware, type Vm } from './qemu.ts';
 
 export const SYSTEM_PACKAGES = 'qemu-system-x86 ipxe-qemu ovmf busybox-static';
 
@@ -28,6 +30,27 @@ export function skipUnlessReady(t: TestContext, missing: readonly string[]): boo
   console.warn(`\n*** SKIPPED ${t.fullName}: ${reason}. Install ${SYSTEM_PACKAGES} (see docs/testing.md). ***\n`);
   t.skip(reason);
   return true;
+}
+
+/**
+ * Checks the prerequisites for a VM with this firmware (and, unless `images: false`, for the
+ * boot images) and builds or finds the images. Resolves with undefined when the test skipped.
+ */
+export async function prepareScenario(t: TestContext, firmware: Firmware, options?: { images?: true }): Promise<{ images: BootImages } | undefined>;
+export async function prepareScenario(t: TestContext, firmware: Firmware, options: { images: false }): Promise<{ images?: undefined } | undefined>;
+export async function prepareScenario(t: TestContext, firmware: Firmware, options: { images?: boolean } = {}): Promise<{ images?: BootImages } | undefined> {
+  const wantImages = options.images !== false;
+  const missing = [...(await missingVmPrerequisites(firmware)), ...(wantImages ? await missingImagePrerequisites() : [])];
+  if (skipUnlessReady(t, missing)) return undefined;
+  if (!wantImages) return {};
+  try {
+    const images = await buildImages({ log: (m) => t.diagnostic(m) });
+    t.diagnostic(`images ${images.key}: ${images.kernelPackage} ${images.kernelPackageVersion}, ${images.built ? 'built' : 'cached'} in ${images.seconds.toFixed(1)} s`);
+    return { images };
+  } catch (error) {
+    if (error instanceof AptUnavailableError && skipUnlessReady(t, [error.message])) return undefined;
+    throw error;
+  }
 }
 
 export interface Scenario {
@@ -92,16 +115,18 @@ export interface LoggedRequest {
   outcome?: string;
   /** Epoch milliseconds of the log line (when the response completed). */
   time: number;
+  /** The device's MAC, on request lines of routes that know it (scripts, /b/ routes, reports). */
+  mac?: string;
 }
 
 /** The request or download a log line records, if it records one. */
 export function parseRequestLine(line: Record<string, unknown>): LoggedRequest | undefined {
-  const { msg, method, url, status, time, path: assetPath, bytes, outcome } = line;
+  const { msg, method, url, status, time, path: assetPath, bytes, outcome, mac } = line;
   if (typeof status !== 'number') return undefined;
   const at = typeof time === 'number' ? time : 0;
   if (msg === 'request' && typeof method === 'string' && typeof url === 'string') {
     const parsed = new URL(url, 'http://bootdepot.invalid');
-    return { kind: 'request', method, url, path: parsed.pathname, query: parsed.searchParams, status, time: at };
+    return { kind: 'request', method, url, path: parsed.pathname, query: parsed.searchParams, status, time: at, ...(typeof mac === 'string' ? { mac } : {}) };
   }
   if (msg === 'download' && typeof assetPath === 'string') {
     const url = `/assets/${assetPath}`;
@@ -120,6 +145,28 @@ export function parseRequestLine(line: Record<string, unknown>): LoggedRequest |
   return undefined;
 }
 
+/** An event as the admin API returns it (`GET /api/v1/devices/<mac>?events=N`). */
+export interface ApiEvent {
+  id: number;
+  deviceId: string;
+  bootId?: string;
+  at: string;
+  detail: EventDetail;
+}
+
+export interface DeviceView {
+  device: Device;
+  /** Newest first, as the API returns them. */
+  events: ApiEvent[];
+}
+
+export interface BootdepotOptions {
+  /** Turns the admin API on (`adminToken` override, at least 16 characters). */
+  adminToken?: string;
+  /** A config file's text (YAML), for keys no override sets (`boot.localBoot`, `boot.retry`...). */
+  configYaml?: string;
+}
+
 export interface E2eServer {
   server: RunningServer;
   port: number;
@@ -134,6 +181,23 @@ export interface E2eServer {
   requests(): Promise<LoggedRequest[]>;
   /** The last lines of the log, for failure messages. */
   logTail(lines?: number): Promise<string>;
+  /**
+   * The log lines about one device, formatted one a line: lines naming its MAC (any form) or one
+   * of its boot ids, and the asset download summaries (which name a client address, not a
+   * device: under QEMU user networking every guest is 127.0.0.1).
+   */
+  deviceLog(mac: string): Promise<string>;
+  /** The admin token the server was started with, if any. */
+  adminToken: string | undefined;
+  /** Calls the admin API with the token; rejects unless the answer is 2xx. */
+  api<T>(apiPath: string, init?: RequestInit): Promise<T>;
+  /** `GET /api/v1/devices/<mac>?events=N`, undefined for 404 (unknown device). */
+  device(mac: string, events?: number): Promise<DeviceView | undefined>;
+  /**
+   * Closes the server now (idempotent; the scenario's end closes it otherwise). Closing flushes
+   * what is only logged later (range request summaries) and pending boot events.
+   */
+  stop(): Promise<void>;
 }
 
 /**
@@ -141,7 +205,7 @@ export interface E2eServer {
  * it) and an empty assets directory, logging JSON at info level to DIR/server.log. Closed when the
  * scenario ends.
  */
-export async function startBootdepot(scenario: Scenario, data: Record<string, string>): Promise<E2eServer> {
+export async function startBootdepot(scenario: Scenario, data: Record<string, string>, options: BootdepotOptions = {}): Promise<E2eServer> {
   const dataDir = path.join(scenario.dir, 'data');
   const assetsDir = path.join(scenario.dir, 'assets');
   const logPath = path.join(scenario.dir, 'server.log');
@@ -152,14 +216,21 @@ export async function startBootdepot(scenario: Scenario, data: Record<string, st
     await writeFile(path.join(dataDir, rel), text);
   }
 
+  let file: { path: string; text: string } | undefined;
+  if (options.configYaml !== undefined) {
+    file = { path: path.join(scenario.dir, 'bootdepot.yaml'), text: options.configYaml };
+    await writeFile(file.path, file.text);
+  }
   const loaded = loadConfig({
     cwd: scenario.dir,
+    ...(file ? { file } : {}),
     overrides: [
       { key: 'host', value: '127.0.0.1', source: 'e2e' },
       { key: 'port', value: '0', source: 'e2e' },
       { key: 'dataDir', value: dataDir, source: 'e2e' },
       { key: 'assetsDir', value: assetsDir, source: 'e2e' },
       { key: 'logLevel', value: 'info', source: 'e2e' },
+      ...(options.adminToken !== undefined ? [{ key: 'adminToken' as const, value: options.adminToken, source: 'e2e' }] : []),
     ],
   });
   if (!loaded.config) throw new Error(`e2e config rejected: ${JSON.stringify(loaded.problems)}`);
@@ -168,11 +239,25 @@ export async function startBootdepot(scenario: Scenario, data: Record<string, st
   const destination = pino.destination({ dest: logPath, sync: true, mkdir: true });
   const logger = pino({ level: config.log.level }, destination);
   const server = await startServer(config, logger);
-  scenario.defer(async () => {
-    await server.close();
-    destination.end();
-  });
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await server.close();
+      destination.end();
+    })());
+  scenario.defer(stop);
   const port = Number(new URL(server.url).port);
+  const adminToken = config.admin.token;
+
+  async function api<T>(apiPath: string, init: RequestInit = {}): Promise<T> {
+    if (!adminToken) throw new Error('bootdepot was started without an admin token: pass startBootdepot(..., { adminToken })');
+    const headers = new Headers(init.headers);
+    headers.set('authorization', `Bearer ${adminToken}`);
+    const response = await fetch(`${server.url}${apiPath}`, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(10_000) });
+    const text = await response.text();
+    if (!response.ok) throw Object.assign(new Error(`${init.method ?? 'GET'} ${apiPath} -> ${response.status}: ${text.slice(0, 500)}`), { status: response.status });
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
 
   async function logLines(): Promise<Record<string, unknown>[]> {
     const text = await readFile(logPath, 'utf8').catch(() => '');
@@ -203,7 +288,175 @@ export async function startBootdepot(scenario: Scenario, data: Record<string, st
       const text = await readFile(logPath, 'utf8').catch(() => '(no server log)');
       return text.trimEnd().split('\n').slice(-lines).join('\n');
     },
+    async deviceLog(mac) {
+      return formatDeviceLog(await logLines(), mac);
+    },
+    adminToken,
+    api,
+    async device(mac, events = 100) {
+      try {
+        return await api<DeviceView>(`/api/v1/devices/${encodeURIComponent(mac)}?events=${events}`);
+      } catch (error) {
+        if ((error as { status?: number }).status === 404) return undefined;
+        throw error;
+      }
+    },
+    stop,
   };
+}
+
+const DOWNLOAD_MESSAGES = new Set(['download', 'ranged download']);
+/** Fields every line has, left out of the device log. */
+const NOISE = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'reqId']);
+
+/** See {@link E2eServer.deviceLog}. */
+export function formatDeviceLog(lines: readonly Record<string, unknown>[], mac: string): string {
+  const forms = [mac.toLowerCase(), mac.toLowerCase().replace(/:/g, '-'), mac.toLowerCase().replace(/:/g, '')];
+  const mentions = (line: Record<string, unknown>) => {
+    const text = JSON.stringify(line).toLowerCase();
+    return forms.some((form) => text.includes(form));
+  };
+  // Boot ids of the device: its tracked URLs (/b/<id>/...) carry them, and the lines about them may not name the MAC.
+  const bootIds = new Set<string>();
+  for (const line of lines) {
+    if (!mentions(line)) continue;
+    for (const found of JSON.stringify(line).matchAll(/\/b\/([a-z0-9]{16})\//g)) if (found[1]) bootIds.add(found[1]);
+  }
+  const first = lines.find((l) => typeof l.time === 'number')?.time as number | undefined;
+  const picked = lines.filter((line) => {
+    if (DOWNLOAD_MESSAGES.has(String(line.msg))) return true;
+    if (mentions(line)) return true;
+    const text = JSON.stringify(line);
+    return [...bootIds].some((id) => text.includes(id));
+  });
+  if (picked.length === 0) return '  (no line names this device)';
+  return picked
+    .map((line) => {
+      const at = typeof line.time === 'number' && first !== undefined ? `+${seconds(first, line.time)}s` : '';
+      const rest = Object.fromEntries(Object.entries(line).filter(([key]) => !NOISE.has(key)));
+      return `  ${at} ${String(line.msg)} ${JSON.stringify(rest)}`;
+    })
+    .join('\n');
+}
+
+/** One line per request, time from `start`: `+5.6s GET /ipxe?... -> 200`. */
+export function describeRequests(requests: readonly LoggedRequest[], start: number): string {
+  return requests.map((r) => `  +${seconds(start, r.time)}s ${r.method} ${r.url} -> ${r.status}${r.bytes !== undefined ? ` (${r.bytes} bytes, ${r.outcome ?? '?'})` : ''}`).join('\n') || '  (none)';
+}
+
+/** Polls `check` until it returns a value (not undefined), or throws its last complaint after `timeoutMs`. */
+export async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() >= deadline) {
+      const why = last instanceof Error ? `: ${last.message}` : last !== undefined ? `: ${JSON.stringify(last)}` : '';
+      throw new Error(`${what}: not within ${timeoutMs / 1000} s${why}`, { cause: last });
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/**
+ * Watches bootdepot's log for a request served more often than expected, e.g. `/ipxe` a
+ * second time: the bootstrap asks again (10 s on) when the script it chained failed, which on a
+ * BIOS machine shows nowhere but on the screen. `failed` rejects then; race it against a wait.
+ */
+export function failOnRepeatedRequest(bootdepot: E2eServer, requestPath: string, allowed = 1, intervalMs = 500): { failed: Promise<never>; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const failed = new Promise<never>((_, reject) => {
+    const check = async () => {
+      const served = (await bootdepot.requests().catch(() => [])).filter((r) => r.path === requestPath);
+      if (stopped) return;
+      if (served.length > allowed) {
+        reject(new Error(`bootdepot served ${requestPath} ${served.length} times (expected ${allowed}): the machine asked again, so what it got before failed`));
+        return;
+      }
+      timer = setTimeout(() => void check(), intervalMs);
+      timer.unref();
+    };
+    void check();
+  });
+  // Whoever races it handles the rejection; a watch nobody races must not crash the process.
+  failed.catch(() => {});
+  return {
+    failed,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface FailureContext {
+  scenario: Scenario;
+  bootdepot: E2eServer;
+  /** The scenario's VMs so far (a later one may be added while the test runs). */
+  vms: readonly Vm[];
+  /** The device the scenario boots. */
+  mac: string;
+  /** Epoch ms the first VM started, for the request timeline. */
+  start: number;
+}
+
+/**
+ * Runs a scenario's body; when it fails, keeps the scenario's files and rethrows with what the
+ * machine printed and what bootdepot saw: a screendump of each VM still running (iPXE draws
+ * on the screen, not on serial, under BIOS), the requests served, the device's log lines and
+ * recorded events, the server log's last lines and each VM's serial console.
+ */
+export async function reportFailures(context: FailureContext, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    throw await explainFailure(context, error);
+  }
+}
+
+export async function explainFailure(context: FailureContext, error: unknown): Promise<Error> {
+  const { scenario, bootdepot, vms, mac, start } = context;
+  scenario.keep();
+  const parts: string[] = [error instanceof Error ? error.message : String(error)];
+  for (const vm of vms) {
+    if (!vm.running()) continue;
+    parts.push(
+      await vm.screendump().then(
+        (file) => `screen of ${vm.name} (iPXE draws there under BIOS): ${file}`,
+        (e: unknown) => `screendump of ${vm.name} failed: ${String(e)}`,
+      ),
+    );
+  }
+  const requests = await bootdepot.requests().catch(() => []);
+  parts.push(`--- requests bootdepot served ---\n${describeRequests(requests, start)}`);
+  parts.push(`--- bootdepot log for ${mac} (${bootdepot.logPath}) ---\n${await bootdepot.deviceLog(mac).catch((e: unknown) => String(e))}`);
+  if (bootdepot.adminToken) {
+    const view = await bootdepot.device(mac).catch((e: unknown) => `(${String(e)})`);
+    const events = typeof view === 'object' ? view.events.slice().reverse().map((e) => `  #${e.id} ${e.at} ${e.bootId ?? '-'} ${JSON.stringify(e.detail)}`).join('\n') : undefined;
+    parts.push(
+      `--- device ${mac} as the admin API shows it ---\n` +
+        (typeof view === 'string' ? view : view ? `${JSON.stringify(view.device)}\n${events || '  (no events)'}` : '  (unknown device)'),
+    );
+  }
+  parts.push(`--- server log, last lines ---\n${await bootdepot.logTail(25)}`);
+  const message = parts[0] ?? '';
+  for (const vm of vms) {
+    // waitFor's errors carry the serial tail of the VM they waited on already.
+    if (message.includes(`--- serial (${vm.serialLogPath})`)) continue;
+    parts.push(`--- serial of ${vm.name} (${vm.serialLogPath}), last lines ---\n${vm.serialTail(80)}`);
+  }
+  for (const vm of vms) {
+    const firmware = (await vm.firmwareLog()).replace(/\r/g, '').trimEnd().split('\n').slice(-12).join('\n');
+    if (firmware) parts.push(`--- firmware debug port of ${vm.name} (${vm.firmwareLogPath}), last lines ---\n${firmware}`);
+  }
+  parts.push(`files kept in ${scenario.dir}`);
+  return new Error(parts.join('\n'), { cause: error });
 }
 
 /** Seconds between two epoch-millisecond times, one decimal. */

@@ -13,7 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants, createWriteStream, type WriteStream } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 
@@ -70,6 +70,10 @@ export interface Vm {
   readonly serialLogPath: string;
   readonly stderrLogPath: string;
   readonly monitorPath: string;
+  /** The firmware's debug port output (SeaBIOS's log; little or nothing from a release OVMF). */
+  readonly firmwareLogPath: string;
+  /** What the firmware wrote to its debug port so far. */
+  firmwareLog(): Promise<string>;
   /** Serial console output so far. */
   serial(): string;
   /** The last lines of the serial console, for failure messages. */
@@ -127,7 +131,7 @@ function displayArgs(): string[] {
   return ['-display', value];
 }
 
-export function qemuArgs(options: VmOptions, files: { monitorPath: string }): string[] {
+export function qemuArgs(options: VmOptions, files: { monitorPath: string; firmwareLogPath?: string }): string[] {
   const mac = options.mac ?? DEFAULT_MAC;
   const args = [
     '-name', options.name,
@@ -149,6 +153,8 @@ export function qemuArgs(options: VmOptions, files: { monitorPath: string }): st
   // QEMU's option syntax escapes a comma by doubling it.
   if (options.serial !== undefined) args.push('-smbios', `type=1,serial=${options.serial.replace(/,/g, ',,')}`);
   if (options.firmware === 'uefi') args.push('-bios', OVMF);
+  // The firmware's debug port: SeaBIOS logs there what it runs and boots ("Booting from ROM...").
+  if (files.firmwareLogPath) args.push('-debugcon', `file:${files.firmwareLogPath}`, '-global', 'isa-debugcon.iobase=0x402');
   args.push(...(options.extraArgs ?? []));
   return args;
 }
@@ -204,7 +210,8 @@ export function startVm(options: VmOptions): Vm {
   const serialLogPath = path.join(options.workDir, `${options.name}.serial.log`);
   const stderrLogPath = path.join(options.workDir, `${options.name}.qemu.log`);
   const monitorPath = path.join(options.workDir, `${options.name}.monitor.sock`);
-  const args = qemuArgs(options, { monitorPath });
+  const firmwareLogPath = path.join(options.workDir, `${options.name}.firmware.log`);
+  const args = qemuArgs(options, { monitorPath, firmwareLogPath });
 
   installExitHooks();
   // timeout is the backstop if this process dies without killing the VM; the timer below is the rule.
@@ -313,6 +320,8 @@ export function startVm(options: VmOptions): Vm {
     serialLogPath,
     stderrLogPath,
     monitorPath,
+    firmwareLogPath,
+    firmwareLog: () => readFile(firmwareLogPath, 'latin1').catch(() => ''),
     serial: () => serialText,
     serialTail,
     stderr: () => stderrText,

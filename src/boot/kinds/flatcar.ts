@@ -49,7 +49,8 @@ export const renderFlatcar: KindRenderer = async (profile, _group, ctx) => {
         return { wait: `profile ${profile.id}: ${(error as Error).message}` };
       }
     }
-    base = flatcarMirrorBaseUrl(ctx.baseUrl, name, arch, version);
+    // A tracked boot's downloads go through /b/<boot id>/ like its assets.
+    base = flatcarMirrorBaseUrl(ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}` : ctx.baseUrl, name, arch, version);
   } else if (spec.source === 'upstream') {
     base = flatcarUpstreamUrl(spec.channel, arch, spec.version);
   } else if (spec.source === 'local') {

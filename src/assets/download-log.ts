@@ -6,6 +6,8 @@
  */
 export interface DownloadRecord {
   client: string;
+  /** The device's MAC, when the download belongs to a recorded boot. */
+  mac?: string | undefined;
   path: string;
   status: number;
   /** Body bytes sent. */
@@ -19,6 +21,7 @@ export interface DownloadRecord {
 
 interface RangeSession {
   client: string;
+  mac?: string | undefined;
   path: string;
   requests: number;
   bytes: number;
@@ -53,7 +56,7 @@ export class DownloadLog {
   record(record: DownloadRecord): void {
     if (!record.ranged) {
       this.log.info(
-        { path: record.path, client: record.client, status: record.status, bytes: record.bytes, ms: Math.round(record.durationMs), outcome: record.complete ? 'complete' : 'aborted' },
+        { path: record.path, client: record.client, ...(record.mac ? { mac: record.mac } : {}), status: record.status, bytes: record.bytes, ms: Math.round(record.durationMs), outcome: record.complete ? 'complete' : 'aborted' },
         'download',
       );
       return;
@@ -63,7 +66,7 @@ export class DownloadLog {
     let session = this.sessions.get(key);
     if (session) clearTimeout(session.timer);
     else {
-      session = { client: record.client, path: record.path, requests: 0, bytes: 0, aborted: 0, startedAt: now - record.durationMs, lastAt: now, timer: undefined as unknown as NodeJS.Timeout };
+      session = { client: record.client, mac: record.mac, path: record.path, requests: 0, bytes: 0, aborted: 0, startedAt: now - record.durationMs, lastAt: now, timer: undefined as unknown as NodeJS.Timeout };
       this.sessions.set(key, session);
     }
     session.requests += 1;
@@ -82,6 +85,7 @@ export class DownloadLog {
       {
         path: session.path,
         client: session.client,
+        ...(session.mac ? { mac: session.mac } : {}),
         requests: session.requests,
         bytes: session.bytes,
         ms: Math.round(session.lastAt - session.startedAt),

@@ -77,9 +77,9 @@ function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
       if (outcome.bytes > 0) {
         app.metrics.downloads.inc({ outcome: 'complete' });
         app.metrics.downloadBytes.inc(outcome.bytes);
-        downloads.record({ client: request.ip, path: relativePath, status: outcome.status, bytes: outcome.bytes, complete: true, durationMs: performance.now() - started, ranged: outcome.status === 206 });
+        downloads.record({ client: request.ip, mac: request.deviceMac, path: relativePath, status: outcome.status, bytes: outcome.bytes, complete: true, durationMs: performance.now() - started, ranged: outcome.status === 206 });
       } else {
-        request.log.info({ method: request.method, url: request.url, status: outcome.status, ms: Math.round((performance.now() - started) * 10) / 10, client: request.ip }, 'request');
+        request.log.info({ method: request.method, url: request.url, status: outcome.status, ms: Math.round((performance.now() - started) * 10) / 10, client: request.ip, ...(request.deviceMac ? { mac: request.deviceMac } : {}) }, 'request');
       }
       if (announced) observer?.finished({ status: outcome.status, bytes: outcome.bytes, complete: true });
     } catch (error) {
@@ -88,7 +88,7 @@ function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
       if (!gone) request.log.error({ err: error, path: relativePath }, 'asset read failed mid-response');
       app.metrics.downloads.inc({ outcome: 'aborted' });
       app.metrics.downloadBytes.inc(sent.bytes);
-      downloads.record({ client: request.ip, path: relativePath, status: res.statusCode, bytes: sent.bytes, complete: false, durationMs: performance.now() - started, ranged: res.statusCode === 206 });
+      downloads.record({ client: request.ip, mac: request.deviceMac, path: relativePath, status: res.statusCode, bytes: sent.bytes, complete: false, durationMs: performance.now() - started, ranged: res.statusCode === 206 });
       if (announced) observer?.finished({ status: res.statusCode, bytes: sent.bytes, complete: false });
       // Never end a short body cleanly: the client must see the transfer fail.
       res.destroy();

@@ -63,9 +63,9 @@ async function mirrorRoutes(app: FastifyInstance, options: MirrorRoutesOptions):
     try {
       const outcome = await serveMirrorFile(res, service, name, relativePath, { method: request.method, headers: request.headers, pool, cacheControl, sent });
       if (outcome.bytes > 0 && outcome.file) {
-        downloads.record({ client: request.ip, path: logPath, status: outcome.status, bytes: outcome.bytes, complete: true, durationMs: performance.now() - started, ranged: outcome.status === 206 });
+        downloads.record({ client: request.ip, mac: request.deviceMac, path: logPath, status: outcome.status, bytes: outcome.bytes, complete: true, durationMs: performance.now() - started, ranged: outcome.status === 206 });
       } else {
-        request.log.info({ method: request.method, url: request.url, status: outcome.status, from: outcome.from, ms: Math.round((performance.now() - started) * 10) / 10, client: request.ip }, 'request');
+        request.log.info({ method: request.method, url: request.url, status: outcome.status, from: outcome.from, ms: Math.round((performance.now() - started) * 10) / 10, client: request.ip, ...(request.deviceMac ? { mac: request.deviceMac } : {}) }, 'request');
       }
       tracked?.finished({ status: outcome.status, bytes: outcome.bytes, complete: outcome.status < 300 });
     } catch (error) {
@@ -73,7 +73,7 @@ async function mirrorRoutes(app: FastifyInstance, options: MirrorRoutesOptions):
       tracked?.finished({ status: res.statusCode, bytes: sent.bytes, complete: false });
       if (!gone) request.log.warn({ path: logPath, reason: (error as Error).message, sent: sent.bytes }, 'mirror download cut off');
       if (res.headersSent) {
-        downloads.record({ client: request.ip, path: logPath, status: res.statusCode, bytes: sent.bytes, complete: false, durationMs: performance.now() - started, ranged: res.statusCode === 206 });
+        downloads.record({ client: request.ip, mac: request.deviceMac, path: logPath, status: res.statusCode, bytes: sent.bytes, complete: false, durationMs: performance.now() - started, ranged: res.statusCode === 206 });
         // Never end a short body cleanly: the client must see the transfer fail.
         res.destroy();
       } else if (!res.destroyed) {

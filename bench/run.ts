@@ -1,18 +1,19 @@
 /**
  * `npm run bench [-- SECTION...]`: runs the benchmarks (all, or the named sections: assets,
- * scripts) and rewrites their sections of docs/benchmarks.md, keeping the others. Not part of
+ * scripts, mirror) and rewrites their sections of docs/benchmarks.md, keeping the others. Not part of
  * the tests. Each section's module says what it measures and how.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assetsBenchmark } from './assets.ts';
+import { mirrorBenchmark } from './mirror.ts';
 import { scriptsBenchmark } from './scripts.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = path.join(REPO, 'docs', 'benchmarks.md');
 
-const SECTIONS: Record<string, () => Promise<string>> = { assets: assetsBenchmark, scripts: scriptsBenchmark };
+const SECTIONS: Record<string, () => Promise<string>> = { assets: assetsBenchmark, scripts: scriptsBenchmark, mirror: mirrorBenchmark };
 
 const HEADER = `# Benchmarks
 

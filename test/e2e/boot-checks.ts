@@ -75,10 +75,19 @@ export function replayStages(events: readonly ApiEvent[]): Stage[] {
  */
 export async function checkLinuxKitBootRecorded(bootdepot: E2eServer, expect: LinuxKitBootExpectation): Promise<CheckedBoot> {
   const files: Record<Role, string> = { kernel: `${expect.dir}/${expect.name}-kernel`, initrd: `${expect.dir}/${expect.name}-initrd.img` };
-  const sizes: Record<Role, number> = {
-    kernel: (await stat(path.join(bootdepot.assetsDir, files.kernel))).size,
-    initrd: (await stat(path.join(bootdepot.assetsDir, files.initrd))).size,
-  };
+  const downloads = async (role: Role) => ({ path: `/assets/${files[role]}`, size: (await stat(path.join(bootdepot.assetsDir, files[role]))).size });
+  return checkKernelBootRecorded(bootdepot, { ...expect, downloads: { kernel: await downloads('kernel'), initrd: await downloads('initrd') } });
+}
+
+export interface KernelBootExpectation extends Omit<LinuxKitBootExpectation, 'dir' | 'name'> {
+  /** What each download must record: its path as the boot's events name it (`/assets/...`, `/mirror/NAME/...`) and its full size. */
+  downloads: Record<Role, { path: string; size: number }>;
+}
+
+/** {@link checkLinuxKitBootRecorded} for any kernel and initrd the script fetches, from `/assets` or through the mirror. */
+export async function checkKernelBootRecorded(bootdepot: E2eServer, expect: KernelBootExpectation): Promise<CheckedBoot> {
+  const files: Record<Role, string> = { kernel: expect.downloads.kernel.path, initrd: expect.downloads.initrd.path };
+  const sizes: Record<Role, number> = { kernel: expect.downloads.kernel.size, initrd: expect.downloads.initrd.size };
 
   const view = await eventually(`bootdepot recorded ${expect.mac}'s downloads and both reports`, 10_000, async () => {
     const seen = await bootdepot.device(expect.mac);
@@ -116,8 +125,8 @@ export async function checkLinuxKitBootRecorded(bootdepot: E2eServer, expect: Li
     assert.deepEqual(
       phases,
       [
-        ['started', `/assets/${files[role]}`, 200, 0],
-        ['completed', `/assets/${files[role]}`, 200, sizes[role]],
+        ['started', files[role], 200, 0],
+        ['completed', files[role], 200, sizes[role]],
       ],
       `the ${role} was downloaded once, completely (${sizes[role]} bytes); recorded:\n${describe()}`,
     );

@@ -115,7 +115,7 @@ export interface LoggedRequest {
   outcome?: string;
   /** Epoch milliseconds of the log line (when the response completed). */
   time: number;
-  /** The device's MAC, on request lines of routes that know it (scripts, /b/ routes, reports). */
+  /** The device's MAC, on lines of routes that know it (scripts, /b/ routes and their downloads, reports). */
   mac?: string;
 }
 
@@ -129,7 +129,8 @@ export function parseRequestLine(line: Record<string, unknown>): LoggedRequest |
     return { kind: 'request', method, url, path: parsed.pathname, query: parsed.searchParams, status, time: at, ...(typeof mac === 'string' ? { mac } : {}) };
   }
   if (msg === 'download' && typeof assetPath === 'string') {
-    const url = `/assets/${assetPath}`;
+    // The mirror's download lines name `mirror/NAME/<path>`, the asset routes' a path under the assets directory.
+    const url = assetPath.startsWith('mirror/') ? `/${assetPath}` : `/assets/${assetPath}`;
     return {
       kind: 'download',
       method: 'GET',
@@ -140,6 +141,7 @@ export function parseRequestLine(line: Record<string, unknown>): LoggedRequest |
       bytes: typeof bytes === 'number' ? bytes : undefined,
       outcome: typeof outcome === 'string' ? outcome : undefined,
       time: at,
+      ...(typeof mac === 'string' ? { mac } : {}),
     };
   }
   return undefined;
@@ -165,6 +167,8 @@ export interface BootdepotOptions {
   adminToken?: string;
   /** A config file's text (YAML), for keys no override sets (`boot.localBoot`, `boot.retry`...). */
   configYaml?: string;
+  /** Mirrors to add or replace, as `--mirror NAME=URL` would (e.g. `flatcar-stable` on a local upstream). */
+  mirrors?: Record<string, string>;
 }
 
 export interface E2eServer {
@@ -174,6 +178,8 @@ export interface E2eServer {
   guestUrl: string;
   dataDir: string;
   assetsDir: string;
+  /** The mirror's cache directory (DIR/cache, empty at start). */
+  cacheDir: string;
   logPath: string;
   /** The server's log lines so far, parsed. */
   logLines(): Promise<Record<string, unknown>[]>;
@@ -208,6 +214,7 @@ export interface E2eServer {
 export async function startBootdepot(scenario: Scenario, data: Record<string, string>, options: BootdepotOptions = {}): Promise<E2eServer> {
   const dataDir = path.join(scenario.dir, 'data');
   const assetsDir = path.join(scenario.dir, 'assets');
+  const cacheDir = path.join(scenario.dir, 'cache');
   const logPath = path.join(scenario.dir, 'server.log');
   await mkdir(assetsDir, { recursive: true });
   for (const sub of ['groups', 'profiles', 'ignition', 'templates']) await mkdir(path.join(dataDir, sub), { recursive: true });
@@ -229,9 +236,11 @@ export async function startBootdepot(scenario: Scenario, data: Record<string, st
       { key: 'port', value: '0', source: 'e2e' },
       { key: 'dataDir', value: dataDir, source: 'e2e' },
       { key: 'assetsDir', value: assetsDir, source: 'e2e' },
+      { key: 'cacheDir', value: cacheDir, source: 'e2e' },
       { key: 'logLevel', value: 'info', source: 'e2e' },
       ...(options.adminToken !== undefined ? [{ key: 'adminToken' as const, value: options.adminToken, source: 'e2e' }] : []),
     ],
+    mirrorFlags: Object.entries(options.mirrors ?? {}).map(([name, url]) => ({ value: `${name}=${url}`, source: 'e2e' })),
   });
   if (!loaded.config) throw new Error(`e2e config rejected: ${JSON.stringify(loaded.problems)}`);
   const config = loaded.config;
@@ -279,6 +288,7 @@ export async function startBootdepot(scenario: Scenario, data: Record<string, st
     guestUrl: `http://${HOST_FROM_GUEST}:${port}`,
     dataDir,
     assetsDir,
+    cacheDir,
     logPath,
     logLines,
     async requests() {
@@ -402,6 +412,10 @@ export interface FailureContext {
   vms: readonly Vm[];
   /** The device the scenario boots. */
   mac: string;
+  /** More devices it boots at the same time: their log lines and recorded events are reported too. */
+  moreMacs?: readonly string[];
+  /** More to report, e.g. what a local upstream saw. */
+  more?: () => string | Promise<string>;
   /** Epoch ms the first VM started, for the request timeline. */
   start: number;
 }
@@ -421,7 +435,7 @@ export async function reportFailures(context: FailureContext, body: () => Promis
 }
 
 export async function explainFailure(context: FailureContext, error: unknown): Promise<Error> {
-  const { scenario, bootdepot, vms, mac, start } = context;
+  const { scenario, bootdepot, vms, start } = context;
   scenario.keep();
   const parts: string[] = [error instanceof Error ? error.message : String(error)];
   for (const vm of vms) {
@@ -435,8 +449,9 @@ export async function explainFailure(context: FailureContext, error: unknown): P
   }
   const requests = await bootdepot.requests().catch(() => []);
   parts.push(`--- requests bootdepot served ---\n${describeRequests(requests, start)}`);
-  parts.push(`--- bootdepot log for ${mac} (${bootdepot.logPath}) ---\n${await bootdepot.deviceLog(mac).catch((e: unknown) => String(e))}`);
-  if (bootdepot.adminToken) {
+  for (const mac of [context.mac, ...(context.moreMacs ?? [])]) {
+    parts.push(`--- bootdepot log for ${mac} (${bootdepot.logPath}) ---\n${await bootdepot.deviceLog(mac).catch((e: unknown) => String(e))}`);
+    if (!bootdepot.adminToken) continue;
     const view = await bootdepot.device(mac).catch((e: unknown) => `(${String(e)})`);
     const events = typeof view === 'object' ? view.events.slice().reverse().map((e) => `  #${e.id} ${e.at} ${e.bootId ?? '-'} ${JSON.stringify(e.detail)}`).join('\n') : undefined;
     parts.push(
@@ -445,6 +460,7 @@ export async function explainFailure(context: FailureContext, error: unknown): P
     );
   }
   parts.push(`--- server log, last lines ---\n${await bootdepot.logTail(25)}`);
+  if (context.more) parts.push(await Promise.resolve().then(context.more).catch((e: unknown) => `(${String(e)})`));
   const message = parts[0] ?? '';
   for (const vm of vms) {
     // waitFor's errors carry the serial tail of the VM they waited on already.

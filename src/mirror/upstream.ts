@@ -4,7 +4,12 @@
  * bodyTimeout does not fire while the consumer applies backpressure (undici issue 5393).
  * Every response body is either read to its end or destroyed.
  */
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import type * as Undici from 'undici';
+import type { Agent, Dispatcher } from 'undici';
+
+/** undici is loaded when an upstream is first contacted: ~25 MiB a server without mirror traffic never pays. */
+let undiciModule: Promise<typeof Undici> | undefined;
+const loadUndici = () => (undiciModule ??= import('undici'));
 
 export type UpstreamBody = Dispatcher.ResponseData['body'];
 export type UpstreamHeaders = Dispatcher.ResponseData['headers'];
@@ -50,19 +55,24 @@ export function printableHeader(value: string | undefined): string | undefined {
 }
 
 export class UpstreamClient {
-  private readonly agent: Agent;
-  private readonly dispatcher: Dispatcher;
+  private connection: Promise<{ agent: Agent; dispatcher: Dispatcher; request: typeof Undici.request }> | undefined;
   readonly options: UpstreamClientOptions;
 
   constructor(options: UpstreamClientOptions) {
     this.options = options;
-    this.agent = new Agent({
-      connectTimeout: options.connectTimeoutMs,
-      headersTimeout: options.headersTimeoutMs,
-      // Off: the watchdog in readBody covers stalls, also under backpressure, with one message.
-      bodyTimeout: 0,
+  }
+
+  private connect() {
+    this.connection ??= loadUndici().then(({ Agent, interceptors, request }) => {
+      const agent = new Agent({
+        connectTimeout: this.options.connectTimeoutMs,
+        headersTimeout: this.options.headersTimeoutMs,
+        // Off: the watchdog in readBody covers stalls, also under backpressure, with one message.
+        bodyTimeout: 0,
+      });
+      return { agent, dispatcher: agent.compose(interceptors.redirect({ maxRedirections: 5 })), request };
     });
-    this.dispatcher = this.agent.compose(interceptors.redirect({ maxRedirections: 5 }));
+    return this.connection;
   }
 
   /**
@@ -71,11 +81,12 @@ export class UpstreamClient {
    */
   async send(url: string, headers: Record<string, string>, options: { method?: 'GET' | 'HEAD'; signal?: AbortSignal } = {}): Promise<UpstreamResponse> {
     try {
+      const { dispatcher, request } = await this.connect();
       const response = await request(url, {
         method: options.method ?? 'GET',
         // The bytes are stored and served as they are: no compression negotiated on the way.
         headers: { 'accept-encoding': 'identity', 'user-agent': 'bootdepot-mirror', ...headers },
-        dispatcher: this.dispatcher,
+        dispatcher,
         signal: options.signal,
         highWaterMark: 1024 * 1024,
       });
@@ -86,11 +97,11 @@ export class UpstreamClient {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    if (this.connection) await (await this.connection).agent.close();
   }
 
-  destroy(): Promise<void> {
-    return this.agent.destroy();
+  async destroy(): Promise<void> {
+    if (this.connection) await (await this.connection).agent.destroy();
   }
 }
 

@@ -87,7 +87,7 @@ export class SqliteDeviceStore implements DeviceStore {
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
   }
 
-  /** Moves WAL checkpoints off this thread (see sqlite-checkpointer.ts). */
+  /** Moves WAL checkpoints off this thread (see sqlite-checkpointer.ts); once, on first write. */
   private startCheckpointer(): void {
     if (this.file === ':memory:' || this.checkpointer) return;
     this.db.exec('PRAGMA wal_autocheckpoint = 0;');
@@ -122,7 +122,6 @@ export class SqliteDeviceStore implements DeviceStore {
       saveBoot: this.db.prepare('INSERT OR REPLACE INTO boots (id, device_id, created_at, data) VALUES (?, ?, ?, ?)'),
       getBoot: this.db.prepare('SELECT data FROM boots WHERE id = ?'),
     };
-    this.startCheckpointer();
     return Promise.resolve();
   }
 
@@ -185,6 +184,9 @@ export class SqliteDeviceStore implements DeviceStore {
 
   recordEvents(events: readonly NewEvent[]): Promise<StoredEvent[]> {
     if (events.length === 0) return Promise.resolve([]);
+    // Started with the first write: a worker thread costs ~25 MiB, which a server that records
+    // nothing (only serving files, say) need not pay.
+    this.startCheckpointer();
     const stored = this.transaction(() => this.appendEvents(events));
     this.emit(stored);
     return Promise.resolve(stored);

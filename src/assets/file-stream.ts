@@ -83,7 +83,7 @@ function waitForDrain(res: ServerResponse): Promise<void> {
 }
 
 /** Writes a chunk and resolves once the socket has taken it, so its buffer can be reused. */
-function writeChunk(res: ServerResponse, chunk: Buffer): Promise<void> {
+export function writeChunk(res: ServerResponse, chunk: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     if (res.destroyed) {
       reject(new ClientGoneError());

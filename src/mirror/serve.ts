@@ -13,7 +13,7 @@
 import { open } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import type { RequestHeaders } from '../assets/conditional.ts';
-import { ClientGoneError, type BufferPool } from '../assets/file-stream.ts';
+import { writeChunk, type BufferPool } from '../assets/file-stream.ts';
 import { contentTypeFor } from '../assets/routes.ts';
 import { sendFile } from '../assets/send-file.ts';
 import type { FillReader } from './fill-reader.ts';
@@ -67,23 +67,9 @@ function endWithText(res: ServerResponse, status: number, message: string, from:
 }
 
 /** Writes a chunk and waits until the socket took it (the buffer is reused after). */
-function writeAll(res: ServerResponse, chunk: Buffer, sent: { bytes: number }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (res.destroyed) {
-      reject(new ClientGoneError());
-      return;
-    }
-    const onClose = () => reject(new ClientGoneError());
-    res.once('close', onClose);
-    res.write(chunk, (error) => {
-      res.off('close', onClose);
-      if (error) reject(new ClientGoneError());
-      else {
-        sent.bytes += chunk.length;
-        resolve();
-      }
-    });
-  });
+async function writeAll(res: ServerResponse, chunk: Buffer, sent: { bytes: number }): Promise<void> {
+  await writeChunk(res, chunk);
+  sent.bytes += chunk.length;
 }
 
 /**

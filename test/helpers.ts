@@ -9,7 +9,8 @@ import type { TestContext } from 'node:test';
 import { buildApp } from '../src/app.ts';
 import { createAssetReader } from '../src/assets/asset-root.ts';
 import { createCatalogueStore } from '../src/boot/catalogue-store.ts';
-import { loadConfig, type Override } from '../src/config/loader.ts';
+import { loadConfig, type Override, type OverrideKey } from '../src/config/loader.ts';
+import { startServer, type RunningServer } from '../src/server.ts';
 import type { Config } from '../src/config/schema.ts';
 import { BootState } from '../src/state/boot-state.ts';
 import { SqliteDeviceStore } from '../src/state/sqlite-store.ts';
@@ -132,4 +133,18 @@ export function runBootdepot(args: string[], env: Record<string, string> = {}, t
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * Starts the whole server (store, mirror, app) on 127.0.0.1 and a free port, from overrides
+ * alone (keys as the CLI's flags: dataDir, assetsDir, adminToken, databaseUrl, cacheDir...);
+ * closed after the test.
+ */
+export async function startTestServer(t: TestContext, settings: Partial<Record<OverrideKey, string>>, mirrorFlags: string[] = []): Promise<RunningServer> {
+  const overrides: Override[] = Object.entries({ host: '127.0.0.1', port: '0', ...settings }).map(([key, value]) => ({ key: key as OverrideKey, value: value ?? '', source: 'test' }));
+  const { config, problems } = loadConfig({ cwd: process.cwd(), overrides, mirrorFlags: mirrorFlags.map((value) => ({ value, source: '--mirror' })) });
+  if (!config) throw new Error(`bad test config: ${JSON.stringify(problems)}`);
+  const server = await startServer(config, silentLogger);
+  t.after(() => server.close());
+  return server;
 }

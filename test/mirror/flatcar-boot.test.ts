@@ -6,9 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
-import { loadConfig } from '../../src/config/loader.ts';
-import { startServer } from '../../src/server.ts';
-import { makeTree, silentLogger } from '../helpers.ts';
+import { makeTree, startTestServer } from '../helpers.ts';
 import { bodyOf, sha256, sha512, startUpstream } from './support.ts';
 
 const TOKEN = 'flatcar-boot-token-0123456789';
@@ -31,22 +29,7 @@ describe('Flatcar through the mirror', () => {
     });
     const dataDir = await makeTree(t, { 'profiles/fc.yaml': 'flatcar: {channel: stable, version: current}\n', 'groups/d.yaml': 'profile: fc\n' });
     const cacheDir = await makeTree(t, {});
-    const { config, problems } = loadConfig({
-      cwd: dataDir,
-      overrides: [
-        { key: 'host', value: '127.0.0.1', source: 'test' },
-        { key: 'port', value: '0', source: 'test' },
-        { key: 'dataDir', value: dataDir, source: 'test' },
-        { key: 'assetsDir', value: dataDir, source: 'test' },
-        { key: 'cacheDir', value: cacheDir, source: 'test' },
-        { key: 'adminToken', value: TOKEN, source: 'test' },
-      ],
-      mirrorFlags: [{ value: `flatcar-stable=${upstream.url}`, source: '--mirror' }],
-    });
-    assert.deepEqual(problems, []);
-    if (!config) return;
-    const server = await startServer(config, silentLogger);
-    t.after(() => server.close());
+    const server = await startTestServer(t, { dataDir, assetsDir: dataDir, cacheDir, adminToken: TOKEN }, [`flatcar-stable=${upstream.url}`]);
 
     const macs = ['52:54:00:00:00:01', '52:54:00:00:00:02', '52:54:00:00:00:03'];
     const boots = await Promise.all(

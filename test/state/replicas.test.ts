@@ -6,9 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { request } from 'undici';
-import { loadConfig } from '../../src/config/loader.ts';
-import { startServer, type RunningServer } from '../../src/server.ts';
-import { makeTree, silentLogger, waitFor } from '../helpers.ts';
+import type { RunningServer } from '../../src/server.ts';
+import { makeTree, startTestServer, waitFor } from '../helpers.ts';
 import { findPostgresBin, postgresOrSkip, startPostgres, type PostgresCluster } from '../support/postgres.ts';
 
 const TOKEN = 'replica-token-0123456789abcdef';
@@ -22,23 +21,8 @@ before(async () => {
 });
 after(() => cluster?.stop());
 
-async function replica(t: TestContext, dataDir: string, assetsDir: string, databaseUrl: string): Promise<RunningServer> {
-  const { config, problems } = loadConfig({
-    cwd: dataDir,
-    overrides: [
-      { key: 'host', value: '127.0.0.1', source: 'test' },
-      { key: 'port', value: '0', source: 'test' },
-      { key: 'dataDir', value: dataDir, source: 'test' },
-      { key: 'assetsDir', value: assetsDir, source: 'test' },
-      { key: 'databaseUrl', value: databaseUrl, source: 'test' },
-      { key: 'adminToken', value: TOKEN, source: 'test' },
-    ],
-  });
-  assert.deepEqual(problems, []);
-  if (!config) throw new Error('no config');
-  const server = await startServer(config, silentLogger);
-  t.after(() => server.close());
-  return server;
+function replica(t: TestContext, dataDir: string, assetsDir: string, databaseUrl: string): Promise<RunningServer> {
+  return startTestServer(t, { dataDir, assetsDir, databaseUrl, adminToken: TOKEN });
 }
 
 async function get(url: string, headers: Record<string, string> = {}) {

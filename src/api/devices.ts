@@ -12,6 +12,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Catalogue } from '../boot/catalogue.ts';
 import { normaliseMac } from '../boot/identity.ts';
+import { HttpError } from '../common/http-error.ts';
 import type { NextBoot, StoredEvent } from '../state/model.ts';
 import type { DeviceStore } from '../state/store.ts';
 import { requireAdminToken } from './auth.ts';
@@ -25,17 +26,9 @@ export interface DeviceApiOptions {
   heartbeatSeconds?: number;
 }
 
-class ApiError extends Error {
-  readonly statusCode: number;
-  constructor(statusCode: number, message: string) {
-    super(message);
-    this.statusCode = statusCode;
-  }
-}
-
 function deviceId(request: FastifyRequest<{ Params: { id: string } }>): string {
   const id = normaliseMac(request.params.id);
-  if (!id) throw new ApiError(400, `invalid device id ${JSON.stringify(request.params.id.slice(0, 40))}: expected a MAC address`);
+  if (!id) throw new HttpError(400, `invalid device id ${JSON.stringify(request.params.id.slice(0, 40))}: expected a MAC address`);
   return id;
 }
 
@@ -74,7 +67,7 @@ export default function deviceApi(app: FastifyInstance, options: DeviceApiOption
     async (request) => {
       const id = deviceId(request);
       const device = await store.getDevice(id);
-      if (!device) throw new ApiError(404, `unknown device ${id}`);
+      if (!device) throw new HttpError(404, `unknown device ${id}`);
       const events = await store.listEvents(id, request.query.events ?? 50);
       return { device, events: events.map(eventJson) };
     },
@@ -86,13 +79,13 @@ export default function deviceApi(app: FastifyInstance, options: DeviceApiOption
     async (request) => {
       const id = deviceId(request);
       const { action, profile, reason } = request.body;
-      if (action === 'once' && !profile) throw new ApiError(400, 'action once needs a profile');
-      if ((action === 'local' || action === 'hold') && profile) throw new ApiError(400, `action ${action} takes no profile`);
-      if (profile && !options.catalogue().profiles.has(profile)) throw new ApiError(400, `unknown profile ${profile}`);
+      if (action === 'once' && !profile) throw new HttpError(400, 'action once needs a profile');
+      if ((action === 'local' || action === 'hold') && profile) throw new HttpError(400, `action ${action} takes no profile`);
+      if (profile && !options.catalogue().profiles.has(profile)) throw new HttpError(400, `unknown profile ${profile}`);
       const nextBoot: NextBoot = { action, ...(profile ? { profile } : {}), reason: reason ?? `set through the API`, setAt: new Date().toISOString() };
       // `profile` without a name is normal matching: nothing to store.
       const device = await store.setNextBoot(id, action === 'profile' && !profile ? null : nextBoot, 'api');
-      if (!device) throw new ApiError(404, `unknown device ${id}`);
+      if (!device) throw new HttpError(404, `unknown device ${id}`);
       request.log.info({ device: id, nextBoot }, 'next boot set');
       return { device };
     },
@@ -104,7 +97,7 @@ export default function deviceApi(app: FastifyInstance, options: DeviceApiOption
     async (request) => {
       const id = deviceId(request);
       const device = await store.setNextBoot(id, null, 'api');
-      if (!device) throw new ApiError(404, `unknown device ${id}`);
+      if (!device) throw new HttpError(404, `unknown device ${id}`);
       return { device };
     },
   );
@@ -114,7 +107,7 @@ export default function deviceApi(app: FastifyInstance, options: DeviceApiOption
     { schema: { tags: ['devices'], summary: 'Forget a device and its history', params: DeviceIdParams, response: { 204: Type.Null(), ...errors } } },
     async (request, reply) => {
       const id = deviceId(request);
-      if (!(await store.deleteDevice(id))) throw new ApiError(404, `unknown device ${id}`);
+      if (!(await store.deleteDevice(id))) throw new HttpError(404, `unknown device ${id}`);
       return reply.code(204).send();
     },
   );
@@ -131,7 +124,7 @@ export default function deviceApi(app: FastifyInstance, options: DeviceApiOption
     },
     (request, reply) => {
       const only = request.query.device ? normaliseMac(request.query.device) : undefined;
-      if (request.query.device && !only) throw new ApiError(400, 'invalid device filter: expected a MAC address');
+      if (request.query.device && !only) throw new HttpError(400, 'invalid device filter: expected a MAC address');
       reply.hijack();
       reply.quietRequestLog = true;
       const res = reply.raw;

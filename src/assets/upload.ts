@@ -10,14 +10,13 @@ import { lstat, mkdir, open, readdir, realpath, rename, rm, unlink } from 'node:
 import path from 'node:path';
 import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { HttpError } from '../common/http-error.ts';
 import { safeSegments } from './asset-root.ts';
 
-export class UploadError extends Error {
-  readonly statusCode: number;
+export class UploadError extends HttpError {
   constructor(statusCode: number, message: string) {
-    super(message);
+    super(statusCode, message);
     this.name = 'UploadError';
-    this.statusCode = statusCode;
   }
 }
 

@@ -3,13 +3,13 @@
  * reach us (its Host header), which is what iPXE resolves against anyway.
  */
 import type { FastifyRequest } from 'fastify';
+import { HttpError } from '../common/http-error.ts';
 
 const HOST_HEADER = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;
 
-export class BadHostError extends Error {
-  readonly statusCode = 400;
+export class BadHostError extends HttpError {
   constructor(host: string) {
-    super(`invalid Host header ${JSON.stringify(host.slice(0, 80))}; set server.baseUrl if a proxy rewrites it`);
+    super(400, `invalid Host header ${JSON.stringify(host.slice(0, 80))}; set server.baseUrl if a proxy rewrites it`);
   }
 }
 

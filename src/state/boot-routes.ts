@@ -12,6 +12,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { normaliseMac } from '../boot/identity.ts';
+import { HttpError } from '../common/http-error.ts';
 import { sendProblem } from '../http/errors.ts';
 import { isBootId, type BootState } from './boot-state.ts';
 import { REPORT_STATES } from './model.ts';
@@ -78,7 +79,7 @@ function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): voi
       try {
         next(null, JSON.parse(String(body)) as unknown);
       } catch {
-        next(Object.assign(new Error('body is not valid JSON: expected {"state":"running|succeeded|failed","code":1000-1099,"message":"..."}'), { statusCode: 400 }), undefined);
+        next(new HttpError(400, 'body is not valid JSON: expected {"state":"running|succeeded|failed","code":1000-1099,"message":"..."}'), undefined);
       }
     });
 

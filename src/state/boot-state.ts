@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Catalogue } from '../boot/catalogue.ts';
+import { HttpError } from '../common/http-error.ts';
 import type { BootPlanRecord, Device, DownloadRole, NewEvent, NextBoot, ReportState, StoredEvent } from './model.ts';
 import { EventRecorder, withTimeout, type RecorderLogger } from './recorder.ts';
 import type { DeviceStore } from './store.ts';
@@ -172,7 +173,7 @@ export class BootState {
     } catch (error) {
       this.failures.reads += 1;
       this.log.error({ err: error, mac, ip }, 'device store unavailable: report refused');
-      throw Object.assign(new Error('the device store is unavailable; report again later'), { statusCode: 503 });
+      throw new HttpError(503, 'the device store is unavailable; report again later', { cause: error });
     }
   }
 

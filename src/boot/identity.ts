@@ -174,6 +174,8 @@ const EXPECTED: Record<IdentityField, string> = {
 const LABEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const MAX_LABEL_VALUE = 256;
 const MAX_EXTRA_LABELS = 32;
+/** Dropped-label warnings kept per request; the rest are counted in one summary line. */
+const MAX_WARNINGS = 5;
 
 /**
  * SMBIOS strings that the bootstrap sends hex-encoded as `<field>_hex` (iPXE `:hexraw`), because
@@ -256,27 +258,49 @@ export function parseDevice(query: QueryInput, options: ParseOptions = {}): Pars
   }
 
   let extra = 0;
-  for (const [name, rawValue] of Object.entries(query)) {
-    if ((IDENTITY_FIELDS as readonly string[]).includes(name) || RESERVED_PARAMS.has(name)) continue;
-    if (!LABEL_NAME.test(name)) {
-      warnings.push(`invalid label name ${describeValue(name)}; ignored`);
+  let dropped = 0;
+  const extras = Object.entries(query);
+  // `NAME_hex=HEX` carries label NAME (bootdepot's own URLs write values that way, see
+  // labelQuery); it wins over a plain NAME, as the hex form of identity fields does.
+  const hexLabels = new Set(extras.map(([name]) => name).filter((name) => name.endsWith('_hex') && !HEX_PARAMS.has(name)).map((name) => name.slice(0, -4)));
+  for (const [param, rawValue] of extras) {
+    if ((IDENTITY_FIELDS as readonly string[]).includes(param) || RESERVED_PARAMS.has(param)) continue;
+    if (!LABEL_NAME.test(param)) {
+      if (++dropped <= MAX_WARNINGS) warnings.push(`invalid label name ${describeValue(param)}; ignored`);
       continue;
     }
-    const { value, problem } = single(name, rawValue);
-    if (problem !== undefined) {
-      warnings.push(`${problem}; ignored`);
+    const isHex = param.endsWith('_hex');
+    const name = isHex ? param.slice(0, -4) : param;
+    if (!isHex && hexLabels.has(name)) continue;
+    if (isHex && ((IDENTITY_FIELDS as readonly string[]).includes(name) || !LABEL_NAME.test(name))) {
+      if (++dropped <= MAX_WARNINGS) warnings.push(`invalid label name ${describeValue(param)}; ignored`);
       continue;
+    }
+    const { value: given, problem } = single(param, rawValue);
+    if (problem !== undefined) {
+      if (++dropped <= MAX_WARNINGS) warnings.push(`${problem}; ignored`);
+      continue;
+    }
+    let value = given;
+    if (isHex && value !== undefined && value !== '') {
+      if (!/^(?:[0-9a-fA-F]{2})+$/.test(value) || value.length > MAX_LABEL_VALUE * 2) {
+        if (++dropped <= MAX_WARNINGS) warnings.push(`invalid ${param} ${describeValue(value)}: expected hex bytes; ignored`);
+        continue;
+      }
+      value = Buffer.from(value, 'hex').toString('latin1');
     }
     if (value === undefined || value === '') continue;
     if (value.length > MAX_LABEL_VALUE || !PRINTABLE_ASCII.test(value)) {
-      warnings.push(`invalid value for label ${name} ${describeValue(value)}: expected printable ASCII; ignored`);
+      if (++dropped <= MAX_WARNINGS) warnings.push(`invalid value for label ${name} ${describeValue(value)}: expected printable ASCII; ignored`);
       continue;
     }
     if (++extra > MAX_EXTRA_LABELS) {
-      warnings.push(`more than ${MAX_EXTRA_LABELS} labels; ${name} ignored`);
+      if (++dropped <= MAX_WARNINGS) warnings.push(`more than ${MAX_EXTRA_LABELS} labels; ${name} ignored`);
       continue;
     }
     labels[name] = value;
   }
+  // One request with thousands of bad labels must not write thousands of log lines.
+  if (dropped > MAX_WARNINGS) warnings.push(`${dropped - MAX_WARNINGS} more label(s) dropped`);
   return { identity, labels, warnings };
 }

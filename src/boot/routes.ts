@@ -39,6 +39,11 @@ function sendText(reply: FastifyReply, status: number, message: string): Fastify
   return reply.code(status).header('content-type', SCRIPT_TYPE).header('cache-control', 'no-store').send(message.endsWith('\n') ? message : `${message}\n`);
 }
 
+/** iPXE names itself in User-Agent (`iPXE/1.21.1+ (g4e456d99)`). */
+function isIpxe(request: FastifyRequest): boolean {
+  return /\biPXE\//i.test(String(request.headers['user-agent'] ?? ''));
+}
+
 function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
   const { config, catalogue, assets, bootState, mirror } = options;
 
@@ -51,7 +56,8 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
       throw error;
     }
     request.deviceMac = device.identity.mac;
-    for (const warning of device.warnings) request.log.warn({ mac: device.identity.mac }, `device sent ${warning}`);
+    // One line per request, however many values were dropped (the list itself is capped).
+    if (device.warnings.length > 0) request.log.warn({ mac: device.identity.mac, dropped: device.warnings }, `device sent values that were dropped: ${device.warnings[0] ?? ''}`);
     return { baseUrl: requestBaseUrl(request, config.server.baseUrl), device, catalogue: catalogue.current(), assets, boot: config.boot, ...(mirror ? { mirror } : {}) };
   }
 
@@ -114,8 +120,13 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     const profile: Profile = { id: `linuxkit-${name}`, kind: 'linuxkit', linuxkit: { name, dir: 'linuxkit' }, file: request.url };
     ctx.selfUrl = `${ctx.baseUrl}/linuxkit/${file}`;
     const result = await renderProfile(profile, undefined, `LinuxKit set ${name} by URL`, ctx);
-    // LinuxKit checks its URLs with HEAD before booting: a set that is not there must not look fine.
-    if (result.outcome === 'wait') return sendText(reply, 404, result.problem ?? 'not available');
+    if (result.outcome === 'wait') {
+      request.log.warn({ linuxkit: name, problem: result.problem }, 'LinuxKit set not available');
+      // LinuxKit checks its URLs with HEAD before booting: a set that is not there must not look
+      // fine to it. iPXE, though, stops at a dead prompt on a 404: it gets the wait script, which
+      // names the missing files and asks again until they are pushed.
+      if (request.method === 'HEAD' || !isIpxe(request)) return sendText(reply, 404, result.problem ?? 'not available');
+    }
     return sendScript(reply, result.body);
   });
 

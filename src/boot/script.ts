@@ -40,10 +40,19 @@ function commentLine(text: string): string {
   return `# ${text.replace(/[\r\n\u2028\u2029\u0085]+/g, ' ')}`;
 }
 
-/** Query string carrying a device's labels, for URLs that must reach the same group again. */
+/** Label values that survive iPXE's URI handling unchanged when written as they are. */
+const ROUND_TRIP_SAFE = /^[A-Za-z0-9._~:-]*$/;
+
+/**
+ * Query string carrying a device's labels, for URLs that must reach the same group again
+ * (wait scripts, retries, chains). iPXE decodes a URL's percent escapes and re-encodes only some
+ * characters before sending it: `%2B` leaves as `+` (read back as a space) and `%26` as `&`
+ * (which splits the value). So any value that would need an escape is sent as `NAME_hex=HEX`,
+ * which no URI handling alters and {@link parseDevice} decodes back to exactly the value sent.
+ */
 export function labelQuery(labels: Readonly<Record<string, string>>): string {
   return Object.entries(labels)
-    .map(([key, value]) => `${encodeQueryValue(key)}=${encodeQueryValue(value)}`)
+    .map(([key, value]) => (ROUND_TRIP_SAFE.test(value) ? `${encodeQueryValue(key)}=${value}` : `${encodeQueryValue(key)}_hex=${Buffer.from(value, 'latin1').toString('hex')}`))
     .join('&');
 }
 

@@ -63,6 +63,9 @@ const ASSETS = {
   'lk/custom/ttys1-kernel': 'kernel',
   'lk/custom/ttys1-initrd.img': 'initrd',
   'lk/custom/ttys1-cmdline': 'console=ttyS1,115200\r\nquiet\n',
+  'coreos/vmlinuz': 'k',
+  'coreos/initrd-a.img': 'a',
+  'coreos/initrd-b.img': 'b',
   'flatcar/lts/amd64/4081.3.6/flatcar_production_pxe.vmlinuz': 'k',
   'flatcar/lts/amd64/4081.3.6/flatcar_production_pxe_image.cpio.gz': 'i',
 };

@@ -25,8 +25,13 @@ const CONSOLES: Record<string, Record<'amd64' | 'arm64', string[]>> = {
   generic: { amd64: ['console=tty0', 'console=ttyS0,115200n8'], arm64: ['console=ttyAMA0,115200'] },
 };
 
+/**
+ * The release server over plain http, as Flatcar's own PXE docs link it: iPXE builds without
+ * TLS (Debian's BIOS ROM, many vendor firmwares) cannot fetch https:// at all ("Operation not
+ * supported"). Integrity comes from the mirror's digest checks, which `source: mirror` has.
+ */
 export function flatcarUpstreamUrl(channel: string, arch: string, version: string): string {
-  return `https://${channel}.release.flatcar-linux.net/${arch}-usr/${version}`;
+  return `http://${channel}.release.flatcar-linux.net/${arch}-usr/${version}`;
 }
 
 export const renderFlatcar: KindRenderer = async (profile, _group, ctx) => {

@@ -19,6 +19,38 @@ export const BUILTIN_MIRRORS: Readonly<Record<string, string>> = {
 
 const GIB = 1024 * 1024 * 1024;
 
+/**
+ * The only paths the built-in Flatcar mirrors pass upstream: files of one release directory
+ * (`amd64-usr/4152.2.0/flatcar_production_pxe.vmlinuz`, `arm64-usr/current/version.txt`). A
+ * request for anything else is answered 404 without contacting the release server, so the
+ * mirror cannot be made to fetch arbitrary trees through bootdepot.
+ */
+export const FLATCAR_RELEASE_PATHS: readonly string[] = ['^(amd64|arm64)-usr/(current|\\d+\\.\\d+\\.\\d+)/[A-Za-z0-9._-]+$'];
+
+/** Upstream fills one mirror runs at once unless its definition says otherwise. */
+export const DEFAULT_FILLS_PER_MIRROR = 4;
+
+const MirrorObjectSchema = Type.Object(
+  {
+    /** Upstream base URL (http or https, no query, fragment or credentials). */
+    url: Type.String({ minLength: 1 }),
+    /**
+     * Paths (relative to the mirror) that may be fetched; others are answered 404 without
+     * contacting the upstream. A pattern starting with `^` is a regular expression; anything
+     * else a glob where `*` matches within a directory, `**` across directories, `?` one character.
+     */
+    paths: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 1000 }), { minItems: 1, maxItems: 100 })),
+    /**
+     * Hosts, besides the upstream's own origin, that its redirects may lead to: `host`,
+     * `host:port`, `*.example.com`, or `*` for any. Redirects elsewhere are refused (502).
+     */
+    redirectHosts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255, pattern: '^(\\*|(\\*\\.)?[A-Za-z0-9.:\\[\\]_-]+)$' }), { maxItems: 100 })),
+    /** Upstream transfers this mirror runs at once (default 4); more wait in the queue. */
+    maxConcurrentFills: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  },
+  { additionalProperties: false },
+);
+
 export const MirrorConfigSchema = Type.Object(
   {
     /** Directory holding cached files (objects/) and fills in progress (tmp/). Relative to the config file. */
@@ -32,7 +64,7 @@ export const MirrorConfigSchema = Type.Object(
      * Mirrors by name, served at `/mirror/NAME/<path>`: `NAME: https://host/base` (http or https,
      * no query). A name here replaces the built-in of the same name.
      */
-    mirrors: Type.Record(Type.String({ pattern: MIRROR_NAME_PATTERN }), Type.String({ minLength: 1 }), { default: {}, additionalProperties: false }),
+    mirrors: Type.Record(Type.String({ pattern: MIRROR_NAME_PATTERN }), Type.Union([Type.String({ minLength: 1 }), MirrorObjectSchema]), { default: {}, additionalProperties: false }),
     /** Offer the built-in Flatcar mirrors `flatcar-stable`, `flatcar-beta`, `flatcar-alpha` and `flatcar-lts`. */
     builtins: Type.Boolean({ default: true }),
     timeouts: Type.Object(
@@ -57,6 +89,18 @@ export const MirrorConfigSchema = Type.Object(
     mutableMaxAge: Type.Integer({ minimum: 0, maximum: 604800, default: 300 }),
     /** Seconds an upstream 404 is remembered, so a missing file does not send every request upstream. 0: not remembered. */
     notFoundTtl: Type.Integer({ minimum: 0, maximum: 86400, default: 60 }),
+    /**
+     * Upstream transfers running at once across all mirrors (each mirror also has its own
+     * limit, `maxConcurrentFills` in its definition, default 4). Requests beyond it wait.
+     */
+    maxConcurrentFills: Type.Integer({ minimum: 1, maximum: 10000, default: 16 }),
+    /** Transfers that may wait for a free slot; beyond it requests for new files get 503 with Retry-After. */
+    maxQueuedFills: Type.Integer({ minimum: 0, maximum: 100000, default: 64 }),
+    /**
+     * Seconds a transfer goes on when no client, warm request or version lookup waits for it any
+     * more; then it is stopped and its temp file removed.
+     */
+    abandonedFillTimeout: Type.Number({ minimum: 0, maximum: 3600, default: 10 }),
   },
   { additionalProperties: false, default: {} },
 );
@@ -69,6 +113,12 @@ export interface MirrorDefinition {
   url: string;
   /** Files are checked against Flatcar's `FILE.DIGESTS` (SHA-512) before they are kept. */
   flatcarDigests: boolean;
+  /** Only paths matching one of these are fetched; absent: any path. */
+  paths?: readonly RegExp[];
+  /** Hosts other than the upstream's origin its redirects may go to (see {@link MirrorObjectSchema}). */
+  redirectHosts?: readonly string[];
+  /** Upstream transfers of this mirror at once; absent: {@link DEFAULT_FILLS_PER_MIRROR}. */
+  maxConcurrentFills?: number;
 }
 
 /** The effective mirror settings; durations in milliseconds. */
@@ -81,6 +131,11 @@ export interface MirrorSettings {
   bodyInactivityMs: number;
   mutableMaxAgeMs: number;
   notFoundTtlMs: number;
+  /** Upstream transfers at once, all mirrors together. */
+  maxConcurrentFills: number;
+  /** Transfers waiting for a slot before new ones are refused with 503. */
+  maxQueuedFills: number;
+  abandonedFillTimeoutMs: number;
 }
 
 /** One `--mirror` value (or the BOOTDEPOT_MIRROR text) and where it came from. */
@@ -158,23 +213,35 @@ export interface ResolveMirrorInput {
 export function resolveMirrorSettings(input: ResolveMirrorInput): { settings?: MirrorSettings; problems: Problem[] } {
   const { file } = input;
   const problems: Problem[] = [];
-  const urls: Record<string, string> = file.builtins ? { ...BUILTIN_MIRRORS } : {};
-  for (const [name, raw] of Object.entries(file.mirrors)) {
+  const mirrors: Record<string, MirrorDefinition> = {};
+  if (file.builtins) for (const [name, url] of Object.entries(BUILTIN_MIRRORS)) mirrors[name] = { ...defineMirror(name, url), paths: compilePathPatterns(FLATCAR_RELEASE_PATHS).patterns };
+  for (const [name, entry] of Object.entries(file.mirrors)) {
+    const where = `mirror.mirrors.${name}`;
     if (!isMirrorName(name)) {
-      problems.push({ source: input.fileSource, path: `mirror.mirrors.${name}`, message: 'invalid mirror name: letters, digits, - and _' });
+      problems.push({ source: input.fileSource, path: where, message: 'invalid mirror name: letters, digits, - and _' });
       continue;
     }
-    const { url, problem } = normaliseUpstreamUrl(raw);
-    if (problem || url === undefined) problems.push({ source: input.fileSource, path: `mirror.mirrors.${name}`, message: problem ?? 'invalid URL' });
-    else urls[name] = url;
+    const spec = typeof entry === 'string' ? { url: entry } : entry;
+    const { url, problem } = normaliseUpstreamUrl(spec.url);
+    if (problem || url === undefined) {
+      problems.push({ source: input.fileSource, path: typeof entry === 'string' ? where : `${where}.url`, message: problem ?? 'invalid URL' });
+      continue;
+    }
+    const definition: MirrorDefinition = { name, url, flatcarDigests: publishesFlatcarDigests(name, url) };
+    if (spec.paths) {
+      const compiled = compilePathPatterns(spec.paths);
+      for (const message of compiled.problems) problems.push({ source: input.fileSource, path: `${where}.paths`, message });
+      definition.paths = compiled.patterns;
+    }
+    if (spec.redirectHosts) definition.redirectHosts = spec.redirectHosts.map((host) => host.toLowerCase());
+    if (spec.maxConcurrentFills !== undefined) definition.maxConcurrentFills = spec.maxConcurrentFills;
+    mirrors[name] = definition;
   }
   const flags = parseMirrorFlags(input.flags ?? []);
   problems.push(...flags.problems);
-  Object.assign(urls, flags.mirrors);
+  for (const [name, url] of Object.entries(flags.mirrors)) mirrors[name] = { name, url, flatcarDigests: publishesFlatcarDigests(name, url) };
   if (problems.length > 0) return { problems };
 
-  const mirrors: Record<string, MirrorDefinition> = {};
-  for (const [name, url] of Object.entries(urls)) mirrors[name] = { name, url, flatcarDigests: publishesFlatcarDigests(name, url) };
   return {
     settings: {
       cacheDir: path.resolve(input.baseDir, file.cacheDir),
@@ -185,6 +252,9 @@ export function resolveMirrorSettings(input: ResolveMirrorInput): { settings?: M
       bodyInactivityMs: Math.round(file.timeouts.bodyInactivity * 1000),
       mutableMaxAgeMs: file.mutableMaxAge * 1000,
       notFoundTtlMs: file.notFoundTtl * 1000,
+      maxConcurrentFills: file.maxConcurrentFills,
+      maxQueuedFills: file.maxQueuedFills,
+      abandonedFillTimeoutMs: Math.round(file.abandonedFillTimeout * 1000),
     },
     problems: [],
   };
@@ -198,9 +268,57 @@ export function defaultMirrorSettings(cacheDir: string, overrides: Partial<Mirro
   return { ...settings, ...overrides };
 }
 
-/** A mirror definition from a name and URL, for tests and programmatic use; throws on a bad URL. */
-export function defineMirror(name: string, rawUrl: string): MirrorDefinition {
+export interface DefineMirrorOptions {
+  /** Path patterns as in the config (`^regex` or glob). */
+  paths?: readonly string[];
+  redirectHosts?: readonly string[];
+  maxConcurrentFills?: number;
+}
+
+/** A mirror definition from a name and URL, for tests and programmatic use; throws on a bad URL or pattern. */
+export function defineMirror(name: string, rawUrl: string, options: DefineMirrorOptions = {}): MirrorDefinition {
   const { url, problem } = normaliseUpstreamUrl(rawUrl);
   if (!isMirrorName(name) || url === undefined) throw new Error(problem ?? `invalid mirror name ${JSON.stringify(name)}`);
-  return { name, url, flatcarDigests: publishesFlatcarDigests(name, url) };
+  const definition: MirrorDefinition = { name, url, flatcarDigests: publishesFlatcarDigests(name, url) };
+  if (options.paths) {
+    const compiled = compilePathPatterns(options.paths);
+    if (compiled.problems.length > 0) throw new Error(compiled.problems.join('; '));
+    definition.paths = compiled.patterns;
+  }
+  if (options.redirectHosts) definition.redirectHosts = options.redirectHosts.map((host) => host.toLowerCase());
+  if (options.maxConcurrentFills !== undefined) definition.maxConcurrentFills = options.maxConcurrentFills;
+  return definition;
+}
+
+/** A glob as an anchored regular expression: `**` any depth, `*` within a directory, `?` one character. */
+function globToRegExp(glob: string): RegExp {
+  let source = '';
+  for (let i = 0; i < glob.length; i++) {
+    const char = glob[i] ?? '';
+    if (char === '*' && glob[i + 1] === '*') {
+      source += '.*';
+      i += 1;
+    } else if (char === '*') source += '[^/]*';
+    else if (char === '?') source += '[^/]';
+    else source += char.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`);
+}
+
+/** Compiles `paths` patterns: `^...` is a regular expression, anything else a glob. */
+export function compilePathPatterns(patterns: readonly string[]): { patterns: RegExp[]; problems: string[] } {
+  const compiled: RegExp[] = [];
+  const problems: string[] = [];
+  for (const pattern of patterns) {
+    if (!pattern.startsWith('^')) {
+      compiled.push(globToRegExp(pattern));
+      continue;
+    }
+    try {
+      compiled.push(new RegExp(pattern));
+    } catch (error) {
+      problems.push(`invalid regular expression ${JSON.stringify(pattern)}: ${(error as Error).message}`);
+    }
+  }
+  return { patterns: compiled, problems };
 }

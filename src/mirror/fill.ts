@@ -14,13 +14,18 @@
  * When the disk fails mid-fill (ENOSPC), the fill keeps going in memory for the clients that
  * are reading: bytes past the failure go to a window that is trimmed as the slowest reader
  * advances, and the transfer waits while the window is full. Nothing is cached then.
+ *
+ * A fill waits for an upstream slot before it sends anything (see fill-slots.ts) and gives the
+ * slot back as soon as the body is in. It runs only while someone wants it: a reader, or a
+ * request waiting for its answer (`hold`). When nobody does, it is stopped after
+ * `abandonedFillTimeoutMs` (at once while it still waits for a slot) and its temp file removed.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { parseHttpDate } from '../assets/conditional.ts';
 import type { MirrorDefinition } from './config.ts';
 import type { EntryMeta, ObjectStore } from './store.ts';
-import { discardBody, headerValue, printableHeader, readBody, UpstreamError, type UpstreamClient, type UpstreamResponse } from './upstream.ts';
+import { discardBody, headerValue, printableHeader, readBody, UpstreamError, UpstreamStalledError, type RedirectPolicy, type UpstreamClient, type UpstreamResponse } from './upstream.ts';
 
 /** Resumes of one fill before it is given up. */
 const MAX_RESUMES = 3;
@@ -40,12 +45,26 @@ export type FillOutcome =
 /** The fill failed; readers throw this and the clients' sockets are destroyed. */
 export class FillFailedError extends Error {
   readonly status: number;
-  constructor(message: string, status = 502) {
+  /** One short line without the URL, e.g. `SHA-512 does not match FILE.DIGESTS`. */
+  readonly brief: string;
+  constructor(message: string, status = 502, brief?: string) {
     super(message);
     this.name = 'FillFailedError';
     this.status = status;
+    this.brief = brief ?? message;
   }
 }
+
+/** `3 MiB`, `512 KiB`, `100 bytes`: sizes in one-line reasons. */
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`;
+  if (bytes < 1024 * 1024) return `${Number((bytes / 1024).toFixed(1))} KiB`;
+  if (bytes < 1024 ** 3) return `${Number((bytes / 1024 ** 2).toFixed(1))} MiB`;
+  return `${Number((bytes / 1024 ** 3).toFixed(1))} GiB`;
+}
+
+/** Why a fill was stopped from this side; such fills say nothing about the upstream. */
+export type FillStop = 'abandoned' | 'shutdown';
 
 export interface FillReaderLike {
   /** Next byte the reader will ask for; bytes before it are no longer needed in memory. */
@@ -76,7 +95,11 @@ export interface FillContext {
   log: FillLogger;
   bodyInactivityMs: number;
   headersTimeoutMs: number;
+  /** How long a fill nobody wants any more goes on before it is stopped. */
+  abandonedFillTimeoutMs: number;
   now(): number;
+  /** Waits for an upstream slot; resolves with its release. Rejects when the signal aborts first. */
+  acquireSlot(fill: Fill, signal: AbortSignal): Promise<() => void>;
   /** Writes a whole chunk at a position of the temp file; tests replace it to fill the disk. */
   writeChunk(handle: FileHandle, chunk: Buffer, position: number): Promise<void>;
   /** Starts whatever checking the file needs (fetching its DIGESTS) as soon as the body starts. */
@@ -96,6 +119,8 @@ export interface FillRequest {
   url: string;
   /** The cached copy being revalidated: its validators make the request conditional. */
   revalidating?: { etag: string | undefined; lastModified: string | undefined };
+  /** Another fill waits for this one (its DIGESTS): it goes ahead in the slot queue. */
+  urgent?: boolean;
 }
 
 const DISK_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EFBIG']);
@@ -118,6 +143,13 @@ export class Fill {
   readonly url: string;
   readonly startedAt: number;
   readonly revalidation: boolean;
+  readonly urgent: boolean;
+  /** Set when the fill was stopped by the mirror rather than failed by the upstream. */
+  stoppedBy: FillStop | undefined;
+  /** Still waiting for an upstream slot: nothing sent yet. */
+  waitingForSlot = true;
+  /** When a version lookup found it slower than its budget (ms), so the next one need not wait again. */
+  slowSince: number | undefined;
 
   state: FillState = 'requesting';
   /** Body bytes received from the upstream. */
@@ -162,6 +194,10 @@ export class Fill {
   private readonly sha512: Hash = createHash('sha512');
   private readonly sha256: Hash = createHash('sha256');
   private isFinished = false;
+  /** Requests waiting for this fill's answer (not yet readers). */
+  private holds = 0;
+  private abandonTimer: NodeJS.Timeout | undefined;
+  private releaseSlot: (() => void) | undefined;
 
   constructor(request: FillRequest, ctx: FillContext) {
     this.key = request.key;
@@ -172,6 +208,7 @@ export class Fill {
     this.url = request.url;
     this.revalidating = request.revalidating;
     this.revalidation = request.revalidating !== undefined;
+    this.urgent = request.urgent ?? false;
     this.ctx = ctx;
     this.startedAt = ctx.now();
     this.outcome = new Promise((resolve) => {
@@ -221,6 +258,46 @@ export class Fill {
     this.handleUsers -= 1;
     void this.closeHandleIfUnused();
     this.readerMoved();
+    this.checkInterest();
+  }
+
+  /**
+   * Marks someone as waiting for this fill (a request before it becomes a reader, a warm, a
+   * DIGESTS check). The fill is stopped only while nobody holds it and no reader reads it.
+   */
+  hold(): () => void {
+    this.holds += 1;
+    this.checkInterest();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds -= 1;
+      this.checkInterest();
+    };
+  }
+
+  /** Someone wants the fill: a reader or a hold. */
+  get wanted(): boolean {
+    return this.holds + this.readers.size > 0;
+  }
+
+  private checkInterest(): void {
+    if (this.wanted || this.isFinished || (this.state !== 'requesting' && this.state !== 'streaming')) {
+      if (this.abandonTimer) clearTimeout(this.abandonTimer);
+      this.abandonTimer = undefined;
+      return;
+    }
+    if (this.abandonTimer) return;
+    // Nothing was sent yet: nobody loses anything if it never is.
+    if (this.waitingForSlot) {
+      this.stop('abandoned', 'nobody waits for it any more');
+      return;
+    }
+    this.abandonTimer = setTimeout(() => {
+      this.abandonTimer = undefined;
+      if (!this.wanted) this.stop('abandoned', `nobody read it for ${this.ctx.abandonedFillTimeoutMs / 1000} s`);
+    }, this.ctx.abandonedFillTimeoutMs);
   }
 
   /** A reader advanced: memory past a disk failure may be trimmed and the transfer go on. */
@@ -251,7 +328,22 @@ export class Fill {
 
   /** Stops the fill: clients are cut off and nothing is kept. */
   abort(reason: string): void {
-    this.abortController.abort(new FillFailedError(reason, 503));
+    this.stop('shutdown', reason);
+  }
+
+  private stop(by: FillStop, reason: string): void {
+    if (this.abortController.signal.aborted) return;
+    this.stoppedBy = by;
+    this.abortController.abort(new FillFailedError(`${this.mirror.name}/${this.path}: transfer stopped: ${reason}`, 503, `stopped: ${reason}`));
+  }
+
+  private freeSlot(): void {
+    this.releaseSlot?.();
+    this.releaseSlot = undefined;
+  }
+
+  private redirectPolicy(): RedirectPolicy {
+    return { upstream: this.mirror.url, ...(this.mirror.redirectHosts ? { hosts: this.mirror.redirectHosts } : {}) };
   }
 
   private notify(): void {
@@ -276,8 +368,13 @@ export class Fill {
   private async run(): Promise<{ committed: boolean }> {
     let response: UpstreamResponse;
     try {
-      response = await this.ctx.upstream.send(this.url, this.conditionalHeaders(), { signal: this.abortController.signal });
+      // One tick first: the request that started the fill holds it before it can look abandoned.
+      await Promise.resolve();
+      this.releaseSlot = await this.ctx.acquireSlot(this, this.abortController.signal);
+      this.waitingForSlot = false;
+      response = await this.ctx.upstream.send(this.url, this.conditionalHeaders(), { signal: this.abortController.signal, redirects: this.redirectPolicy() });
     } catch (error) {
+      this.waitingForSlot = false;
       const upstreamError = this.asUpstreamError(error);
       return this.end({ kind: 'upstream-error', error: upstreamError, staleAllowed: true }, upstreamError);
     }
@@ -288,7 +385,7 @@ export class Fill {
         return this.end({ kind: 'not-modified', etag: printableHeader(headerValue(response.headers, 'etag')), lastModified: printableHeader(headerValue(response.headers, 'last-modified')) });
       }
       if (status === 404 || status === 410) return this.end({ kind: 'not-found' });
-      const error = new UpstreamError(502, `upstream ${this.url} answered ${status}`);
+      const error = new UpstreamError(502, `upstream ${this.url} answered ${status}`, `HTTP ${status}`);
       return this.end({ kind: 'upstream-error', error, staleAllowed: status >= 500 }, error);
     }
 
@@ -305,6 +402,8 @@ export class Fill {
 
     try {
       await this.receive(response);
+      // The connection is done; the DIGESTS check that follows must not hold a slot another fill (its DIGESTS) needs.
+      this.freeSlot();
       this.state = 'verifying';
       if (this.expected === undefined) this.expected = this.received;
       this.digestVerified = await verify(this.sha512.copy().digest('hex'));
@@ -320,8 +419,8 @@ export class Fill {
   private asUpstreamError(error: unknown): UpstreamError {
     if (error instanceof UpstreamError) return error;
     const reason: unknown = this.abortController.signal.reason;
-    if (this.abortController.signal.aborted && reason instanceof Error) return new UpstreamError(502, reason.message);
-    return new UpstreamError(502, `upstream ${this.url} failed: ${(error as Error).message}`);
+    if (this.abortController.signal.aborted && reason instanceof Error) return new UpstreamError(502, reason.message, reason instanceof FillFailedError ? reason.brief : reason.message);
+    return new UpstreamError(502, `upstream ${this.url} failed: ${(error as Error).message}`, (error as Error).message);
   }
 
   /** Reads the 200's headers; an UpstreamError when they make the body unusable. */
@@ -329,7 +428,7 @@ export class Fill {
     const { headers } = response;
     const length = headerValue(headers, 'content-length');
     if (length !== undefined) {
-      if (!/^\d{1,15}$/.test(length.trim())) return new UpstreamError(502, `upstream ${this.url} sent an invalid Content-Length ${JSON.stringify(length)}`);
+      if (!/^\d{1,15}$/.test(length.trim())) return new UpstreamError(502, `upstream ${this.url} sent an invalid Content-Length ${JSON.stringify(length)}`, 'invalid Content-Length');
       this.expected = Number(length.trim());
     }
     this.contentType = printableHeader(headerValue(headers, 'content-type'));
@@ -370,7 +469,7 @@ export class Fill {
       try {
         await readBody(response.body, this.url, this.ctx.bodyInactivityMs, (chunk) => this.accept(chunk));
         if (this.expected === undefined || this.received === this.expected) return;
-        failure = new UpstreamError(502, `upstream ${this.url} ended the body at ${this.received} of ${this.expected} bytes`);
+        failure = new UpstreamError(502, `upstream ${this.url} ended the body at ${this.received} of ${this.expected} bytes`, `body ended after ${this.received} of ${this.expected} bytes`);
       } catch (error) {
         if (!(error instanceof UpstreamError)) throw error;
         failure = error;
@@ -401,12 +500,12 @@ export class Fill {
     });
     const refuse = async (why: string): Promise<never> => {
       await discardBody(response.body, this.ctx.headersTimeoutMs);
-      throw new FillFailedError(`cannot resume ${this.url} at byte ${from}: ${why}`);
+      throw new FillFailedError(`cannot resume ${this.url} at byte ${from}: ${why}`, 502, `cannot resume at byte ${from}: ${why}`);
     };
     if (response.statusCode === 412) return refuse('the file changed upstream (If-Match failed)');
     if (response.statusCode >= 500) {
       await discardBody(response.body, this.ctx.headersTimeoutMs);
-      throw new UpstreamError(502, `upstream ${this.url} answered ${response.statusCode} to a resume request`);
+      throw new UpstreamError(502, `upstream ${this.url} answered ${response.statusCode} to a resume request`, `HTTP ${response.statusCode} to a resume request`);
     }
     if (response.statusCode !== 206) return refuse(`the upstream answered ${response.statusCode}`);
     const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(headerValue(response.headers, 'content-range')?.trim() ?? '');
@@ -421,7 +520,7 @@ export class Fill {
   private async accept(chunk: Buffer): Promise<void> {
     if (this.abortController.signal.aborted) throw this.abortController.signal.reason as Error;
     if (this.expected !== undefined && this.received + chunk.length > this.expected) {
-      throw new FillFailedError(`upstream ${this.url} sent more than its Content-Length of ${this.expected}`);
+      throw new FillFailedError(`upstream ${this.url} sent more than its Content-Length of ${this.expected}`, 502, `body longer than its Content-Length of ${this.expected}`);
     }
     const position = this.received;
     this.sha512.update(chunk);
@@ -482,23 +581,32 @@ export class Fill {
 
   /** Ends a fill that never got to streaming (304, 404, upstream error). */
   private end(outcome: FillOutcome, error?: UpstreamError): { committed: boolean } {
+    this.freeSlot();
     this.settleOutcome(outcome);
     if (error) {
-      this.error = new FillFailedError(error.message, error.status);
+      this.error = new FillFailedError(error.message, error.status, error.brief);
       this.state = 'failed';
-      this.ctx.counters.failedFills += 1;
+      if (!this.stoppedBy) this.ctx.counters.failedFills += 1;
     } else this.state = 'complete';
+    this.checkInterest();
     this.finish();
     this.notify();
     return { committed: false };
   }
 
   private async fail(error: unknown): Promise<{ committed: boolean }> {
-    const status = error instanceof UpstreamError || error instanceof FillFailedError ? error.status : 502;
-    this.error = new FillFailedError((error as Error).message, status);
+    this.freeSlot();
+    const reason: unknown = this.abortController.signal.reason;
+    // A stopped fill fails with the reason it was stopped, not with what the abort broke.
+    const cause = this.stoppedBy && reason instanceof FillFailedError ? reason : error;
+    const status = cause instanceof UpstreamError || cause instanceof FillFailedError ? cause.status : 502;
+    let brief = cause instanceof UpstreamError || cause instanceof FillFailedError ? cause.brief : (cause as Error).message;
+    if (cause instanceof UpstreamStalledError) brief = `stalled after ${formatSize(this.received)}`;
+    this.error = new FillFailedError((cause as Error).message, status, brief);
     this.state = 'failed';
-    this.ctx.counters.failedFills += 1;
-    this.settleOutcome({ kind: 'upstream-error', error: new UpstreamError(status === 504 ? 504 : 502, this.error.message), staleAllowed: true });
+    if (!this.stoppedBy) this.ctx.counters.failedFills += 1;
+    this.checkInterest();
+    this.settleOutcome({ kind: 'upstream-error', error: new UpstreamError(status === 504 ? 504 : 502, this.error.message, brief), staleAllowed: true });
     // Out of the map first, so the very next request starts a fresh fill.
     this.finish();
     this.notify();
@@ -527,6 +635,8 @@ export class Fill {
   private finish(): void {
     if (this.isFinished) return;
     this.isFinished = true;
+    if (this.abandonTimer) clearTimeout(this.abandonTimer);
+    this.abandonTimer = undefined;
     this.ctx.finished(this);
   }
 

@@ -18,7 +18,10 @@ const HELP: Record<keyof MirrorStats, string> = {
   cachedFiles: 'Files in the mirror cache',
   cachedBytes: 'Bytes in the mirror cache',
   maxBytes: 'Mirror cache budget in bytes',
-  activeFills: 'Mirror transfers in progress',
+  activeFills: 'Mirror transfers in progress (including those waiting for an upstream slot)',
+  queuedFills: 'Mirror transfers waiting for an upstream slot',
+  abandonedFills: 'Mirror transfers stopped because no client wanted them any more',
+  rejectedFills: 'Mirror requests refused with 503 because the transfer queue was full',
 };
 
 function snakeCase(name: string): string {

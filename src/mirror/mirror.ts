@@ -8,17 +8,25 @@
  * A fill for a stale mutable copy is a conditional request; its 304 refreshes the copy, its 200
  * replaces it, and an upstream failure serves the stale copy (stale-if-error). The check and the
  * start of a fill happen in one synchronous step, so concurrent requests can never start two.
+ *
+ * The mirror is not an amplifier for whoever can reach it: upstream transfers run in a bounded
+ * number of slots (queued beyond, refused beyond the queue), a transfer nobody wants any more
+ * is stopped, HEAD never starts one, a mirror may accept only its own path patterns, and
+ * redirects go only where the mirror's policy allows. It also remembers what just failed, so a
+ * script can be told at once (`knownProblem`) instead of waiting on an upstream.
  */
 import { open } from 'node:fs/promises';
+import type { LookupFunction } from 'node:net';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
-import type { MirrorDefinition, MirrorSettings } from './config.ts';
+import { DEFAULT_FILLS_PER_MIRROR, type MirrorDefinition, type MirrorSettings } from './config.ts';
 import { publishedSha512 } from './digests.ts';
 import { Fill, FillFailedError, writeWholeChunk, type FillContext, type FillOutcome, type Verifier } from './fill.ts';
 import { FillReader } from './fill-reader.ts';
+import { FillSlots, SlotsFullError } from './fill-slots.ts';
 import { cacheKey, digestsPathFor, isImmutablePath, mirrorPathSegments, splitMirrorPath, upstreamUrl } from './paths.ts';
 import { CacheIndex, newObjectId, ObjectStore, type CacheEntry, type EntryMeta, type Lease } from './store.ts';
-import { UpstreamClient, type UpstreamResponse } from './upstream.ts';
+import { readBody, UpstreamClient, UpstreamError, withoutCredentials, type UpstreamResponse } from './upstream.ts';
 import type { FileHandle } from 'node:fs/promises';
 
 export interface MirrorLogger {
@@ -39,13 +47,45 @@ export class MirrorError extends Error {
   }
 }
 
+/** What the mirror knows right now about why a request for a file would fail. */
+export interface MirrorProblem {
+  /** The upstream URL of that file, credentials stripped. */
+  upstream: string;
+  /** One human line, e.g. `connect ECONNREFUSED 127.0.0.1:9`, `HTTP 404`, `stalled after 3 MiB`. */
+  error: string;
+  /** When the mirror learned it. */
+  since: Date;
+}
+
+/** How long a failed fill is remembered as the file's problem (a 404 is remembered for `notFoundTtl`). */
+export const FAILURE_MEMORY_MS = 60_000;
+
+/** A small file's text, and why it is an old copy when it is one. */
+export interface TextResult {
+  text: string;
+  /** Set when the text is a stale copy, e.g. `upstream slow (no answer in 2 s)`, `upstream failed (HTTP 503)`. */
+  staleBecause?: string;
+}
+
+export interface LookupOptions {
+  /** false keeps internal reads (digests, warm, version lookups) out of the hit counts. */
+  counted?: boolean;
+  /** HEAD never starts a fill: a cold file is asked upstream with a HEAD of its own. */
+  method?: string;
+  /** A fill another fill waits for (its DIGESTS): it goes first in the slot queue. */
+  urgent?: boolean;
+  /** The client left: stop waiting (and stop wanting the fill). */
+  signal?: AbortSignal;
+}
+
 /** Where a request's bytes come from. The caller releases the lease or closes the reader. */
 export type MirrorSource =
   | { kind: 'cached'; lease: Lease; immutable: boolean; stale: boolean }
   | { kind: 'filling'; reader: FillReader; immutable: boolean }
   /** The fill in progress lost its disk and can no longer give a newcomer the first bytes. */
-  | { kind: 'passthrough'; url: string; immutable: boolean }
-  | { kind: 'error'; status: number; message: string };
+  | { kind: 'passthrough'; mirror: string; url: string; immutable: boolean }
+  /** `retryAfter`: seconds, when the answer is a 503 for a full transfer queue. */
+  | { kind: 'error'; status: number; message: string; retryAfter?: number };
 
 export interface MirrorStats {
   /** Requests answered from a complete cached file (including after a 304 revalidation). */
@@ -72,6 +112,12 @@ export interface MirrorStats {
   cachedBytes: number;
   maxBytes: number;
   activeFills: number;
+  /** Transfers waiting for an upstream slot. */
+  queuedFills: number;
+  /** Transfers stopped because nobody wanted them any more. */
+  abandonedFills: number;
+  /** Requests refused with 503 because the transfer queue was full. */
+  rejectedFills: number;
 }
 
 export interface CachedFileInfo {
@@ -126,6 +172,19 @@ export interface MirrorOptions {
   now?: () => number;
   /** Writes a chunk to a temp file; tests pass one that fails like a full disk. */
   writeChunk?: (handle: FileHandle, chunk: Buffer, position: number) => Promise<void>;
+  /**
+   * Look, never touch: the cache directory is not created, nothing in it is written or deleted
+   * (temp files of a live mirror stay), files are not fetched into it. Small text files
+   * (`readText`) not cached are read from the upstream without being kept. For `render`, `check`.
+   */
+  readOnly?: boolean;
+  /**
+   * Files the fleet needs (e.g. what loaded profiles boot): evicted only when nothing else is
+   * left. Warmed files and files passed to `protect()` are protected as well.
+   */
+  isProtected?: (mirror: string, relativePath: string) => boolean;
+  /** Name resolution for upstream connections; tests map names to loopback. */
+  lookup?: LookupFunction;
 }
 
 /** Largest DIGESTS or version.txt read through the mirror. */
@@ -139,7 +198,13 @@ export class PullThroughMirror {
   private readonly index: CacheIndex;
   private readonly upstream: UpstreamClient;
   private readonly fills = new Map<string, Fill>();
-  private readonly notFound: LRUCache<string, true> | undefined;
+  /** Remembered upstream 404s: when each was seen (ms). */
+  private readonly notFound: LRUCache<string, number> | undefined;
+  /** The last failed fill of each file, for `knownProblem` and stale-copy notes. */
+  private readonly problems = new LRUCache<string, MirrorProblem>({ max: 10_000 });
+  private readonly protectedKeys = new Set<string>();
+  private readonly slots: FillSlots;
+  private readonly readOnly: boolean;
   private readonly log: MirrorLogger;
   private readonly now: () => number;
   private readonly fillContext: FillContext;
@@ -154,6 +219,8 @@ export class PullThroughMirror {
     notFoundCached: 0,
     revalidations: 0,
     resumes: 0,
+    abandonedFills: 0,
+    rejectedFills: 0,
   };
   private closing = false;
 
@@ -161,16 +228,24 @@ export class PullThroughMirror {
     this.settings = options.settings;
     this.log = options.log ?? silent;
     this.now = options.now ?? Date.now;
+    this.readOnly = options.readOnly ?? false;
     this.store = new ObjectStore(options.settings.cacheDir);
-    this.upstream = new UpstreamClient(options.settings);
-    this.notFound = options.settings.notFoundTtlMs > 0 ? new LRUCache<string, true>({ max: 10_000, ttl: options.settings.notFoundTtlMs }) : undefined;
-    this.index = new CacheIndex(this.store, options.settings.maxBytes, {
-      evicted: (entry) => {
-        this.counters.evictions += 1;
-        this.log.info({ path: entry.key, bytes: entry.meta.size, readers: entry.readers }, 'mirror cache evicted a file');
+    this.upstream = new UpstreamClient({ ...options.settings, ...(options.lookup ? { lookup: options.lookup } : {}) });
+    this.slots = new FillSlots(options.settings.maxConcurrentFills, options.settings.maxQueuedFills);
+    this.notFound = options.settings.notFoundTtlMs > 0 ? new LRUCache<string, number>({ max: 10_000, ttl: options.settings.notFoundTtlMs }) : undefined;
+    const isProtected = options.isProtected;
+    this.index = new CacheIndex(
+      this.store,
+      options.settings.maxBytes,
+      {
+        evicted: (entry) => {
+          this.counters.evictions += 1;
+          this.log.info({ path: entry.key, bytes: entry.meta.size, readers: entry.readers, protected: this.isProtectedEntry(entry, isProtected) }, 'mirror cache evicted a file');
+        },
+        fileError: (entry, action, error) => this.log.error({ path: entry.key, err: error }, `mirror cache: cannot ${action}`),
       },
-      fileError: (entry, action, error) => this.log.error({ path: entry.key, err: error }, `mirror cache: cannot ${action}`),
-    });
+      { readOnly: this.readOnly, isProtected: (entry) => this.isProtectedEntry(entry, isProtected) },
+    );
     this.fillContext = {
       upstream: this.upstream,
       store: this.store,
@@ -178,6 +253,8 @@ export class PullThroughMirror {
       log: this.log,
       bodyInactivityMs: options.settings.bodyInactivityMs,
       headersTimeoutMs: options.settings.headersTimeoutMs,
+      abandonedFillTimeoutMs: options.settings.abandonedFillTimeoutMs,
+      acquireSlot: (fill, signal) => this.slots.acquire(fill.mirror.name, this.fillLimit(fill.mirror), { urgent: fill.urgent, signal }),
       now: this.now,
       writeChunk: options.writeChunk ?? writeWholeChunk,
       startVerification: (fill) => this.startVerification(fill),
@@ -188,32 +265,48 @@ export class PullThroughMirror {
     };
   }
 
-  /** Opens the cache: removes leftovers of interrupted fills and rebuilds the index from disk. */
+  /**
+   * Opens the cache: removes leftovers of interrupted fills and rebuilds the index from disk.
+   * Read-only (`readOnly: true`): reads the index and changes nothing on disk.
+   */
   static async open(options: MirrorOptions): Promise<PullThroughMirror> {
     const mirror = new PullThroughMirror(options);
     await mirror.load();
     return mirror;
   }
 
+  private isProtectedEntry(entry: CacheEntry, isProtected: MirrorOptions['isProtected']): boolean {
+    return entry.meta.warmed === true || this.protectedKeys.has(entry.key) || (isProtected?.(entry.meta.mirror, entry.meta.path) ?? false);
+  }
+
+  private fillLimit(mirror: MirrorDefinition): number {
+    return mirror.maxConcurrentFills ?? DEFAULT_FILLS_PER_MIRROR;
+  }
+
   private async load(): Promise<void> {
-    const strays = await this.store.prepare();
-    if (strays.length > 0) this.log.warn({ files: strays }, 'removed temp files of interrupted mirror fills');
-    const { entries, removed } = await this.store.scan((meta) => {
-      const mirror = this.settings.mirrors[meta.mirror];
-      const segments = mirrorPathSegments(meta.path);
-      // A file from an upstream no longer configured for that name is not what the name serves now.
-      return mirror !== undefined && segments !== undefined && meta.upstreamUrl === upstreamUrl(mirror.url, segments);
-    });
+    if (!this.readOnly) {
+      const strays = await this.store.prepare();
+      if (strays.length > 0) this.log.warn({ files: strays }, 'removed temp files of interrupted mirror fills');
+    }
+    const { entries, removed } = await this.store.scan(
+      (meta) => {
+        const mirror = this.settings.mirrors[meta.mirror];
+        const segments = mirrorPathSegments(meta.path);
+        // A file from an upstream no longer configured for that name is not what the name serves now.
+        return mirror !== undefined && segments !== undefined && meta.upstreamUrl === upstreamUrl(mirror.url, segments);
+      },
+      { readOnly: this.readOnly },
+    );
     if (removed.length > 0) this.log.warn({ objects: removed.length }, 'removed incomplete or unconfigured mirror cache files');
     // Oldest use first, so the index's recency order survives the restart; newest copy of a path wins.
     entries.sort((a, b) => Date.parse(a.lastUsedAt) - Date.parse(b.lastUsedAt) || Date.parse(a.fetchedAt) - Date.parse(b.fetchedAt));
     for (const meta of entries) {
       const existing = this.index.peek(cacheKey(meta.mirror, meta.path));
       if (existing && Date.parse(existing.meta.fetchedAt) > Date.parse(meta.fetchedAt)) {
-        await this.store.remove(meta.id);
+        if (!this.readOnly) await this.store.remove(meta.id);
         continue;
       }
-      if (!this.index.insert(meta)) await this.store.remove(meta.id);
+      if (!this.index.insert(meta) && !this.readOnly) await this.store.remove(meta.id);
     }
     await this.index.settled();
     this.log.info({ cacheDir: this.settings.cacheDir, files: this.index.size, bytes: this.index.usedBytes, maxBytes: this.settings.maxBytes }, 'mirror cache ready');
@@ -223,17 +316,24 @@ export class PullThroughMirror {
     return Object.values(this.settings.mirrors);
   }
 
+  /** The path is one the mirror may fetch (its `paths` patterns, when it has any). */
+  private acceptsPath(mirror: MirrorDefinition, relativePath: string): boolean {
+    return mirror.paths === undefined || mirror.paths.some((pattern) => pattern.test(relativePath));
+  }
+
   /**
    * Finds the source for a request of `path` under mirror `name`: the cached file, the fill in
-   * progress, or an error to answer with. Waits for the upstream's headers when it has to ask.
-   * `counted: false` keeps internal reads (digests, warm, version lookups) out of the hit counts.
+   * progress, or an error to answer with. Waits for the upstream's headers when it has to ask
+   * (and for a slot before that, when many transfers run).
    */
-  async lookup(name: string, relativePath: string, options: { counted?: boolean } = {}): Promise<MirrorSource> {
+  async lookup(name: string, relativePath: string, options: LookupOptions = {}): Promise<MirrorSource> {
     const counted = options.counted ?? true;
+    const head = options.method === 'HEAD';
     const mirror = this.settings.mirrors[name];
     if (!mirror) return { kind: 'error', status: 404, message: `no mirror named ${JSON.stringify(name)}` };
     const segments = mirrorPathSegments(relativePath);
     if (!segments) return { kind: 'error', status: 400, message: `invalid path ${JSON.stringify(relativePath)}: no empty, "." or ".." segments, dotfiles, backslashes or NUL` };
+    if (!this.acceptsPath(mirror, relativePath)) return { kind: 'error', status: 404, message: `mirror ${name} does not serve ${JSON.stringify(relativePath)}: not one of its paths` };
     const key = cacheKey(name, relativePath);
     const immutable = isImmutablePath(segments);
 
@@ -242,30 +342,46 @@ export class PullThroughMirror {
       const active = this.fills.get(key);
       if (active) {
         if (counted) this.counters.coalesced += 1;
-        const source = await this.fromFill(active, immutable, counted);
+        const source = await this.fromFill(active, immutable, counted, options.signal);
         if (source) return source;
         continue;
       }
       const entry = this.index.get(key);
-      if (entry && (immutable || this.now() - Date.parse(entry.meta.validatedAt) < this.settings.mutableMaxAgeMs)) {
+      const fresh = entry !== undefined && (immutable || this.now() - Date.parse(entry.meta.validatedAt) < this.settings.mutableMaxAgeMs);
+      // HEAD and a read-only mirror answer from any copy on disk: neither may start a fill.
+      if (entry && (fresh || head || this.readOnly)) {
         if (counted) this.counters.hits += 1;
-        return this.leaseEntry(entry, immutable, false, counted);
+        return this.leaseEntry(entry, immutable, !fresh, counted);
       }
-      if (!entry && this.notFound?.get(key)) {
+      if (!entry && this.notFound?.get(key) !== undefined) {
         if (counted) this.counters.notFoundCached += 1;
         return { kind: 'error', status: 404, message: `not found upstream: ${upstreamUrl(mirror.url, segments)}` };
       }
       if (this.closing) return { kind: 'error', status: 503, message: 'the mirror is shutting down' };
-      const fill = this.startFill(mirror, key, relativePath, segments, entry);
+      if (head) return { kind: 'passthrough', mirror: name, url: upstreamUrl(mirror.url, segments), immutable };
+      if (this.readOnly) return { kind: 'error', status: 503, message: `${name}/${relativePath} is not cached, and this mirror is open read-only` };
+      try {
+        this.slots.checkRoom(name, this.fillLimit(mirror), options.urgent);
+      } catch (error) {
+        if (!(error instanceof SlotsFullError)) throw error;
+        // A stale copy is a better answer than "come back later".
+        if (entry) {
+          this.counters.staleServed += 1;
+          return this.leaseEntry(entry, immutable, true, counted);
+        }
+        this.counters.rejectedFills += 1;
+        return { kind: 'error', status: 503, message: error.message, retryAfter: error.retryAfterSeconds };
+      }
+      const fill = this.startFill(mirror, key, relativePath, segments, entry, options.urgent ?? false);
       if (entry) this.counters.revalidations += 1;
       else if (counted) this.counters.misses += 1;
-      const source = await this.fromFill(fill, immutable, counted);
+      const source = await this.fromFill(fill, immutable, counted, options.signal);
       if (source) return source;
     }
     return { kind: 'error', status: 503, message: `${name}/${relativePath} is changing too fast; try again` };
   }
 
-  private startFill(mirror: MirrorDefinition, key: string, relativePath: string, segments: string[], stale: CacheEntry | undefined): Fill {
+  private startFill(mirror: MirrorDefinition, key: string, relativePath: string, segments: string[], stale: CacheEntry | undefined, urgent: boolean): Fill {
     const fill = new Fill(
       {
         key,
@@ -274,6 +390,7 @@ export class PullThroughMirror {
         path: relativePath,
         segments,
         url: upstreamUrl(mirror.url, segments),
+        urgent,
         ...(stale ? { revalidating: { etag: stale.meta.upstreamEtag, lastModified: stale.meta.upstreamLastModified } } : {}),
       },
       this.fillContext,
@@ -281,11 +398,18 @@ export class PullThroughMirror {
     this.fills.set(key, fill);
     // Registered before any waiter's, so the cache reflects the answer by the time they look.
     void fill.outcome.then((outcome) => this.applyOutcome(fill, outcome));
+    void fill.done.then(({ committed }) => this.afterFill(fill, committed));
     return fill;
+  }
+
+  private rememberProblem(fill: Fill, error: string): void {
+    if (fill.stoppedBy) return;
+    this.problems.set(fill.key, { upstream: withoutCredentials(fill.url), error, since: new Date(this.now()) });
   }
 
   private applyOutcome(fill: Fill, outcome: FillOutcome): void {
     if (outcome.kind === 'not-modified') {
+      this.problems.delete(fill.key);
       const entry = this.index.peek(fill.key);
       if (!entry) return;
       entry.meta.validatedAt = new Date(this.now()).toISOString();
@@ -293,21 +417,91 @@ export class PullThroughMirror {
       if (outcome.lastModified) entry.meta.upstreamLastModified = outcome.lastModified;
       this.index.persistMeta(entry);
     } else if (outcome.kind === 'not-found') {
-      this.notFound?.set(fill.key, true);
+      this.problems.delete(fill.key);
+      this.notFound?.set(fill.key, this.now());
       // A mutable file that is gone upstream is gone here too.
       this.index.delete(fill.key);
-    } else if (outcome.kind === 'upstream-error' && !(outcome.staleAllowed && this.index.peek(fill.key))) {
-      this.log.warn({ path: fill.key, reason: outcome.error.message }, 'mirror upstream failed');
+    } else if (outcome.kind === 'upstream-error') {
+      this.rememberProblem(fill, outcome.error.brief);
+      if (fill.stoppedBy === 'abandoned') this.counters.abandonedFills += 1;
+      else if (!(outcome.staleAllowed && this.index.peek(fill.key)) && !fill.stoppedBy) this.log.warn({ path: fill.key, reason: outcome.error.message }, 'mirror upstream failed');
     }
   }
 
+  /** After the fill is over: a transfer that broke mid-body is the file's problem now; a kept file clears it. */
+  private afterFill(fill: Fill, committed: boolean): void {
+    if (committed) this.problems.delete(fill.key);
+    else if (fill.state === 'failed' && fill.error) {
+      this.rememberProblem(fill, fill.error.brief);
+      // Stopped before the answer had come counts in applyOutcome; after it, here.
+      if (fill.stoppedBy === 'abandoned' && fill.received > 0) this.counters.abandonedFills += 1;
+    }
+  }
+
+  /**
+   * What the mirror knows right now, from memory only, about why a request for this file would
+   * fail: a remembered upstream 404, a path the mirror does not serve, or the last fill that
+   * failed (unreachable, 5xx, digest or length mismatch, stall) within {@link FAILURE_MEMORY_MS},
+   * when no copy (fresh or stale) is on disk. Undefined when the file is cached or nothing is known.
+   */
+  knownProblem(name: string, relativePath: string): MirrorProblem | undefined {
+    const mirror = this.settings.mirrors[name];
+    const segments = mirrorPathSegments(relativePath);
+    if (!mirror || !segments) return undefined;
+    const key = cacheKey(name, relativePath);
+    if (this.index.peek(key)) return undefined;
+    const upstream = withoutCredentials(upstreamUrl(mirror.url, segments));
+    if (!this.acceptsPath(mirror, relativePath)) return { upstream, error: `not one of the paths mirror ${name} serves`, since: new Date(this.now()) };
+    const notFoundAt = this.notFound?.peek(key);
+    if (notFoundAt !== undefined) return { upstream, error: 'HTTP 404', since: new Date(notFoundAt) };
+    const problem = this.problems.peek(key);
+    if (problem && this.now() - problem.since.getTime() < FAILURE_MEMORY_MS) return { ...problem };
+    return undefined;
+  }
+
+  /** Protects a cached file (now or once it is cached) from eviction while others can go. */
+  protect(name: string, relativePath: string): void {
+    this.protectedKeys.add(cacheKey(name, relativePath));
+  }
+
+  unprotect(name: string, relativePath: string): void {
+    this.protectedKeys.delete(cacheKey(name, relativePath));
+  }
+
+  /** Resolves with "aborted" when the signal fires; the listener goes with `cleanup`. */
+  private static whenAborted(signal: AbortSignal): { promise: Promise<'aborted'>; cleanup: () => void } {
+    const { promise, resolve } = Promise.withResolvers<'aborted'>();
+    const onAbort = () => resolve('aborted');
+    if (signal.aborted) resolve('aborted');
+    else signal.addEventListener('abort', onAbort, { once: true });
+    return { promise, cleanup: () => signal.removeEventListener('abort', onAbort) };
+  }
+
   /** The source a fill's outcome gives one request; undefined when the fill ended under it (look again). */
-  private async fromFill(fill: Fill, immutable: boolean, counted: boolean): Promise<MirrorSource | undefined> {
-    const outcome = await fill.outcome;
+  private async fromFill(fill: Fill, immutable: boolean, counted: boolean, signal?: AbortSignal): Promise<MirrorSource | undefined> {
+    // Taken before anything is awaited: the fill is wanted while this request waits for it.
+    const release = fill.hold();
+    let outcome: FillOutcome;
+    try {
+      if (signal) {
+        const aborted = PullThroughMirror.whenAborted(signal);
+        const first = await Promise.race([fill.outcome, aborted.promise]);
+        aborted.cleanup();
+        if (first === 'aborted') return { kind: 'error', status: 503, message: 'the client left' };
+        outcome = first;
+      } else outcome = await fill.outcome;
+      return this.sourceFromOutcome(fill, outcome, immutable, counted);
+    } finally {
+      // After a reader attached: the fill never looks unwanted in between.
+      release();
+    }
+  }
+
+  private sourceFromOutcome(fill: Fill, outcome: FillOutcome, immutable: boolean, counted: boolean): MirrorSource | undefined {
     switch (outcome.kind) {
       case 'streaming': {
         if (fill.state === 'failed') return { kind: 'error', status: fill.error?.status ?? 502, message: fill.error?.message ?? 'upstream transfer failed' };
-        if (!fill.servesFromStart()) return { kind: 'passthrough', url: fill.url, immutable };
+        if (!fill.servesFromStart()) return { kind: 'passthrough', mirror: fill.mirror.name, url: fill.url, immutable };
         const reader = FillReader.attach(fill);
         return reader ? { kind: 'filling', reader, immutable } : undefined;
       }
@@ -340,11 +534,12 @@ export class PullThroughMirror {
   private startVerification(fill: Fill): Verifier {
     const digestsPath = fill.mirror.flatcarDigests ? digestsPathFor(fill.segments) : undefined;
     if (!digestsPath) return () => Promise.resolve(false);
-    const digests = this.readText(fill.mirror.name, digestsPath, SMALL_FILE_LIMIT).then(
+    const digests = this.readText(fill.mirror.name, digestsPath, SMALL_FILE_LIMIT, { urgent: true }).then(
       (text) => ({ text, error: undefined }),
       (error: unknown) => ({ text: undefined, error: error as Error }),
     );
     const basename = fill.segments[fill.segments.length - 1] ?? '';
+    const digestsName = `${basename}.DIGESTS`;
     return async (sha512) => {
       const { text, error } = await digests;
       if (text === undefined) {
@@ -352,14 +547,14 @@ export class PullThroughMirror {
           this.log.info({ path: fill.key }, 'no DIGESTS published upstream; kept without a digest check');
           return false;
         }
-        throw new FillFailedError(`cannot check ${fill.key} against ${digestsPath}: ${error?.message ?? 'unknown error'}`);
+        throw new FillFailedError(`cannot check ${fill.key} against ${digestsPath}: ${error?.message ?? 'unknown error'}`, 502, `cannot fetch ${digestsName}: ${this.problems.peek(cacheKey(fill.mirror.name, digestsPath))?.error ?? error?.message ?? 'unknown error'}`);
       }
       const published = publishedSha512(text, basename);
       if (published === undefined) {
         this.log.warn({ path: fill.key, digests: digestsPath }, 'DIGESTS lists no SHA-512 for this file; kept without a digest check');
         return false;
       }
-      if (published !== sha512) throw new FillFailedError(`SHA-512 of ${fill.key} does not match ${digestsPath}: got ${sha512.slice(0, 16)}..., published ${published.slice(0, 16)}...`);
+      if (published !== sha512) throw new FillFailedError(`SHA-512 of ${fill.key} does not match ${digestsPath}: got ${sha512.slice(0, 16)}..., published ${published.slice(0, 16)}...`, 502, `SHA-512 does not match ${digestsName}`);
       return true;
     };
   }
@@ -379,17 +574,149 @@ export class PullThroughMirror {
     return true;
   }
 
-  /** Opens a request straight to the upstream for a client that cannot ride the current fill. */
-  passthrough(url: string, method: 'GET' | 'HEAD'): Promise<UpstreamResponse> {
-    return this.upstream.send(url, {}, { method });
+  /**
+   * Opens a request straight to the upstream: a HEAD of a file not cached (HEAD never starts a
+   * fill), or a client that cannot ride the current fill. It takes an upstream slot like a fill,
+   * given back when the body is over; rejects with a 503 {@link SlotsFullError} when the queue is full.
+   */
+  async passthrough(name: string, url: string, method: 'GET' | 'HEAD'): Promise<UpstreamResponse> {
+    const mirror = this.settings.mirrors[name];
+    if (!mirror) throw new MirrorError(404, `no mirror named ${JSON.stringify(name)}`);
+    const limit = this.fillLimit(mirror);
+    this.slots.checkRoom(name, limit);
+    const release = await this.slots.acquire(name, limit);
+    try {
+      const response = await this.upstream.send(url, {}, { method, redirects: { upstream: mirror.url, ...(mirror.redirectHosts ? { hosts: mirror.redirectHosts } : {}) } });
+      response.body.once('close', release);
+      return response;
+    } catch (error) {
+      release();
+      throw error;
+    }
   }
 
   /**
    * A small file's text through the cache (DIGESTS, version.txt): fetched and kept like any
    * other file. Throws a {@link MirrorError} when it cannot be had, or is larger than `maxBytes`.
+   * A read-only mirror reads a file it has no fresh copy of from the upstream without keeping it.
    */
-  async readText(name: string, relativePath: string, maxBytes = SMALL_FILE_LIMIT): Promise<string> {
-    const source = await this.lookup(name, relativePath, { counted: false });
+  async readText(name: string, relativePath: string, maxBytes = SMALL_FILE_LIMIT, options: { urgent?: boolean } = {}): Promise<string> {
+    return (await this.readTextResult(name, relativePath, maxBytes, options.urgent ?? false)).text;
+  }
+
+  /**
+   * A small file's text within a time budget, for answers that must not wait on an upstream
+   * (resolving Flatcar `current` for a script). When the upstream fails, or gives no answer
+   * within `budgetMs`, a copy on disk (stale or not) is returned with `staleBecause`; the fill
+   * goes on in the background, so a later request gets the fresh text. While a fill of the file
+   * is known to be slow, the copy is returned at once. Throws a {@link MirrorError} when there
+   * is neither an answer nor a copy.
+   */
+  async readTextWithin(name: string, relativePath: string, options: { maxBytes?: number; budgetMs: number }): Promise<TextResult> {
+    const maxBytes = options.maxBytes ?? SMALL_FILE_LIMIT;
+    const key = cacheKey(name, relativePath);
+    const seconds = Math.round(options.budgetMs / 100) / 10;
+    const slow = `upstream slow (no answer in ${seconds} s)`;
+    const upstream = () => {
+      const mirror = this.settings.mirrors[name];
+      const segments = mirrorPathSegments(relativePath);
+      return mirror && segments ? `upstream ${withoutCredentials(upstreamUrl(mirror.url, segments))}` : `${name}/${relativePath}`;
+    };
+    if (this.fills.get(key)?.slowSince !== undefined) {
+      const copy = await this.readCopy(key, maxBytes);
+      if (copy !== undefined) return { text: copy, staleBecause: slow };
+      throw new MirrorError(504, `${upstream()} is slow (no answer in ${seconds} s) and no copy is cached`);
+    }
+    const reading = this.readTextResult(name, relativePath, maxBytes, false);
+    // Whatever happens to the answer after the budget, nobody waits for it here.
+    reading.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const budget = new Promise<'slow'>((resolve) => {
+      timer = setTimeout(() => resolve('slow'), options.budgetMs);
+    });
+    let result: TextResult | 'slow';
+    try {
+      result = await Promise.race([reading, budget]);
+    } catch (error) {
+      const copy = await this.readCopy(key, maxBytes);
+      if (copy === undefined) throw error;
+      return { text: copy, staleBecause: `upstream failed (${this.problems.peek(key)?.error ?? (error as Error).message})` };
+    } finally {
+      clearTimeout(timer);
+    }
+    if (result !== 'slow') return result;
+    const fill = this.fills.get(key);
+    if (fill) fill.slowSince ??= this.now();
+    const copy = await this.readCopy(key, maxBytes);
+    if (copy !== undefined) return { text: copy, staleBecause: slow };
+    throw new MirrorError(504, `${upstream()} gave no answer within ${seconds} s and no copy is cached`);
+  }
+
+  /** The text of the copy on disk, fresh or stale; undefined when there is none (or it is too large). */
+  private async readCopy(key: string, maxBytes: number): Promise<string | undefined> {
+    const entry = this.index.peek(key);
+    if (!entry || entry.meta.size > maxBytes) return undefined;
+    const lease = this.index.lease(entry);
+    try {
+      return await this.readLeased(lease);
+    } catch {
+      return undefined;
+    } finally {
+      lease.release();
+    }
+  }
+
+  private async readLeased(lease: Lease): Promise<string> {
+    const handle = await open(lease.file, 'r');
+    try {
+      return (await handle.readFile()).toString('utf8');
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** A read-only mirror's small file: a fresh copy, else the upstream's answer (not kept), else a stale copy. */
+  private async readTextUncached(name: string, relativePath: string, maxBytes: number): Promise<TextResult> {
+    const mirror = this.settings.mirrors[name];
+    if (!mirror) throw new MirrorError(404, `no mirror named ${JSON.stringify(name)}`);
+    const segments = mirrorPathSegments(relativePath);
+    if (!segments || !this.acceptsPath(mirror, relativePath)) throw new MirrorError(404, `mirror ${name} does not serve ${JSON.stringify(relativePath)}`);
+    const key = cacheKey(name, relativePath);
+    const entry = this.index.peek(key);
+    if (entry && (isImmutablePath(segments) || this.now() - Date.parse(entry.meta.validatedAt) < this.settings.mutableMaxAgeMs)) {
+      const copy = await this.readCopy(key, maxBytes);
+      if (copy !== undefined) return { text: copy };
+    }
+    const url = upstreamUrl(mirror.url, segments);
+    let failure: MirrorError;
+    try {
+      const response = await this.upstream.send(url, {}, { redirects: { upstream: mirror.url, ...(mirror.redirectHosts ? { hosts: mirror.redirectHosts } : {}) } });
+      if (response.statusCode === 200) {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        await readBody(response.body, url, this.settings.bodyInactivityMs, (chunk) => {
+          size += chunk.length;
+          if (size > maxBytes) throw new UpstreamError(502, `${name}/${relativePath} is larger than ${maxBytes} bytes`, `larger than ${maxBytes} bytes`);
+          chunks.push(chunk);
+        });
+        return { text: Buffer.concat(chunks).toString('utf8') };
+      }
+      response.body.destroy();
+      failure = new MirrorError(response.statusCode === 404 || response.statusCode === 410 ? 404 : 502, response.statusCode === 404 || response.statusCode === 410 ? `not found upstream: ${url}` : `upstream ${url} answered ${response.statusCode}`);
+      this.problems.set(key, { upstream: withoutCredentials(url), error: `HTTP ${response.statusCode}`, since: new Date(this.now()) });
+    } catch (error) {
+      const upstreamError = error instanceof UpstreamError ? error : new UpstreamError(502, (error as Error).message);
+      failure = new MirrorError(upstreamError.status, upstreamError.message);
+      this.problems.set(key, { upstream: withoutCredentials(url), error: upstreamError.brief, since: new Date(this.now()) });
+    }
+    const stale = failure.status === 404 ? undefined : await this.readCopy(key, maxBytes);
+    if (stale !== undefined) return { text: stale, staleBecause: `upstream failed (${this.problems.peek(key)?.error ?? failure.message})` };
+    throw failure;
+  }
+
+  private async readTextResult(name: string, relativePath: string, maxBytes: number, urgent: boolean): Promise<TextResult> {
+    if (this.readOnly) return this.readTextUncached(name, relativePath, maxBytes);
+    const source = await this.lookup(name, relativePath, { counted: false, urgent });
     switch (source.kind) {
       case 'error':
         throw new MirrorError(source.status, source.message);
@@ -398,12 +725,9 @@ export class PullThroughMirror {
       case 'cached': {
         try {
           if (source.lease.entry.meta.size > maxBytes) throw new MirrorError(502, `${name}/${relativePath} is larger than ${maxBytes} bytes`);
-          const handle = await open(source.lease.file, 'r');
-          try {
-            return (await handle.readFile()).toString('utf8');
-          } finally {
-            await handle.close();
-          }
+          const text = await this.readLeased(source.lease);
+          if (!source.stale) return { text };
+          return { text, staleBecause: `upstream failed (${this.problems.peek(cacheKey(name, relativePath))?.error ?? 'no answer'})` };
         } finally {
           source.lease.release();
         }
@@ -421,7 +745,7 @@ export class PullThroughMirror {
             if (bytesRead === 0) break;
             position += bytesRead;
           }
-          return buffer.subarray(0, position).toString('utf8');
+          return { text: buffer.subarray(0, position).toString('utf8') };
         } catch (error) {
           if (error instanceof MirrorError) throw error;
           throw new MirrorError((error as FillFailedError).status ?? 502, (error as Error).message);
@@ -470,30 +794,51 @@ export class PullThroughMirror {
       case 'passthrough':
         return { path: asked, outcome: 'failed', bytes: 0, error: 'the cache disk is failing; nothing can be kept' };
       case 'cached': {
-        const bytes = source.lease.entry.meta.size;
+        const { entry } = source.lease;
+        const bytes = entry.meta.size;
+        this.markWarmed(entry);
         source.lease.release();
         return { path: asked, outcome: 'cached', bytes };
       }
       case 'filling': {
         const { fill } = source.reader;
+        // Held, not read: the warm wants the fill to finish without reading its bytes.
+        const release = fill.hold();
         source.reader.close();
-        let reported = 0;
-        // One pass per change of the fill; it ends when the fill does.
-        while (fill.state === 'requesting' || fill.state === 'streaming' || fill.state === 'verifying') {
-          await Promise.race([fill.changed(), fill.done]);
-          const now = this.now();
-          if (now - reported >= WARM_PROGRESS_INTERVAL_MS) {
-            reported = now;
-            onEvent({ type: 'progress', path: asked, bytes: fill.received, total: fill.expected ?? null });
-          }
+        try {
+          return await this.followWarmFill(asked, fill, onEvent);
+        } finally {
+          release();
         }
-        const { committed } = await fill.done;
-        if (fill.state === 'failed') return { path: asked, outcome: 'failed', bytes: 0, error: fill.error?.message ?? 'transfer failed' };
-        if (!committed) return { path: asked, outcome: 'failed', bytes: 0, error: 'fetched but not kept (disk full, purged, or larger than the cache)' };
-        onEvent({ type: 'progress', path: asked, bytes: fill.received, total: fill.received });
-        return { path: asked, outcome: 'filled', bytes: fill.received };
       }
     }
+  }
+
+  /** Warmed files are protected from eviction, and stay so across restarts (sidecar). */
+  private markWarmed(entry: CacheEntry): void {
+    if (entry.meta.warmed) return;
+    entry.meta.warmed = true;
+    this.index.persistMeta(entry);
+  }
+
+  private async followWarmFill(asked: string, fill: Fill, onEvent: (event: WarmEvent) => void): Promise<WarmResult> {
+    let reported = 0;
+    // One pass per change of the fill; it ends when the fill does.
+    while (fill.state === 'requesting' || fill.state === 'streaming' || fill.state === 'verifying') {
+      await Promise.race([fill.changed(), fill.done]);
+      const now = this.now();
+      if (now - reported >= WARM_PROGRESS_INTERVAL_MS) {
+        reported = now;
+        onEvent({ type: 'progress', path: asked, bytes: fill.received, total: fill.expected ?? null });
+      }
+    }
+    const { committed } = await fill.done;
+    if (fill.state === 'failed') return { path: asked, outcome: 'failed', bytes: 0, error: fill.error?.message ?? 'transfer failed' };
+    if (!committed) return { path: asked, outcome: 'failed', bytes: 0, error: 'fetched but not kept (disk full, purged, or larger than the cache)' };
+    const entry = this.index.peek(fill.key);
+    if (entry) this.markWarmed(entry);
+    onEvent({ type: 'progress', path: asked, bytes: fill.received, total: fill.received });
+    return { path: asked, outcome: 'filled', bytes: fill.received };
   }
 
   /** Cached files, most recently used first. */
@@ -535,6 +880,7 @@ export class PullThroughMirror {
     const fill = this.fills.get(key);
     if (fill) fill.discard = true;
     const notFound = this.notFound?.delete(key) ?? false;
+    this.problems.delete(key);
     return this.index.delete(key) || fill !== undefined || notFound;
   }
 
@@ -542,11 +888,12 @@ export class PullThroughMirror {
   purgeAll(): number {
     for (const fill of this.fills.values()) fill.discard = true;
     this.notFound?.clear();
+    this.problems.clear();
     return this.index.clear();
   }
 
   stats(): MirrorStats {
-    return { ...this.counters, cachedFiles: this.index.size, cachedBytes: this.index.usedBytes, maxBytes: this.settings.maxBytes, activeFills: this.fills.size };
+    return { ...this.counters, cachedFiles: this.index.size, cachedBytes: this.index.usedBytes, maxBytes: this.settings.maxBytes, activeFills: this.fills.size, queuedFills: this.slots.queued };
   }
 
   /** Resolves when no fill is running and deferred deletes and sidecar writes have finished. */

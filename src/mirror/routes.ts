@@ -60,8 +60,11 @@ async function mirrorRoutes(app: FastifyInstance, options: MirrorRoutesOptions):
     const logPath = `mirror/${name}/${relativePath}`;
     const tracked = request.method === 'GET' ? observer : undefined;
     tracked?.started();
+    // A client that hangs up while its fill waits (for a slot, for headers) stops wanting it.
+    const left = new AbortController();
+    res.once('close', () => left.abort());
     try {
-      const outcome = await serveMirrorFile(res, service, name, relativePath, { method: request.method, headers: request.headers, pool, cacheControl, sent });
+      const outcome = await serveMirrorFile(res, service, name, relativePath, { method: request.method, headers: request.headers, pool, cacheControl, sent, signal: left.signal });
       if (outcome.bytes > 0 && outcome.file) {
         downloads.record({ client: request.ip, mac: request.deviceMac, path: logPath, status: outcome.status, bytes: outcome.bytes, complete: true, durationMs: performance.now() - started, ranged: outcome.status === 206 });
       } else {

@@ -39,6 +39,8 @@ export interface ServeMirrorOptions {
   cacheControl: MirrorCacheControl;
   /** Body bytes the socket has taken; meaningful when the transfer breaks. */
   sent: { bytes: number };
+  /** Aborts when the client has gone: the request stops waiting for (and wanting) a fill. */
+  signal?: AbortSignal;
 }
 
 export interface ServeMirrorOutcome {
@@ -59,9 +61,12 @@ export const CACHE_STATUS = 'X-Cache-Status';
 
 const PRECONDITIONS = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-range'];
 
-function endWithText(res: ServerResponse, status: number, message: string, from: ServeMirrorOutcome['from']): ServeMirrorOutcome {
+function endWithText(res: ServerResponse, status: number, message: string, from: ServeMirrorOutcome['from'], retryAfter?: number): ServeMirrorOutcome {
   const body = `${message}\n`;
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), 'Cache-Control': 'no-store' });
+  if (res.destroyed) return { status, bytes: 0, from, file: false };
+  const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), 'Cache-Control': 'no-store' };
+  if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
+  res.writeHead(status, headers);
   res.end(body);
   return { status, bytes: Buffer.byteLength(body), from, file: false };
 }
@@ -77,20 +82,20 @@ async function writeAll(res: ServerResponse, chunk: Buffer, sent: { bytes: numbe
  * failed, the client left, a read failed): the caller must then destroy the socket.
  */
 export async function serveMirrorFile(res: ServerResponse, mirror: PullThroughMirror, name: string, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
-  const source = await mirror.lookup(name, relativePath);
+  const source = await mirror.lookup(name, relativePath, { method: options.method, ...(options.signal ? { signal: options.signal } : {}) });
   return serveSource(res, mirror, source, relativePath, options);
 }
 
 export async function serveSource(res: ServerResponse, mirror: PullThroughMirror, source: MirrorSource, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
   switch (source.kind) {
     case 'error':
-      return endWithText(res, source.status, source.message, 'error');
+      return endWithText(res, source.status, source.message, 'error', source.retryAfter);
     case 'cached':
       return serveCached(res, source, relativePath, options);
     case 'filling':
       return serveFilling(res, source.reader, source.immutable, relativePath, options);
     case 'passthrough':
-      return servePassthrough(res, mirror, source.url, relativePath, options);
+      return servePassthrough(res, mirror, source.mirror, source.url, relativePath, options);
   }
 }
 
@@ -170,15 +175,18 @@ async function streamUnknownLength(res: ServerResponse, reader: FillReader, cont
   return { status: 200, bytes: position, from: 'fill', file: true };
 }
 
-/** A client the fill cannot serve from its first byte (disk failed) gets its own uncached transfer. */
-async function servePassthrough(res: ServerResponse, mirror: PullThroughMirror, url: string, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
+/**
+ * A HEAD of a file not cached (answered from an upstream HEAD: HEAD never starts a fill), or a
+ * client the fill cannot serve from its first byte (disk failed): its own uncached transfer.
+ */
+async function servePassthrough(res: ServerResponse, mirror: PullThroughMirror, name: string, url: string, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
   const method = options.method === 'HEAD' ? 'HEAD' : 'GET';
   let response;
   try {
-    response = await mirror.passthrough(url, method);
+    response = await mirror.passthrough(name, url, method);
   } catch (error) {
     const status = (error as { status?: number }).status ?? 502;
-    return endWithText(res, status, (error as Error).message, 'error');
+    return endWithText(res, status, (error as Error).message, 'error', (error as { retryAfterSeconds?: number }).retryAfterSeconds);
   }
   if (response.statusCode !== 200) {
     await discardBody(response.body, mirror.settings.headersTimeoutMs);

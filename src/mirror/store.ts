@@ -11,9 +11,11 @@
  * cannot collide. A file counts only when both halves exist and agree on the size; anything
  * else found at start is removed, as is everything in tmp/.
  *
- * The index is an lru-cache bounded by bytes. Evicting (or purging, or replacing) an entry
- * deletes its files, but never under a reader: the delete waits until the last lease is
- * released.
+ * The index is an lru-cache kept within a byte budget. Making room evicts the least recently
+ * used entries that are not protected (warmed files, and whatever the server marks as needed
+ * by the fleet), and protected ones only when nothing else is left. Evicting (or purging, or
+ * replacing) an entry deletes its files, but never under a reader: the delete waits until the
+ * last lease is released. A read-only index (for `render` and `check`) never touches the disk.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
@@ -42,6 +44,8 @@ export interface EntryMeta {
   sha512: string;
   /** True when the SHA-512 was checked against a published DIGESTS file. */
   digestVerified: boolean;
+  /** Filled or confirmed by a warm request: evicted only when nothing unprotected is left. */
+  warmed?: boolean;
 }
 
 export interface CacheEntry {
@@ -146,8 +150,15 @@ export class ObjectStore {
    * Reads every complete object. Halves without their partner, sidecars that do not parse or
    * whose size disagrees with the file, and entries `keep` refuses are removed.
    */
-  async scan(keep: (meta: EntryMeta) => boolean): Promise<{ entries: EntryMeta[]; removed: string[] }> {
-    const names = await readdir(this.objectsDir);
+  async scan(keep: (meta: EntryMeta) => boolean, options: { readOnly?: boolean } = {}): Promise<{ entries: EntryMeta[]; removed: string[] }> {
+    let names: string[];
+    try {
+      names = await readdir(this.objectsDir);
+    } catch (error) {
+      // A read-only look at a cache that was never created: nothing cached.
+      if (options.readOnly && (error as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], removed: [] };
+      throw error;
+    }
     const data = new Set(names.filter((name) => ID.test(name)));
     const metas = new Set(names.filter((name) => name.endsWith(META_SUFFIX) && ID.test(name.slice(0, -META_SUFFIX.length))).map((name) => name.slice(0, -META_SUFFIX.length)));
     const entries: EntryMeta[] = [];
@@ -164,7 +175,7 @@ export class ObjectStore {
         }
       }
       if (meta) entries.push(meta);
-      else {
+      else if (!options.readOnly) {
         await this.remove(id);
         removed.push(id);
       }
@@ -223,28 +234,40 @@ export interface IndexEvents {
 /** How often (at most) a file's hits and last use are written back to its sidecar. */
 const USE_PERSIST_INTERVAL_MS = 60_000;
 
+export interface CacheIndexOptions {
+  /** Entries evicted last: only when every unprotected one is gone. */
+  isProtected?: (entry: CacheEntry) => boolean;
+  /** Never delete or write files (the index of a read-only mirror). */
+  readOnly?: boolean;
+}
+
+const entrySize = (entry: CacheEntry) => Math.max(1, entry.meta.size);
+
 export class CacheIndex {
   private readonly store: ObjectStore;
   private readonly lru: LRUCache<string, CacheEntry>;
   private readonly events: IndexEvents;
   private readonly pending = new Set<Promise<void>>();
+  private readonly isProtected: (entry: CacheEntry) => boolean;
+  private readonly readOnly: boolean;
   readonly maxBytes: number;
 
-  constructor(store: ObjectStore, maxBytes: number, events: IndexEvents) {
+  constructor(store: ObjectStore, maxBytes: number, events: IndexEvents, options: CacheIndexOptions = {}) {
     this.store = store;
     this.maxBytes = maxBytes;
     this.events = events;
+    this.isProtected = options.isProtected ?? (() => false);
+    this.readOnly = options.readOnly ?? false;
     this.lru = new LRUCache<string, CacheEntry>({
-      maxSize: maxBytes,
+      // The budget is applied in insert(), which knows which entries are protected; lru-cache
+      // only keeps the order and the sizes.
+      maxSize: Number.MAX_SAFE_INTEGER,
       // lru-cache wants a positive integer; an empty file still costs an inode and a sidecar.
-      sizeCalculation: (entry) => Math.max(1, entry.meta.size),
+      sizeCalculation: entrySize,
       // Every way out of the index (evict, delete, clear, and set over an older version of the
       // same path) retires that entry's object: ids are unique, so the object is never the
       // one that replaced it.
-      dispose: (entry, _key, reason) => {
-        if (reason === 'evict') this.events.evicted(entry);
-        this.retire(entry);
-      },
+      dispose: (entry) => this.retire(entry),
     });
   }
 
@@ -278,8 +301,28 @@ export class CacheIndex {
   insert(meta: EntryMeta): boolean {
     if (Math.max(1, meta.size) > this.maxBytes) return false;
     const entry: CacheEntry = { key: `${meta.mirror}/${meta.path}`, meta, readers: 0, retired: false, metaWrites: Promise.resolve(), persistedUseAt: Date.now(), useUnsaved: false };
+    const replaced = this.lru.peek(entry.key);
+    let used = this.usedBytes - (replaced ? entrySize(replaced) : 0);
+    while (used + entrySize(entry) > this.maxBytes) {
+      const victim = this.leastValuable(entry.key);
+      if (!victim) break;
+      used -= entrySize(victim);
+      this.events.evicted(victim);
+      this.lru.delete(victim.key);
+    }
     this.lru.set(entry.key, entry);
     return true;
+  }
+
+  /** The least recently used unprotected entry, else the least recently used protected one. */
+  private leastValuable(except: string): CacheEntry | undefined {
+    let protectedVictim: CacheEntry | undefined;
+    for (const entry of this.lru.rvalues()) {
+      if (!entry || entry.key === except) continue;
+      if (!this.isProtected(entry)) return entry;
+      protectedVictim ??= entry;
+    }
+    return protectedVictim;
   }
 
   delete(key: string): boolean {
@@ -326,7 +369,7 @@ export class CacheIndex {
 
   /** Rewrites the entry's sidecar (after a revalidation, or to record use); not fsynced. */
   persistMeta(entry: CacheEntry): void {
-    if (entry.retired) return;
+    if (entry.retired || this.readOnly) return;
     entry.useUnsaved = false;
     entry.metaWrites = entry.metaWrites
       .then(() => (entry.retired ? undefined : this.store.writeMeta(entry.meta, false)))
@@ -346,6 +389,7 @@ export class CacheIndex {
   }
 
   private removeFiles(entry: CacheEntry): void {
+    if (this.readOnly) return;
     // After any sidecar write in flight, which would otherwise recreate the sidecar.
     const removal = entry.metaWrites
       .then(() => this.store.remove(entry.meta.id))

@@ -29,7 +29,54 @@ describe('mirror config section', () => {
       timeouts: { connect: 10, headers: 30, bodyInactivity: 30 },
       mutableMaxAge: 300,
       notFoundTtl: 60,
+      maxConcurrentFills: 16,
+      maxQueuedFills: 64,
+      abandonedFillTimeout: 10,
     });
+  });
+
+  it('takes a mirror as an object with paths, redirect hosts and its own fill limit', () => {
+    const { value, problems } = load(
+      'mirror:\n  abandonedFillTimeout: 2.5\n  mirrors:\n    images:\n      url: https://images.example.com/pub/\n      paths: ["releases/**/*.iso", "^tools/[a-z]+\\\\.img$"]\n      redirectHosts: ["cdn.example.net", "*.cloudfront.net"]\n      maxConcurrentFills: 2\n',
+    );
+    assert.deepEqual(problems, []);
+    const { settings } = resolveMirrorSettings({ file: value?.mirror as MirrorConfigFile, baseDir: '/', fileSource: 'bootdepot.yaml' });
+    const images = settings?.mirrors.images;
+    assert.equal(settings?.abandonedFillTimeoutMs, 2500);
+    assert.equal(images?.url, 'https://images.example.com/pub');
+    assert.deepEqual(images?.redirectHosts, ['cdn.example.net', '*.cloudfront.net']);
+    assert.equal(images?.maxConcurrentFills, 2);
+    const accepts = (p: string) => images?.paths?.some((pattern) => pattern.test(p)) ?? true;
+    assert.equal(accepts('releases/2024/10/netinst.iso'), true);
+    assert.equal(accepts('releases/netinst.iso.sig'), false);
+    assert.equal(accepts('tools/memtest.img'), true);
+    assert.equal(accepts('tools/memtest.img.bak'), false);
+    assert.equal(accepts('other/file'), false);
+  });
+
+  it('lets the built-in Flatcar mirrors fetch only Flatcar release files', () => {
+    const { value } = load('{}');
+    const { settings } = resolveMirrorSettings({ file: value?.mirror as MirrorConfigFile, baseDir: '/', fileSource: 'x' });
+    const accepts = (p: string) => settings?.mirrors['flatcar-stable']?.paths?.some((pattern) => pattern.test(p)) ?? true;
+    for (const p of [
+      'amd64-usr/4152.2.0/flatcar_production_pxe.vmlinuz',
+      'amd64-usr/4152.2.0/flatcar_production_pxe_image.cpio.gz',
+      'amd64-usr/4152.2.0/flatcar_production_pxe.vmlinuz.DIGESTS',
+      'amd64-usr/4152.2.0/flatcar_production_pxe.vmlinuz.DIGESTS.asc',
+      'amd64-usr/4152.2.0/flatcar_production_pxe.vmlinuz.sig',
+      'arm64-usr/current/version.txt',
+    ]) assert.equal(accepts(p), true, p);
+    for (const p of ['amd64-usr/latest/version.txt', 'amd64-usr/4152.2.0/sub/file', 'x86-usr/4152.2.0/a', 'amd64-usr/4152.2/a', 'anything/else', 'amd64-usr/4152.2.0/a%2Fb'])
+      assert.equal(accepts(p), false, p);
+  });
+
+  it('reports a bad path pattern and a mirror object without a URL', () => {
+    const { value } = load('mirror:\n  mirrors:\n    a:\n      url: https://a.example.com\n      paths: ["^(unclosed"]\n');
+    const { settings, problems } = resolveMirrorSettings({ file: value?.mirror as MirrorConfigFile, baseDir: '/', fileSource: 'bootdepot.yaml' });
+    assert.equal(settings, undefined);
+    assert.equal(problems[0]?.path, 'mirror.mirrors.a.paths');
+    assert.match(problems[0]?.message ?? '', /invalid regular expression/);
+    assert.ok(load('mirror:\n  mirrors:\n    b:\n      paths: ["*"]\n').problems.length > 0);
   });
 
   it('reports bad keys and values with their line', () => {

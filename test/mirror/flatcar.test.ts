@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { flatcarMirrorBaseUrl, parseFlatcarVersion, resolveFlatcarVersion } from '../../src/mirror/flatcar.ts';
-import { bodyOf, fetchRaw, sha256, sha512, startMirror, startUpstream } from './support.ts';
+import { bodyOf, closedPort, fetchRaw, sha256, sha512, startMirror, startUpstream } from './support.ts';
 
 const DIR = 'amd64-usr/4152.2.0';
 const KERNEL = `${DIR}/flatcar_production_pxe.vmlinuz`;
@@ -74,11 +74,11 @@ describe('Flatcar current', () => {
       'amd64-usr/current/version.txt': { body: Buffer.from('FLATCAR_BUILD=4152\nFLATCAR_VERSION=4152.2.0\nFLATCAR_VERSION_ID=4152.2.0\n') },
     });
     const { mirror } = await startMirror(t, upstream.url, { settings: { mutableMaxAgeMs: 0 } });
-    assert.equal(await resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', 'current'), '4152.2.0');
-    assert.equal(await resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', '4081.1.0'), '4081.1.0');
+    assert.deepEqual(await resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', 'current'), { version: '4152.2.0' });
+    assert.deepEqual(await resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', '4081.1.0'), { version: '4081.1.0' });
     await mirror.settled();
     upstream.files.set('amd64-usr/current/version.txt', { body: Buffer.from('FLATCAR_VERSION=4230.0.0\n') });
-    assert.equal(await resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', 'current'), '4230.0.0');
+    assert.deepEqual(await resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', 'current'), { version: '4230.0.0' });
     // Internal reads do not count as client hits or misses.
     assert.equal(mirror.stats().misses, 0);
   });
@@ -86,10 +86,10 @@ describe('Flatcar current', () => {
   it('holds on to a resolution until mutableMaxAge passes', async (t) => {
     const upstream = await startUpstream(t, { 'arm64-usr/current/version.txt': { body: Buffer.from('FLATCAR_VERSION=4152.2.0\n') } });
     const { mirror } = await startMirror(t, upstream.url, { settings: { mutableMaxAgeMs: 3_600_000 } });
-    assert.equal(await resolveFlatcarVersion(mirror, 'flatcar-test', 'arm64', 'current'), '4152.2.0');
+    assert.deepEqual(await resolveFlatcarVersion(mirror, 'flatcar-test', 'arm64', 'current'), { version: '4152.2.0' });
     await mirror.settled();
     upstream.files.set('arm64-usr/current/version.txt', { body: Buffer.from('FLATCAR_VERSION=4230.0.0\n') });
-    assert.equal(await resolveFlatcarVersion(mirror, 'flatcar-test', 'arm64', 'current'), '4152.2.0');
+    assert.deepEqual(await resolveFlatcarVersion(mirror, 'flatcar-test', 'arm64', 'current'), { version: '4152.2.0' });
     assert.equal(upstream.requestsFor('arm64-usr/current/version.txt').length, 1);
   });
 
@@ -106,5 +106,58 @@ describe('Flatcar current', () => {
     assert.equal(parseFlatcarVersion('FLATCAR_VERSION="4152.2.0"\n'), '4152.2.0');
     assert.equal(parseFlatcarVersion('FLATCAR_VERSION=4152.2.0; rm -rf\n'), undefined);
     assert.equal(parseFlatcarVersion('VERSION=1\n'), undefined);
+  });
+});
+
+describe('Flatcar current within a time budget', () => {
+  const VERSION_TXT = 'amd64-usr/current/version.txt';
+
+  it('answers from the last known release when the upstream does not answer in time, and picks up the new one once the fill is done', { timeout: 10_000 }, async (t) => {
+    const upstream = await startUpstream(t, { [VERSION_TXT]: { body: Buffer.from('FLATCAR_VERSION=4152.2.0\n') } });
+    const { mirror } = await startMirror(t, upstream.url, { settings: { mutableMaxAgeMs: 0 } });
+    assert.deepEqual(await resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', 'current'), { version: '4152.2.0' });
+    await mirror.settled();
+
+    // The upstream takes the connection and says nothing until released.
+    const answer = Promise.withResolvers<void>();
+    upstream.files.set(VERSION_TXT, { body: Buffer.from('FLATCAR_VERSION=4230.0.0\n'), fault: { kind: 'delay', until: answer.promise } });
+    const slow = await resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', 'current', { budgetMs: 200 });
+    assert.deepEqual(slow, { version: '4152.2.0', note: 'Flatcar flatcar-test current: upstream slow (no answer in 0.2 s); using the last known release 4152.2.0' });
+    // Known to be slow now: the next boot does not wait the budget again (it would outlast the test).
+    const again = await resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', 'current', { budgetMs: 60_000 });
+    assert.equal(again.version, '4152.2.0');
+    assert.match(again.note ?? '', /upstream slow/);
+    assert.equal(upstream.requestsFor(VERSION_TXT).length, 2, 'one revalidation, not one per boot');
+
+    answer.resolve();
+    await mirror.settled();
+    assert.deepEqual(await resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', 'current', { budgetMs: 200 }), { version: '4230.0.0' });
+  });
+
+  it('answers from the last known release at once when the upstream is unreachable', async (t) => {
+    const upstream = await startUpstream(t, { [VERSION_TXT]: { body: Buffer.from('FLATCAR_VERSION=4152.2.0\n') } });
+    const first = await startMirror(t, upstream.url, { settings: { mutableMaxAgeMs: 0 } });
+    await resolveFlatcarVersion(first.mirror, 'flatcar-test', 'amd64', 'current');
+    await first.close();
+    await upstream.close();
+    // A restart over the same cache, with the release server gone.
+    const { mirror } = await startMirror(t, upstream.url, { cacheDir: first.cacheDir, settings: { mutableMaxAgeMs: 0 } });
+    const resolved = await resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', 'current', { budgetMs: 60_000 });
+    assert.equal(resolved.version, '4152.2.0');
+    assert.match(resolved.note ?? '', /^Flatcar flatcar-test current: upstream failed \(connect ECONNREFUSED 127\.0\.0\.1:\d+\); using the last known release 4152\.2\.0$/);
+  });
+
+  it('says what and why when nothing is known: an upstream that never answers, or none at all', { timeout: 10_000 }, async (t) => {
+    const upstream = await startUpstream(t, { [VERSION_TXT]: { body: Buffer.from('FLATCAR_VERSION=4152.2.0\n'), fault: { kind: 'hang' } } });
+    const { mirror } = await startMirror(t, upstream.url);
+    await assert.rejects(
+      resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', 'current', { budgetMs: 200 }),
+      /^Error: cannot resolve Flatcar flatcar-test current: upstream http:\/\/127\.0\.0\.1:\d+\/amd64-usr\/current\/version\.txt gave no answer within 0\.2 s and no copy is cached$/,
+    );
+    await assert.rejects(resolveFlatcarVersion(mirror, 'flatcar-test', 'amd64', 'current', { budgetMs: 60_000 }), /is slow \(no answer in 60 s\) and no copy is cached/);
+
+    const port = await closedPort();
+    const down = await startMirror(t, `http://127.0.0.1:${port}`);
+    await assert.rejects(resolveFlatcarVersion(down.mirror, 'flatcar-test', 'amd64', 'current'), /^Error: cannot resolve Flatcar flatcar-test current: cannot connect to upstream http:\/\/127\.0\.0\.1:\d+\/amd64-usr\/current\/version\.txt: ECONNREFUSED$/);
   });
 });

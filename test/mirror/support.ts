@@ -6,7 +6,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { lookup } from 'node:dns';
+import type { AddressInfo, LookupFunction, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
@@ -38,7 +39,9 @@ export type Fault =
   /** Sends `after` body bytes, then waits for `gate` before the rest. */
   | { kind: 'gate'; after: number; gate: Promise<void> }
   /** Never answers. */
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  /** Answers normally once `until` resolves. */
+  | { kind: 'delay'; until: Promise<void> };
 
 export interface UpstreamFile {
   body: Buffer;
@@ -50,6 +53,8 @@ export interface UpstreamFile {
   /** No Content-Length: a chunked body. */
   chunked?: boolean;
   contentType?: string;
+  /** Answer 302 with this Location instead of the file. */
+  redirect?: string;
   fault?: Fault;
   /** How many requests the fault applies to (default 1); later ones are served normally. */
   faultTimes?: number;
@@ -103,6 +108,11 @@ export async function startUpstream(t: TestContext, files: Record<string, Upstre
       res.end('no such file\n');
       return;
     }
+    if (file.redirect !== undefined) {
+      res.writeHead(302, { location: file.redirect, 'content-type': 'text/plain' });
+      res.end('moved\n');
+      return;
+    }
     const fault = file.fault;
     if (fault) {
       const left = file.faultTimes ?? 1;
@@ -110,6 +120,14 @@ export async function startUpstream(t: TestContext, files: Record<string, Upstre
       else file.faultTimes = left - 1;
     }
     if (fault?.kind === 'hang') return;
+    if (fault?.kind === 'delay') {
+      void fault.until.then(() => answer(req, res, file, undefined));
+      return;
+    }
+    answer(req, res, file, fault);
+  });
+
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse, file: UpstreamFile, fault: Fault | undefined) => {
     if (fault?.kind === 'status') {
       res.writeHead(fault.status, { 'content-type': 'text/plain' });
       res.end(`fault ${fault.status}\n`);
@@ -176,7 +194,7 @@ export async function startUpstream(t: TestContext, files: Record<string, Upstre
       default:
         res.end(body);
     }
-  });
+  };
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -230,6 +248,8 @@ export interface MirrorAppOptions {
   settings?: Partial<MirrorSettings>;
   writeChunk?: MirrorOptions['writeChunk'];
   log?: MirrorOptions['log'];
+  lookup?: MirrorOptions['lookup'];
+  isProtected?: MirrorOptions['isProtected'];
 }
 
 export interface MirrorApp {
@@ -259,7 +279,13 @@ export async function startMirror(t: TestContext, upstreamUrl: string, options: 
     bodyInactivityMs: 5000,
     ...options.settings,
   });
-  const mirror = await PullThroughMirror.open({ settings, ...(options.writeChunk ? { writeChunk: options.writeChunk } : {}), ...(options.log ? { log: options.log } : {}) });
+  const mirror = await PullThroughMirror.open({
+    settings,
+    ...(options.writeChunk ? { writeChunk: options.writeChunk } : {}),
+    ...(options.log ? { log: options.log } : {}),
+    ...(options.lookup ? { lookup: options.lookup } : {}),
+    ...(options.isProtected ? { isProtected: options.isProtected } : {}),
+  });
   const logger: FastifyBaseLogger = silentLogger;
   const app = Fastify({ loggerInstance: logger, forceCloseConnections: true });
   await app.register(mirrorRoutes, { mirror });
@@ -293,4 +319,23 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** A name resolver that sends every `*.test` name to 127.0.0.1 and the rest to the system's. */
+export const loopbackTestNames: LookupFunction = (hostname, options, callback) => {
+  if (!hostname.endsWith('.test')) {
+    lookup(hostname, options, callback);
+    return;
+  }
+  if (options.all) callback(null, [{ address: '127.0.0.1', family: 4 }]);
+  else callback(null, '127.0.0.1', 4);
+};
+
+/** A port nothing listens on: bound once, then closed. */
+export async function closedPort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

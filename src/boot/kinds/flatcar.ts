@@ -49,7 +49,8 @@ export const renderFlatcar: KindRenderer = async (profile, _group, ctx) => {
     if (ctx.resolveFlatcarCurrent !== false) {
       try {
         // One release per boot: kernel and initrd never come from two releases.
-        version = await resolveFlatcarVersion(ctx.mirror, name, arch, spec.version);
+        const resolved = await resolveFlatcarVersion(ctx.mirror, name, arch, spec.version, { budgetMs: 2000 });
+        version = resolved.version;
       } catch (error) {
         return { wait: `profile ${profile.id}: ${(error as Error).message}` };
       }

@@ -2,7 +2,8 @@
  * `bootdepot warm MIRROR/PATH...`: ask a running bootdepot to fill its mirror cache ahead of
  * boots, e.g. `bootdepot warm flatcar-stable/amd64-usr/4152.2.0/flatcar_production_pxe.vmlinuz`.
  * The server streams progress as JSON lines; a terminal gets a bar per file, anything else a
- * line per result. A summary goes to stdout; the exit code is 1 when a file could not be had.
+ * line per result, and every file that could not be had is reported with its reason. The summary
+ * (`1 of 2 file(s) warmed; 1 failed`) goes to stdout; the exit code is 1 when any file failed.
  */
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
@@ -77,10 +78,17 @@ function describe(result: WarmResult): string {
     case 'cached':
       return `already cached ${result.path} (${formatBytes(result.bytes)})`;
     case 'not-found':
-      return `not found ${result.path}: ${result.error ?? ''}`;
+      return `failed ${result.path}: ${result.error ?? 'not found'}`;
     case 'failed':
-      return `failed ${result.path}: ${result.error ?? ''}`;
+      return `failed ${result.path}: ${result.error ?? 'unknown error'}`;
   }
+}
+
+/** `1 of 2 file(s) warmed; 1 failed (1 fetched, 0 already cached, 1 not found; 100.0 KiB in the cache)`. */
+export function summaryLine(summary: WarmSummary): string {
+  const warmed = summary.filled + summary.cached;
+  const failed = summary.failed + summary.notFound;
+  return `${warmed} of ${summary.requested} file(s) warmed; ${failed} failed (${summary.filled} fetched, ${summary.cached} already cached, ${summary.notFound} not found; ${formatBytes(summary.bytes)} in the cache)`;
 }
 
 async function warm(server: string, token: string, paths: string[]): Promise<WarmSummary> {
@@ -121,9 +129,7 @@ export function warmCommand(): Command {
         if (!opts.server) throw new WarmError(`--server (or ${envName('server')}) is required, e.g. http://10.0.0.5:8080`);
         if (!opts.token) throw new WarmError(`--token (or ${envName('admin-token')}) is required`);
         const summary = await warm(opts.server.replace(/\/+$/, ''), opts.token, paths);
-        process.stdout.write(
-          `warmed ${summary.requested} file(s): ${summary.filled} fetched, ${summary.cached} already cached, ${summary.notFound} not found, ${summary.failed} failed; ${formatBytes(summary.bytes)} in the cache\n`,
-        );
+        process.stdout.write(`${summaryLine(summary)}\n`);
         if (summary.failed > 0 || summary.notFound > 0) process.exitCode = 1;
       } catch (error) {
         if (!(error instanceof WarmError)) throw error;

@@ -115,14 +115,37 @@ describe('bootdepot warm', () => {
     const { base, mirror } = await startMirror(t, upstream.url);
     const ok = await runWarm([`up/${V}/a`, '--server', `${base}/`], { BOOTDEPOT_ADMIN_TOKEN: TOKEN });
     assert.equal(ok.code, 0, ok.stderr);
-    assert.match(ok.stdout, /^warmed 1 file\(s\): 1 fetched, 0 already cached, 0 not found, 0 failed; 100\.0 KiB in the cache$/m);
+    assert.match(ok.stdout, /^1 of 1 file\(s\) warmed; 0 failed \(1 fetched, 0 already cached, 0 not found; 100\.0 KiB in the cache\)$/m);
     assert.match(ok.stderr, /fetched up\/amd64-usr\/4152\.2\.0\/a \(100\.0 KiB\)/);
     assert.equal(mirror.list().length, 1);
 
     const partly = await runWarm([`up/${V}/a`, `up/${V}/missing`, '--server', base, '--token', TOKEN]);
     assert.equal(partly.code, 1);
-    assert.match(partly.stdout, /1 already cached, 1 not found/);
-    assert.match(partly.stderr, /not found up\/amd64-usr\/4152\.2\.0\/missing: not found upstream/);
+    assert.match(partly.stdout, /^1 of 2 file\(s\) warmed; 1 failed \(0 fetched, 1 already cached, 1 not found;/m);
+    assert.match(partly.stderr, /^failed up\/amd64-usr\/4152\.2\.0\/missing: not found upstream/m);
+  });
+
+  it('reports every file that failed, with its reason, and says none was warmed', async (t) => {
+    const upstream = await startUpstream(t, {
+      [`${V}/a`]: { body: bodyOf(1000), fault: { kind: 'status', status: 503 } },
+      [`${V}/b`]: { body: bodyOf(1000), fault: { kind: 'status', status: 500 } },
+    });
+    const { base, mirror } = await startMirror(t, upstream.url);
+    const failed = await runWarm([`up/${V}/a`, `up/${V}/b`, '--server', base, '--token', TOKEN]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stdout, /^0 of 2 file\(s\) warmed; 2 failed /m);
+    assert.doesNotMatch(failed.stdout, /warmed 2/);
+    assert.match(failed.stderr, /^failed up\/amd64-usr\/4152\.2\.0\/a: upstream http:\/\/127\.0\.0\.1:\d+\/amd64-usr\/4152\.2\.0\/a answered 503$/m);
+    assert.match(failed.stderr, /^failed up\/amd64-usr\/4152\.2\.0\/b: upstream http:\/\/127\.0\.0\.1:\d+\/amd64-usr\/4152\.2\.0\/b answered 500$/m);
+    assert.equal(mirror.list().length, 0);
+
+    // The upstream heals for one of them: one of two warmed, one failed, still not a success.
+    upstream.files.set(`${V}/b`, { body: bodyOf(1000), fault: { kind: 'status', status: 502 } });
+    const half = await runWarm([`up/${V}/a`, `up/${V}/b`, '--server', base, '--token', TOKEN]);
+    assert.equal(half.code, 1);
+    assert.match(half.stdout, /^1 of 2 file\(s\) warmed; 1 failed \(1 fetched, 0 already cached, 0 not found;/m);
+    assert.match(half.stderr, /^fetched up\/amd64-usr\/4152\.2\.0\/a /m);
+    assert.match(half.stderr, /^failed up\/amd64-usr\/4152\.2\.0\/b: .*answered 502$/m);
   });
 
   it('explains a missing server, token or a refused token', async (t) => {

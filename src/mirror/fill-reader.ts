@@ -15,6 +15,8 @@ export class FillReader implements FillReaderLike {
   position = 0;
   private aborted: Error | undefined;
   private closed = false;
+  /** Resolves when the reader is cut off, so a read waiting for bytes wakes at once. */
+  private readonly cutOff = Promise.withResolvers<void>();
   /** What cutting this reader off does to its client (destroying the socket). */
   onAbort: (() => void) | undefined;
 
@@ -48,7 +50,7 @@ export class FillReader implements FillReaderLike {
       end = fill.availableEnd();
       if (position < end) break;
       if (fill.state === 'complete') return { bytesRead: 0, buffer };
-      await fill.changed();
+      await Promise.race([fill.changed(), this.cutOff.promise]);
     }
     const want = Math.min(length, end - position);
     let bytesRead: number;
@@ -69,12 +71,13 @@ export class FillReader implements FillReaderLike {
       if (this.aborted) throw this.aborted;
       if (fill.state === 'failed') throw fill.error ?? new FillFailedError('fill failed');
       if (fill.state === 'complete') return;
-      await fill.changed();
+      await Promise.race([fill.changed(), this.cutOff.promise]);
     }
   }
 
   abort(error: Error): void {
     this.aborted = error;
+    this.cutOff.resolve();
     this.onAbort?.();
   }
 

@@ -77,6 +77,7 @@ export interface FillCounters {
   upstreamBytes: number;
   failedFills: number;
   resumes: number;
+  abandonedFills: number;
 }
 
 export interface FillLogger {
@@ -334,6 +335,7 @@ export class Fill {
   private stop(by: FillStop, reason: string): void {
     if (this.abortController.signal.aborted) return;
     this.stoppedBy = by;
+    if (by === 'abandoned') this.ctx.counters.abandonedFills += 1;
     this.abortController.abort(new FillFailedError(`${this.mirror.name}/${this.path}: transfer stopped: ${reason}`, 503, `stopped: ${reason}`));
   }
 

@@ -261,6 +261,8 @@ export class PullThroughMirror {
       commit: (fill, meta, handle) => this.commit(fill, meta, handle),
       finished: (fill) => {
         if (this.fills.get(fill.key) === fill) this.fills.delete(fill.key);
+        // Before the next request can look: a failed transfer is the file's known problem now.
+        if (fill.state === 'failed' && fill.error) this.rememberProblem(fill, fill.error.brief);
       },
     };
   }
@@ -398,7 +400,6 @@ export class PullThroughMirror {
     this.fills.set(key, fill);
     // Registered before any waiter's, so the cache reflects the answer by the time they look.
     void fill.outcome.then((outcome) => this.applyOutcome(fill, outcome));
-    void fill.done.then(({ committed }) => this.afterFill(fill, committed));
     return fill;
   }
 
@@ -422,19 +423,7 @@ export class PullThroughMirror {
       // A mutable file that is gone upstream is gone here too.
       this.index.delete(fill.key);
     } else if (outcome.kind === 'upstream-error') {
-      this.rememberProblem(fill, outcome.error.brief);
-      if (fill.stoppedBy === 'abandoned') this.counters.abandonedFills += 1;
-      else if (!(outcome.staleAllowed && this.index.peek(fill.key)) && !fill.stoppedBy) this.log.warn({ path: fill.key, reason: outcome.error.message }, 'mirror upstream failed');
-    }
-  }
-
-  /** After the fill is over: a transfer that broke mid-body is the file's problem now; a kept file clears it. */
-  private afterFill(fill: Fill, committed: boolean): void {
-    if (committed) this.problems.delete(fill.key);
-    else if (fill.state === 'failed' && fill.error) {
-      this.rememberProblem(fill, fill.error.brief);
-      // Stopped before the answer had come counts in applyOutcome; after it, here.
-      if (fill.stoppedBy === 'abandoned' && fill.received > 0) this.counters.abandonedFills += 1;
+      if (!(outcome.staleAllowed && this.index.peek(fill.key)) && !fill.stoppedBy) this.log.warn({ path: fill.key, reason: outcome.error.message }, 'mirror upstream failed');
     }
   }
 
@@ -570,6 +559,7 @@ export class PullThroughMirror {
       await this.store.remove(meta.id);
       return false;
     }
+    this.problems.delete(fill.key);
     this.log.info({ path: fill.key, bytes: meta.size, sha512: meta.sha512.slice(0, 16), digestVerified: meta.digestVerified, ms: Math.round(this.now() - fill.startedAt) }, 'mirror cached a file');
     return true;
   }

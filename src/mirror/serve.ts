@@ -13,7 +13,7 @@
 import { open } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import type { RequestHeaders } from '../assets/conditional.ts';
-import { writeChunk, type BufferPool } from '../assets/file-stream.ts';
+import { ClientGoneError, writeChunk, type BufferPool } from '../assets/file-stream.ts';
 import { contentTypeFor } from '../assets/routes.ts';
 import { sendFile } from '../assets/send-file.ts';
 import type { FillReader } from './fill-reader.ts';
@@ -132,6 +132,11 @@ async function serveFilling(res: ServerResponse, reader: FillReader, immutable: 
   const { fill } = reader;
   // A fill that has to give up on this client (it lags too far behind a disk-less fill) ends it.
   reader.onAbort = () => res.destroy();
+  // A client that left stops reading at once, even while it waits for bytes that have not come:
+  // a reader that lingers would keep the fill wanted.
+  const leave = () => reader.abort(new ClientGoneError());
+  options.signal?.addEventListener('abort', leave, { once: true });
+  if (options.signal?.aborted) leave();
   try {
     const contentType = fill.contentType || contentTypeFor(relativePath);
     const cacheControl = immutable ? options.cacheControl.immutable : options.cacheControl.mutable;
@@ -150,6 +155,7 @@ async function serveFilling(res: ServerResponse, reader: FillReader, immutable: 
     });
     return { status: outcome.status, bytes: outcome.bytes, from: 'fill', file: outcome.status === 200 || outcome.status === 206 };
   } finally {
+    options.signal?.removeEventListener('abort', leave);
     reader.close();
   }
 }

@@ -13,7 +13,8 @@ import type { RenderContext } from '../boot/render-context.ts';
 import { renderDeviceScript } from '../boot/render.ts';
 import { formatProblem, type Problem } from '../common/problems.ts';
 import type { Config } from '../config/schema.ts';
-import { addFlags, CONFIG_FLAG, configFromCommand, PATH_FLAGS } from './options.ts';
+import { checkDirectories, directoriesFor } from '../config/directories.ts';
+import { addFlags, CONFIG_FLAG, configFromCommand, configLine, PATH_FLAGS } from './options.ts';
 
 const FLAGS = [CONFIG_FLAG, ...PATH_FLAGS];
 /** What check gives the Flatcar kind for the mirror: it never reads (resolveFlatcarCurrent is off). */
@@ -57,10 +58,18 @@ export function checkCommand(): Command {
   const command = new Command('check').description('validate config, data files and templates; exit 1 on any problem');
   addFlags(command, FLAGS);
   command.action(async () => {
-    const { config, problems } = await configFromCommand(command, FLAGS);
+    const { config, problems, location } = await configFromCommand(command, FLAGS);
+    process.stderr.write(`${configLine(location)}\n`);
     if (!config) {
       for (const problem of problems) process.stdout.write(`${formatProblem(problem)}\n`);
       process.stdout.write(`${problems.length} problem(s) in the configuration\n`);
+      process.exitCode = 1;
+      return;
+    }
+    // A data directory that is not there is the one problem worth reporting: nothing else loads.
+    const missing = await checkDirectories(directoriesFor(config, 'read'));
+    if (missing.length > 0) {
+      for (const line of missing) process.stdout.write(`${line}\n`);
       process.exitCode = 1;
       return;
     }

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { loadConfig, type Override, type OverrideKey } from '../config/loader.ts';
+import { locateConfig, type ConfigLocation } from '../config/locate.ts';
 import type { Config } from '../config/schema.ts';
 import { formatProblem, type Problem } from '../common/problems.ts';
 
@@ -14,7 +15,11 @@ interface FlagSpec {
   description: string;
 }
 
-export const CONFIG_FLAG: FlagSpec = { flag: 'config', key: 'config', description: 'config file (YAML)' };
+export const CONFIG_FLAG: FlagSpec = {
+  flag: 'config',
+  key: 'config',
+  description: 'config file (YAML); default: ./bootdepot.yaml, else ./config/bootdepot.yaml, else built-in defaults',
+};
 export const PATH_FLAGS: FlagSpec[] = [
   { flag: 'data-dir', key: 'dataDir', description: 'data directory: profiles/, groups/, ignition/, templates/' },
   { flag: 'assets-dir', key: 'assetsDir', description: 'assets directory served at /assets/' },
@@ -49,8 +54,18 @@ export function addMirrorFlag(command: Command): Command {
   );
 }
 
-/** Reads the config file named by --config / BOOTDEPOT_CONFIG and applies flag overrides. */
-export async function configFromCommand(command: Command, specs: FlagSpec[]): Promise<{ config?: Config; problems: Problem[] }> {
+export interface CommandConfig {
+  config?: Config;
+  problems: Problem[];
+  /** Which file was read (or that none was), for the operator. */
+  location: ConfigLocation;
+}
+
+/**
+ * Finds the config file (--config, BOOTDEPOT_CONFIG, ./bootdepot.yaml, ./config/bootdepot.yaml,
+ * else the embedded defaults; see config/locate.ts), reads it and applies flag overrides.
+ */
+export async function configFromCommand(command: Command, specs: FlagSpec[]): Promise<CommandConfig> {
   const opts = command.opts<Record<string, string | undefined>>();
   const overrides: Override[] = [];
   for (const spec of specs) {
@@ -61,20 +76,27 @@ export async function configFromCommand(command: Command, specs: FlagSpec[]): Pr
     const source = command.getOptionValueSource(name) === 'env' ? envName(spec.flag) : `--${spec.flag}`;
     overrides.push({ key: spec.key, value, source });
   }
+  const fromEnv = command.getOptionValueSource('config') === 'env';
+  const location = locateConfig({ flag: fromEnv ? undefined : opts.config, env: fromEnv ? opts.config : undefined, cwd: process.cwd() });
   let file: { path: string; text: string } | undefined;
-  if (opts.config !== undefined) {
+  if (location.file !== undefined) {
     try {
-      file = { path: opts.config, text: await readFile(opts.config, 'utf8') };
+      file = { path: location.file, text: await readFile(location.file, 'utf8') };
     } catch (error) {
-      return { problems: [{ source: opts.config, message: `cannot read config file: ${(error as Error).message}` }] };
+      return { problems: [{ source: location.file, message: `cannot read config file: ${(error as Error).message}` }], location };
     }
   }
   const mirrorValues = command.opts<{ mirror?: string[] }>().mirror ?? [];
   const mirrorSource = command.getOptionValueSource('mirror') === 'env' ? envName('mirror') : '--mirror';
   const result = loadConfig({ file, overrides, mirrorFlags: mirrorValues.map((value) => ({ value, source: mirrorSource })), cwd: process.cwd() });
-  return result.config ? { config: result.config, problems: [] } : { problems: result.problems };
+  return result.config ? { config: result.config, problems: [], location } : { problems: result.problems, location };
 }
 
 export function printProblems(heading: string, problems: readonly Problem[]): void {
   process.stderr.write(`${heading}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}\n`);
+}
+
+/** The line `render` and `check` print on stderr, and `serve` logs, saying which config is in use. */
+export function configLine(location: ConfigLocation): string {
+  return `config: ${location.description}`;
 }

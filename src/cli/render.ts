@@ -14,7 +14,8 @@ import type { NextBoot } from '../state/model.ts';
 import { existsSync } from 'node:fs';
 import { pino } from 'pino';
 import { PullThroughMirror } from '../mirror/mirror.ts';
-import { addFlags, CONFIG_FLAG, configFromCommand, PATH_FLAGS, printProblems } from './options.ts';
+import { checkDirectories, directoriesFor } from '../config/directories.ts';
+import { addFlags, CONFIG_FLAG, configFromCommand, configLine, PATH_FLAGS, printProblems } from './options.ts';
 
 const FLAGS = [CONFIG_FLAG, ...PATH_FLAGS, { flag: 'base-url', key: 'baseUrl' as const, description: 'public URL used in the script' }];
 
@@ -23,9 +24,10 @@ const silentMirrorLog = pino({ level: 'silent' });
 /** The device's recorded next boot, read from the store when there is one; never written. */
 async function recordedNextBoot(config: Config, mac: string): Promise<NextBoot | undefined> {
   if (!config.state.enabled) return undefined;
+  // No file: nothing recorded, and nothing to create.
   if (!config.state.databaseUrl && !existsSync(config.state.sqlitePath)) return undefined;
   try {
-    const store = await openDeviceStore({ databaseUrl: config.state.databaseUrl, sqlitePath: config.state.sqlitePath });
+    const store = await openDeviceStore({ databaseUrl: config.state.databaseUrl, sqlitePath: config.state.sqlitePath, readOnly: true });
     try {
       return (await store.getDevice(mac))?.nextBoot ?? undefined;
     } finally {
@@ -43,9 +45,16 @@ export function renderCommand(): Command {
   for (const field of IDENTITY_FIELDS) command.addOption(new Option(`--${field} <value>`, `device ${field}`));
   command.addOption(new Option('--label <key=value...>', 'any other label the device sends (repeatable)'));
   command.action(async () => {
-    const { config, problems } = await configFromCommand(command, FLAGS);
+    const { config, problems, location } = await configFromCommand(command, FLAGS);
+    process.stderr.write(`# ${configLine(location)}\n`);
     if (!config) {
       printProblems('bootdepot: the configuration has problems:', problems);
+      process.exitCode = 2;
+      return;
+    }
+    const missing = await checkDirectories(directoriesFor(config, 'read'));
+    if (missing.length > 0) {
+      for (const line of missing) process.stderr.write(`bootdepot: ${line}\n`);
       process.exitCode = 2;
       return;
     }
@@ -73,8 +82,10 @@ export function renderCommand(): Command {
     const catalogue = await loadCatalogue(config.paths.data);
     const baseUrl = config.server.baseUrl ?? `http://localhost:${config.server.port}`;
     const nextBoot = await recordedNextBoot(config, device.identity.mac ?? '');
-    // The mirror resolves Flatcar `current` as serve would (through its cache, upstream if cold).
-    const mirror = await PullThroughMirror.open({ settings: config.mirror, log: silentMirrorLog });
+    // The mirror resolves Flatcar `current` as serve would (from its cache, else the upstream),
+    // read-only: render must not create the cache, keep what it fetched, or remove the temp
+    // files of a running server's fills.
+    const mirror = await PullThroughMirror.open({ settings: config.mirror, log: silentMirrorLog, readOnly: true });
     let result;
     try {
       result = await renderDeviceScript({ baseUrl, device, catalogue, assets: createAssetReader(config.paths.assets), boot: config.boot, nextBoot: nextBoot ?? null, mirror });

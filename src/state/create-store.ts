@@ -6,13 +6,19 @@ export interface StoreChoice {
   databaseUrl: string | undefined;
   sqlitePath: string;
   onError?: (error: Error) => void;
+  /**
+   * Read without writing anything (for `bootdepot render`): the SQLite file must exist and is
+   * neither created nor migrated; PostgreSQL transactions are read-only.
+   */
+  readOnly?: boolean;
 }
 
 export async function openDeviceStore(choice: StoreChoice): Promise<DeviceStore> {
+  const readOnly = choice.readOnly ?? false;
   // Loaded on demand: the PostgreSQL driver is memory a single-node install does not need.
   const store: DeviceStore = choice.databaseUrl
-    ? new (await import('./postgres-store.ts')).PostgresDeviceStore({ url: choice.databaseUrl, ...(choice.onError ? { onError: choice.onError } : {}) })
-    : new (await import('./sqlite-store.ts')).SqliteDeviceStore(choice.sqlitePath);
+    ? new (await import('./postgres-store.ts')).PostgresDeviceStore({ url: choice.databaseUrl, readOnly, ...(choice.onError ? { onError: choice.onError } : {}) })
+    : new (await import('./sqlite-store.ts')).SqliteDeviceStore(choice.sqlitePath, { readOnly });
   try {
     await store.migrate();
   } catch (error) {
@@ -20,4 +26,16 @@ export async function openDeviceStore(choice: StoreChoice): Promise<DeviceStore>
     throw error;
   }
   return store;
+}
+
+/** Where the store is, for log lines (never the database URL: it may carry a password). */
+export function describeStoreLocation(choice: StoreChoice): string {
+  return choice.databaseUrl ? 'PostgreSQL (--database-url / BOOTDEPOT_DATABASE_URL)' : choice.sqlitePath;
+}
+
+/** What an operator can do when the store does not open. */
+export function storeRemedy(choice: StoreChoice): string {
+  return choice.databaseUrl
+    ? 'Check that PostgreSQL is running and reachable with the configured URL and credentials.'
+    : `If the file is damaged, move ${choice.sqlitePath} (and its -wal and -shm files) aside: the next retry creates a new, empty one (recorded history and next-boot settings start over).`;
 }

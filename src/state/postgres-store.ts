@@ -63,6 +63,11 @@ export interface PostgresStoreOptions {
   /** Told about LISTEN connection trouble (the store reconnects by itself). */
   onError?: (error: Error) => void;
   poolSize?: number;
+  /**
+   * For `bootdepot render`: every transaction read-only (PostgreSQL refuses writes), no
+   * migration and no LISTEN connection; `migrate()` only checks that the schema is there.
+   */
+  readOnly?: boolean;
 }
 
 export class PostgresDeviceStore implements DeviceStore {
@@ -76,7 +81,12 @@ export class PostgresDeviceStore implements DeviceStore {
 
   constructor(options: PostgresStoreOptions) {
     this.options = options;
-    this.pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10, connectionTimeoutMillis: 5000 });
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: 5000,
+      ...(options.readOnly ? { options: '-c default_transaction_read_only=on' } : {}),
+    });
     // An idle client's error (server restart) must not crash the process; the next query reconnects.
     this.pool.on('error', (error) => options.onError?.(error));
   }
@@ -97,6 +107,13 @@ export class PostgresDeviceStore implements DeviceStore {
   }
 
   async migrate(): Promise<void> {
+    if (this.options.readOnly) {
+      const { rows: tables } = await this.pool.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t");
+      const { rows } = tables[0]?.t ? await this.pool.query<{ v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations') : { rows: [] };
+      const version = Number(rows[0]?.v ?? 0);
+      if (version < MIGRATIONS.length) throw new Error(`the database has not been set up by this version of bootdepot serve (schema ${version} of ${MIGRATIONS.length})`);
+      return;
+    }
     await this.transaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)');

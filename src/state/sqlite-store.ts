@@ -11,8 +11,9 @@
  * summary read before every script and every event costs a map lookup, not a query and a
  * JSON parse.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
@@ -80,11 +81,37 @@ export class SqliteDeviceStore implements DeviceStore {
   private readonly devices = new LRUCache<string, Device | { missing: true }>({ max: 100_000 });
   private checkpointer: Worker | undefined;
 
-  constructor(file: string) {
+  private readonly readOnly: boolean;
+
+  /**
+   * `readOnly` (for `bootdepot render`) opens an existing file without writing anything: no
+   * directory, no migration, and no `-wal`/`-shm` files. SQLite creates those for any reader of
+   * a WAL database, and leaves them, unless the database is opened as immutable; that is safe
+   * only while no writer is using it, which a missing `-wal` file shows. With a writer, the
+   * files exist already and a plain read-only open adds nothing.
+   */
+  constructor(file: string, options: { readOnly?: boolean } = {}) {
     this.file = file;
+    this.readOnly = options.readOnly ?? false;
+    if (this.readOnly) {
+      if (file !== ':memory:' && !existsSync(file)) throw new Error(`${file} does not exist`);
+      const immutable = file !== ':memory:' && !existsSync(`${file}-wal`);
+      const location = immutable ? pathToFileURL(path.resolve(file)) : file;
+      if (location instanceof URL) location.searchParams.set('immutable', '1');
+      this.db = new DatabaseSync(location, { readOnly: true });
+      this.db.exec('PRAGMA busy_timeout = 5000;');
+      return;
+    }
     if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
     this.db = new DatabaseSync(file);
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+    try {
+      // The first statement that reads the file: a file that is not a database fails here.
+      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+    } catch (error) {
+      // Not left open for the next attempt to collide with.
+      this.db.close();
+      throw error;
+    }
   }
 
   /** Moves WAL checkpoints off this thread (see sqlite-checkpointer.ts); once, on first write. */
@@ -101,6 +128,18 @@ export class SqliteDeviceStore implements DeviceStore {
   }
 
   migrate(): Promise<void> {
+    if (this.readOnly) {
+      // A reader checks the schema instead of changing it; `serve` migrates.
+      let version = 0;
+      try {
+        version = Number((this.db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as { v: number }).v);
+      } catch {
+        // no schema_migrations table: not migrated at all
+      }
+      if (version < MIGRATIONS.length) return Promise.reject(new Error(`${this.file} has not been set up by this version of bootdepot serve (schema ${version} of ${MIGRATIONS.length})`));
+      this.prepareStatements();
+      return Promise.resolve();
+    }
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
     const row = this.db.prepare('SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations').get() as { v: number };
     for (let version = Number(row.v) + 1; version <= MIGRATIONS.length; version++) {
@@ -109,6 +148,11 @@ export class SqliteDeviceStore implements DeviceStore {
         this.db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, new Date().toISOString());
       });
     }
+    this.prepareStatements();
+    return Promise.resolve();
+  }
+
+  private prepareStatements(): void {
     this.statements = {
       getDevice: this.db.prepare('SELECT data FROM devices WHERE id = ?'),
       upsertDevice: this.db.prepare(
@@ -122,7 +166,6 @@ export class SqliteDeviceStore implements DeviceStore {
       saveBoot: this.db.prepare('INSERT OR REPLACE INTO boots (id, device_id, created_at, data) VALUES (?, ?, ?, ?)'),
       getBoot: this.db.prepare('SELECT data FROM boots WHERE id = ?'),
     };
-    return Promise.resolve();
   }
 
   private statement(name: string): StatementSync {

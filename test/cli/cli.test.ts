@@ -67,17 +67,18 @@ describe('bootdepot render', () => {
 
 describe('bootdepot render with recorded state', () => {
   it('shows what a recorded next boot makes of the script', async (t) => {
-    const data = await makeTree(t, { 'profiles/p.yaml': 'boot: {kernel: /assets/k}\n', 'groups/d.yaml': 'profile: p\n' });
+    const data = await makeTree(t, { 'profiles/p.yaml': 'boot: {kernel: /assets/k}\n', 'groups/d.yaml': 'profile: p\n', 'assets/k': 'kernel' });
     const store = new SqliteDeviceStore(path.join(data, 'bootdepot.db'));
     await store.migrate();
     await store.recordEvents([{ deviceId: '52:54:00:12:34:56', at: new Date(), detail: { type: 'beacon', ip: '10.0.0.1' } }]);
     await store.setNextBoot('52:54:00:12:34:56', { action: 'hold', reason: 'rack move', setAt: new Date().toISOString() }, 'api');
     await store.close();
-    const result = await run(['render', '--data-dir', data, '--mac', '52:54:00:12:34:56']);
+    const assets = path.join(data, 'assets');
+    const result = await run(['render', '--data-dir', data, '--assets-dir', assets, '--mac', '52:54:00:12:34:56']);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /# recorded next boot: hold \(rack move\)/);
     assert.match(result.stdout, /held by the operator: next boot set to hold: rack move/);
-    const other = await run(['render', '--data-dir', data, '--mac', '52:54:00:12:34:57']);
+    const other = await run(['render', '--data-dir', data, '--assets-dir', assets, '--mac', '52:54:00:12:34:57']);
     assert.match(other.stdout, /\nkernel \/assets\/k /);
   });
 });

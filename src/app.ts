@@ -31,6 +31,11 @@ export interface AppDependencies {
   bootState?: BootState;
   /** The pull-through mirror behind /mirror/NAME/; without it those routes do not exist. */
   mirror?: PullThroughMirror;
+  /**
+   * Why the service is degraded (e.g. the device store is not open), for /readyz; empty when
+   * it is fully ready. Without it the app counts as ready once it answers.
+   */
+  readiness?: () => readonly string[];
 }
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
@@ -69,7 +74,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       security: [{ bearer: [] }],
     },
   });
+  // Liveness: the process answers. Readiness: everything it depends on works; a degraded
+  // server still boots machines (from the data alone), so it stays up, but says why it is not ready.
   app.get('/healthz', () => ({ status: 'ok' }));
+  app.get('/readyz', (_request, reply) => {
+    const reasons = deps.readiness?.() ?? [];
+    reply.header('cache-control', 'no-store');
+    return reasons.length === 0 ? { status: 'ready' } : reply.code(503).send({ status: 'degraded', reasons });
+  });
   await app.register(bootRoutes, {
     config: deps.config,
     catalogue: deps.catalogue,

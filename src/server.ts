@@ -9,8 +9,10 @@ import { removeStaleUploads } from './assets/upload.ts';
 import { PullThroughMirror } from './mirror/mirror.ts';
 import { createCatalogueStore, type CatalogueStore } from './boot/catalogue-store.ts';
 import type { Config } from './config/schema.ts';
+import { checkDirectories, directoriesFor } from './config/directories.ts';
 import { BootState } from './state/boot-state.ts';
-import { openDeviceStore } from './state/create-store.ts';
+import { describeStoreLocation, openDeviceStore, storeRemedy, type StoreChoice } from './state/create-store.ts';
+import { ReconnectingDeviceStore } from './state/reconnecting-store.ts';
 import type { DeviceStore } from './state/store.ts';
 
 export interface RunningServer {
@@ -19,6 +21,44 @@ export interface RunningServer {
   url: string;
   catalogue: CatalogueStore;
   close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** How the config file was found, for the start log (see config/locate.ts). */
+  configLocation?: string;
+  /** Delays between attempts to open a device store that failed at start (tests shorten them). */
+  storeRetry?: { initialDelayMs: number; maxDelayMs: number };
+}
+
+/**
+ * A start that failed for a reason the operator can fix: each line says what and how. The
+ * command line prints the lines and exits instead of printing a stack trace.
+ */
+export class StartError extends Error {
+  readonly lines: readonly string[];
+  constructor(lines: readonly string[], options?: ErrorOptions) {
+    super(lines.join('; '), options);
+    this.name = 'StartError';
+    this.lines = lines;
+  }
+}
+
+/** One line for a failed listen, with what to do about it. */
+export function describeListenError(error: NodeJS.ErrnoException, host: string, port: number): string {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${where}: address already in use (another bootdepot running? choose another with --port or server.port)`;
+    case 'EACCES':
+      return `cannot listen on ${where}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; choose another with --port or server.port)`;
+    case 'EADDRNOTAVAIL':
+      return `cannot listen on ${where}: no such address on this machine (choose another with --host or server.host)`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot listen on ${where}: the host name does not resolve (choose another with --host or server.host)`;
+    default:
+      return `cannot listen on ${where}: ${error.message}`;
+  }
 }
 
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
@@ -38,23 +78,30 @@ function startPruning(store: DeviceStore, config: Config, logger: Logger): NodeJ
   return timer;
 }
 
-/** The device store and what records into it; closed after the app (pending events flushed). */
-async function openState(config: Config, logger: Logger, catalogue: CatalogueStore) {
-  let store: DeviceStore;
-  try {
-    store = await openDeviceStore({
-      databaseUrl: config.state.databaseUrl,
-      sqlitePath: config.state.sqlitePath,
-      onError: (error) => logger.warn({ err: error }, 'device store connection trouble'),
-    });
-  } catch (error) {
-    catalogue.close();
-    throw new Error(`cannot open the device store (${config.state.databaseUrl ? 'PostgreSQL' : config.state.sqlitePath}): ${(error as Error).message}`, { cause: error });
-  }
+/**
+ * The device store and what records into it; closed after the app (pending events flushed).
+ * A store that does not open at start does not stop the server: machines boot from the data
+ * alone while it is retried in the background, and /readyz says so.
+ */
+async function openState(config: Config, logger: Logger, catalogue: CatalogueStore, options: StartOptions) {
+  const choice: StoreChoice = {
+    databaseUrl: config.state.databaseUrl,
+    sqlitePath: config.state.sqlitePath,
+    onError: (error) => logger.warn({ err: error }, 'device store connection trouble'),
+  };
+  const store = await ReconnectingDeviceStore.open({
+    kind: config.state.databaseUrl ? 'postgres' : 'sqlite',
+    location: describeStoreLocation(choice),
+    remedy: storeRemedy(choice),
+    open: () => openDeviceStore(choice),
+    log: logger,
+    ...(options.storeRetry ?? {}),
+  });
   const bootState = new BootState({ store, log: logger, catalogue: () => catalogue.current() });
   const pruner = startPruning(store, config, logger);
   return {
     bootState,
+    store,
     async close() {
       clearInterval(pruner);
       await bootState.close();
@@ -63,19 +110,26 @@ async function openState(config: Config, logger: Logger, catalogue: CatalogueSto
   };
 }
 
-export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningServer> {
+  const directoryProblems = await checkDirectories(directoriesFor(config, 'serve'));
+  if (directoryProblems.length > 0) throw new StartError(directoryProblems);
   const catalogue = await createCatalogueStore(config.paths.data, logger);
   catalogue.watch();
   const assets = createAssetReader(config.paths.assets);
   const stale = await removeStaleUploads(config.paths.assets);
   if (stale.length > 0) logger.warn({ files: stale }, 'removed temp files of interrupted uploads');
-  const stateParts = config.state.enabled ? await openState(config, logger, catalogue) : undefined;
+  const stateParts = config.state.enabled ? await openState(config, logger, catalogue, options) : undefined;
   // Upstreams are contacted only when a mirrored file is first asked for.
   const mirror = await PullThroughMirror.open({ settings: config.mirror, log: logger.child({ component: 'mirror' }) });
+  const readiness = () => {
+    const reason = stateParts?.store.unavailableReason;
+    return reason === undefined ? [] : [`device store: ${reason}`];
+  };
   let app;
   try {
-    app = await buildApp({ config, logger, catalogue, assets, mirror, ...(stateParts ? { bootState: stateParts.bootState } : {}) });
+    app = await buildApp({ config, logger, catalogue, assets, mirror, readiness, ...(stateParts ? { bootState: stateParts.bootState } : {}) });
   } catch (error) {
+    catalogue.close();
     await mirror.close();
     await stateParts?.close();
     throw error;
@@ -84,13 +138,21 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     await stateParts?.close();
     await mirror.close();
   });
-  await app.listen({ host: config.server.host, port: config.server.port });
+  try {
+    await app.listen({ host: config.server.host, port: config.server.port });
+  } catch (error) {
+    catalogue.close();
+    await app.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') throw new StartError([describeListenError(error as NodeJS.ErrnoException, config.server.host, config.server.port)], { cause: error });
+    throw error;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
   const shownHost = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
   const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
   logger.info(
-    { url, listen: `${config.server.host}:${port}`, dataDir: config.paths.data, assetsDir: config.paths.assets, store: stateParts?.bootState.store.kind ?? 'off', config: config.source },
+    { url, listen: `${config.server.host}:${port}`, dataDir: config.paths.data, assetsDir: config.paths.assets, store: stateParts?.bootState.store.kind ?? 'off', config: options.configLocation ?? config.source, ...(readiness().length > 0 ? { degraded: readiness() } : {}) },
     `bootdepot listening; machines chain ${config.server.baseUrl ?? url}/boot.ipxe`,
   );
   return {

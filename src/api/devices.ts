@@ -9,7 +9,7 @@
  */
 import type {} from '@fastify/swagger';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import type { Catalogue } from '../boot/catalogue.ts';
 import { normaliseMac } from '../boot/identity.ts';
 import { HttpError } from '../common/http-error.ts';
@@ -36,6 +36,22 @@ function eventJson(event: StoredEvent) {
   return { id: event.id, deviceId: event.deviceId, ...(event.bootId ? { bootId: event.bootId } : {}), at: event.at.toISOString(), detail: event.detail };
 }
 
+/**
+ * Fastify's validation messages, except that a value outside a list says which values the list
+ * has (`?stage=` names every stage) instead of "must be equal to one of the allowed values".
+ */
+function listAllowedValues(errors: FastifySchemaValidationError[], dataVar: string): Error {
+  return new Error(
+    errors
+      .map((error) => {
+        const allowed = error.keyword === 'enum' ? error.params.allowedValues : undefined;
+        const what = `${dataVar}${error.instancePath}`;
+        return Array.isArray(allowed) ? `${what} must be one of ${allowed.map(String).join(', ')}` : `${what} ${error.message ?? 'is invalid'}`;
+      })
+      .join(', '),
+  );
+}
+
 const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema };
 
 export default function deviceApi(app: FastifyInstance, options: DeviceApiOptions): void {
@@ -53,7 +69,10 @@ export default function deviceApi(app: FastifyInstance, options: DeviceApiOption
 
   app.get<{ Querystring: typeof DeviceListQuery.static }>(
     '/devices',
-    { schema: { tags: ['devices'], summary: 'List devices', querystring: DeviceListQuery, response: { 200: Type.Object({ devices: Type.Array(DeviceSchema) }), ...errors } } },
+    {
+      schema: { tags: ['devices'], summary: 'List devices', querystring: DeviceListQuery, response: { 200: Type.Object({ devices: Type.Array(DeviceSchema) }), ...errors } },
+      schemaErrorFormatter: listAllowedValues,
+    },
     async (request) => {
       const { stage, profile, seenSince, limit } = request.query;
       const devices = await store.listDevices({ ...(stage ? { stage } : {}), ...(profile ? { profile } : {}), ...(seenSince ? { seenSince: new Date(seenSince) } : {}), ...(limit ? { limit } : {}) });

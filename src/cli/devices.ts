@@ -8,7 +8,7 @@
  */
 import { Command } from 'commander';
 import { request } from 'undici';
-import type { Device, StoredEvent } from '../state/model.ts';
+import { STAGES, type Device, type StoredEvent } from '../state/model.ts';
 import { addConnectionOptions, apiJson, CliError, connection, runCli, serverMessage } from './api-client.ts';
 
 type EventJson = Omit<StoredEvent, 'at'> & { at: string };
@@ -49,11 +49,15 @@ export function devicesCommand(): Command {
   devices
     .command('list')
     .description('list devices')
-    .option('--stage <stage>', 'only devices at this stage')
+    .option('--stage <stage>', `only devices at this stage: ${STAGES.join(', ')}`)
     .option('--profile <profile>', 'only devices last booted with this profile')
     .option('--json', 'print JSON')
     .action((opts: { stage?: string; profile?: string; json?: boolean }, command: Command) =>
       runCli(async () => {
+        // Checked here too, so a typo lists the choices without a round trip (and without a token).
+        if (opts.stage !== undefined && !(STAGES as readonly string[]).includes(opts.stage)) {
+          throw new CliError(`--stage ${JSON.stringify(opts.stage)}: expected one of ${STAGES.join(', ')}`);
+        }
         const query = new URLSearchParams({ ...(opts.stage ? { stage: opts.stage } : {}), ...(opts.profile ? { profile: opts.profile } : {}) }).toString();
         const { devices: list } = await apiJson<{ devices: Device[] }>(connection(command), 'GET', `/devices${query ? `?${query}` : ''}`);
         if (opts.json) {
@@ -141,6 +145,9 @@ export function devicesCommand(): Command {
         });
         if (res.statusCode !== 200) throw new CliError(serverMessage(res.statusCode, await res.body.text()));
         let buffer = '';
+        // The stream ends only when we stop it: the server going away (shut down, restarted,
+        // network) ends it too, and the operator must not mistake that for a clean exit.
+        let cause = 'the server ended the event stream';
         try {
           for await (const chunk of res.body) {
             buffer += (chunk as Buffer).toString();
@@ -153,8 +160,9 @@ export function devicesCommand(): Command {
             }
           }
         } catch (error) {
-          if (!controller.signal.aborted) throw new CliError(`event stream ended: ${(error as Error).message}`);
+          cause = (error as Error).message;
         }
+        if (!controller.signal.aborted) throw new CliError(`connection to ${conn.server} closed: ${cause}`);
       }),
     );
   return devices;

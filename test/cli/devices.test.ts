@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
+import { STAGES } from '../../src/state/model.ts';
 import { runBootdepot, testApp, waitFor } from '../helpers.ts';
 
 const ROOT = path.join(import.meta.dirname, '../..');
@@ -14,6 +15,8 @@ const run = runBootdepot;
 async function server(t: TestContext) {
   const built = await testApp(t, {
     data: { 'profiles/main.yaml': 'boot: {kernel: /assets/k}\n', 'profiles/rescue.yaml': 'boot: {kernel: /assets/r}\n', 'groups/d.yaml': 'profile: main\n' },
+    // Profiles whose images are missing make machines wait (and not count a boot).
+    assets: { k: 'kernel', r: 'rescue kernel' },
     overrides: [{ key: 'adminToken', value: TOKEN, source: 'test' }],
   });
   await built.app.listen({ host: '127.0.0.1', port: 0 });
@@ -72,5 +75,40 @@ describe('bootdepot devices', () => {
       'a watched event',
     );
     child.kill('SIGINT');
+  });
+
+  it('watch says the connection closed and exits non-zero when the server goes away', async (t) => {
+    const { env, app } = await server(t);
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/bootdepot.js'), 'devices', 'watch'], { cwd: ROOT, env: { ...process.env, ...env } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    t.after(() => child.kill('SIGKILL'));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await waitFor(
+      async () => {
+        await app.inject({ url: '/ipxe?mac=52:54:00:00:00:08' });
+        return out.includes('52:54:00:00:00:08  script boot main');
+      },
+      15_000,
+      'the watcher to be connected',
+    );
+    await app.close();
+    assert.equal(await exited, 1);
+    assert.match(err, new RegExp(`^bootdepot: connection to ${env.BOOTDEPOT_SERVER.replace(/[.]/g, '\\.')} closed: .+\n$`));
+  });
+
+  it('list --stage with an unknown stage lists the stages there are, without asking the server', async () => {
+    const result = await run(['devices', 'list', '--stage', 'nonsense'], { BOOTDEPOT_SERVER: 'http://127.0.0.1:9', BOOTDEPOT_ADMIN_TOKEN: TOKEN });
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr, `bootdepot: --stage "nonsense": expected one of ${STAGES.join(', ')}\n`);
+  });
+
+  it('the API answers an unknown ?stage= with a 400 that names every stage', async (t) => {
+    const { app } = await server(t);
+    const res = await app.inject({ url: '/api/v1/devices?stage=nonsense', headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(res.statusCode, 400);
+    assert.equal(res.json<{ error: string }>().error, `querystring/stage must be one of ${STAGES.join(', ')}`);
   });
 });

@@ -7,6 +7,7 @@ import { buildApp } from './app.ts';
 import { createAssetReader } from './assets/asset-root.ts';
 import { removeStaleUploads } from './assets/upload.ts';
 import { PullThroughMirror } from './mirror/mirror.ts';
+import { auditCatalogue } from './boot/audit.ts';
 import { createCatalogueStore, type CatalogueStore } from './boot/catalogue-store.ts';
 import type { Config } from './config/schema.ts';
 import { checkDirectories, directoriesFor } from './config/directories.ts';
@@ -113,9 +114,10 @@ async function openState(config: Config, logger: Logger, catalogue: CatalogueSto
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningServer> {
   const directoryProblems = await checkDirectories(directoriesFor(config, 'serve'));
   if (directoryProblems.length > 0) throw new StartError(directoryProblems);
-  const catalogue = await createCatalogueStore(config.paths.data, logger);
-  catalogue.watch();
   const assets = createAssetReader(config.paths.assets);
+  // The same audit as `bootdepot check`, so the log and /metrics report what check reports.
+  const catalogue = await createCatalogueStore(config.paths.data, logger, { audit: (loaded) => auditCatalogue({ config, catalogue: loaded, assets }) });
+  catalogue.watch();
   const stale = await removeStaleUploads(config.paths.assets);
   if (stale.length > 0) logger.warn({ files: stale }, 'removed temp files of interrupted uploads');
   const stateParts = config.state.enabled ? await openState(config, logger, catalogue, options) : undefined;

@@ -4,7 +4,7 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
-import { formatProblem } from '../common/problems.ts';
+import { formatProblem, type Problem } from '../common/problems.ts';
 import { loadCatalogue, type Catalogue } from './catalogue.ts';
 
 export interface CatalogueStore {
@@ -19,8 +19,34 @@ export interface CatalogueStore {
 const RELOAD_DEBOUNCE_MS = 150;
 const WATCHED = /^(profiles|groups|ignition|templates)(\/|$)/;
 
-export async function createCatalogueStore(dataDir: string, log: Logger): Promise<CatalogueStore> {
-  let catalogue = await loadCatalogue(dataDir);
+export interface CatalogueStoreOptions {
+  /**
+   * Problems beyond the files' own (what each group's machines would get: `auditCatalogue`),
+   * folded into the catalogue's problems so the server reports what `check` reports. Run after
+   * every load and every {@link auditIntervalMs}, since images come and go without a reload.
+   */
+  audit?: (catalogue: Catalogue) => Promise<Problem[]>;
+  auditIntervalMs?: number;
+}
+
+const AUDIT_INTERVAL_MS = 30_000;
+
+export async function createCatalogueStore(dataDir: string, log: Logger, options: CatalogueStoreOptions = {}): Promise<CatalogueStore> {
+  const { audit } = options;
+  /** The files' own problems of the catalogue in service, before audit problems are added. */
+  let fileProblems: readonly Problem[] = [];
+  async function withAudit(loaded: Catalogue): Promise<Catalogue> {
+    fileProblems = loaded.problems;
+    if (!audit) return loaded;
+    let audited: Problem[];
+    try {
+      audited = await audit(loaded);
+    } catch (error) {
+      audited = [{ source: dataDir, message: `checking what groups' machines would get failed: ${(error as Error).message}` }];
+    }
+    return { ...loaded, problems: [...loaded.problems, ...audited] };
+  }
+  let catalogue = await withAudit(await loadCatalogue(dataDir));
   let lastReport = '';
   let watcher: FSWatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -49,7 +75,7 @@ export async function createCatalogueStore(dataDir: string, log: Logger): Promis
       try {
         do {
           again = false;
-          const next = await loadCatalogue(dataDir, catalogue);
+          const next = await withAudit(await loadCatalogue(dataDir, catalogue));
           catalogue = next;
           report(next);
         } while (again);
@@ -60,6 +86,23 @@ export async function createCatalogueStore(dataDir: string, log: Logger): Promis
       }
     })();
     return loading;
+  }
+
+  let auditTimer: NodeJS.Timeout | undefined;
+  if (audit) {
+    auditTimer = setInterval(() => {
+      if (loading) return;
+      const base = catalogue;
+      withAudit({ ...base, problems: fileProblems })
+        .then((next) => {
+          // A reload that finished meanwhile has its own, newer audit.
+          if (catalogue !== base) return;
+          catalogue = next;
+          report(next);
+        })
+        .catch((error: unknown) => log.error({ err: error }, 'data audit failed'));
+    }, options.auditIntervalMs ?? AUDIT_INTERVAL_MS);
+    auditTimer.unref();
   }
 
   return {
@@ -83,6 +126,7 @@ export async function createCatalogueStore(dataDir: string, log: Logger): Promis
     },
     close() {
       clearTimeout(timer);
+      clearInterval(auditTimer);
       watcher?.close();
       watcher = undefined;
     },

@@ -102,6 +102,12 @@ export const GroupSchema = Type.Object(
     }),
     /** Free-form data for templates, Ignition and /metadata. */
     metadata: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
+    /**
+     * Serve this group's Ignition and metadata to anyone who asks with its labels, as matchbox
+     * does, instead of only to the boot that holds the boot's id or the address that fetched
+     * its script. Only for configs that hold nothing secret.
+     */
+    public: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

@@ -2,20 +2,32 @@
  * Per-device configs fetched by the booted OS: `/ignition` (the profile's Ignition config) and
  * `/metadata` (the group's metadata as `KEY=value` lines, matchbox's format).
  */
-import { decideBoot } from './decision.ts';
+import type { Group, Profile } from './catalogue.ts';
 import { encodeQueryValue } from './escape.ts';
 import type { RenderContext } from './render-context.ts';
 import { buildTemplateData } from './template-data.ts';
 
-export type ConfigResult = { status: 200; body: string } | { status: 404 | 500; message: string };
+export type ConfigResult = { status: 200; body: string } | { status: 403 | 404 | 500 | 503; message: string };
 
-export async function renderIgnition(ctx: RenderContext): Promise<ConfigResult> {
-  const decision = decideBoot({ catalogue: ctx.catalogue, labels: ctx.device.labels, boot: ctx.boot });
-  if (decision.action !== 'profile') return { status: 404, message: `no profile for this machine: ${decision.reason}` };
-  const { profile, group } = decision;
+/** Whose config is asked for: the profile and group of one boot's decision. */
+export interface ConfigTarget {
+  profile: Profile;
+  group: Group | undefined;
+}
+
+/**
+ * The profile's Ignition config for this device, checked to be JSON. The script path calls it
+ * too, before a machine is told to boot, so a config that cannot be served makes the machine
+ * wait instead of booting unconfigured.
+ */
+export async function renderIgnition(target: ConfigTarget, ctx: RenderContext): Promise<ConfigResult> {
+  const { profile, group } = target;
   if (profile.ignition_id === undefined) return { status: 404, message: `profile ${profile.id} has no ignition_id` };
   const config = ctx.catalogue.ignition.get(profile.ignition_id);
-  if (!config) return { status: 404, message: `Ignition config ${profile.ignition_id} of profile ${profile.id} is not loaded` };
+  if (!config) {
+    const why = ctx.catalogue.problems.find((problem) => problem.source === `ignition/${profile.ignition_id ?? ''}`);
+    return { status: 503, message: `Ignition config ignition/${profile.ignition_id} of profile ${profile.id} is not loaded${why ? ` (${why.message})` : ''}` };
+  }
   if (config.kind === 'json' && config.json !== undefined) return { status: 200, body: config.json };
   if (!config.template) return { status: 500, message: `Ignition config ${config.file} has no content` };
   let text: string;
@@ -43,13 +55,11 @@ function flatten(prefix: string, value: unknown, out: Map<string, string>): void
   out.set(prefix.toUpperCase().replace(/[^A-Z0-9_]/g, '_'), text.replace(/\\/g, '\\\\').replace(/\r?\n|\r/g, '\\n'));
 }
 
-export function renderMetadata(ctx: RenderContext): ConfigResult {
-  const decision = decideBoot({ catalogue: ctx.catalogue, labels: ctx.device.labels, boot: ctx.boot });
-  if (decision.action !== 'profile') return { status: 404, message: `no group for this machine: ${decision.reason}` };
+export function renderMetadata(target: ConfigTarget, ctx: RenderContext): ConfigResult {
   const entries = new Map<string, string>();
   // Labels first, so operator metadata with the same name wins. Device values stay encoded.
   for (const [key, value] of Object.entries(ctx.device.labels)) flatten(key, encodeQueryValue(value), entries);
-  if (decision.group) flatten('', decision.group.metadata, entries);
+  if (target.group) flatten('', target.group.metadata, entries);
   const body = [...entries.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([k, v]) => `${k}=${v}`)

@@ -59,10 +59,16 @@ export function askAgainUrl(ctx: RenderContext): string {
   return ctx.selfUrl ?? `${ctx.baseUrl}/ipxe?${labelQuery(ctx.device.labels)}`;
 }
 
+/**
+ * The boot's Ignition config: under `/b/<boot id>/` for a tracked boot, so it is the config of
+ * this boot's decision (a pinned or `once` profile's, not whatever matching says later) and is
+ * served only to a holder of the boot's id. Untracked boots (state off) use matchbox's URL.
+ */
 export function ignitionUrl(ctx: RenderContext): string {
-  return `${ctx.baseUrl}/ignition?${labelQuery(ctx.device.labels)}`;
+  return ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}/ignition` : `${ctx.baseUrl}/ignition?${labelQuery(ctx.device.labels)}`;
 }
 
+/** The boot's metadata (`KEY=value` lines); under the boot like {@link ignitionUrl}. */
 export function metadataUrl(ctx: RenderContext): string {
-  return `${ctx.baseUrl}/metadata?${labelQuery(ctx.device.labels)}`;
+  return ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}/metadata` : `${ctx.baseUrl}/metadata?${labelQuery(ctx.device.labels)}`;
 }

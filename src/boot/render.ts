@@ -6,6 +6,7 @@
  */
 import type { Group, Profile, ProfileKind } from './catalogue.ts';
 import { decideBoot, type BootDecision } from './decision.ts';
+import { renderIgnition } from './device-configs.ts';
 import { renderFlatcar } from './kinds/flatcar.ts';
 import { renderLinuxKit } from './kinds/linuxkit.ts';
 import { renderMatchboxBoot } from './kinds/matchbox.ts';
@@ -59,6 +60,12 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
     body: renderWaitScript(comments, `${problem} (${deviceLabel(ctx)})`, ctx.boot.pollInterval, askAgainUrl(ctx)),
     problem,
   });
+  // A profile whose Ignition config cannot be served must not boot: the machine would come up
+  // unconfigured. Rendering it now, for this device, also catches a template that fails.
+  if (profile.ignition_id !== undefined) {
+    const ignition = await renderIgnition({ profile, group }, ctx);
+    if (ignition.status !== 200) return wait(`profile ${profile.id}: ${ignition.message}`);
+  }
   let result;
   try {
     result = await KINDS[profile.kind](profile, group, ctx);

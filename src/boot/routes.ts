@@ -11,11 +11,13 @@ import { renderBootstrap } from './bootstrap.ts';
 import type { CatalogueStore } from './catalogue-store.ts';
 import type { Profile } from './catalogue.ts';
 import { ID_PATTERN } from './data-schema.ts';
-import { renderIgnition, renderMetadata } from './device-configs.ts';
+import { renderIgnition, renderMetadata, type ConfigResult, type ConfigTarget } from './device-configs.ts';
+import { decideBoot, matchGroup } from './decision.ts';
+import type { BootPlanRecord } from '../state/model.ts';
 import { IdentityError, parseDevice, type IdentityField, type QueryInput } from './identity.ts';
 import type { FlatcarVersionSource } from '../mirror/flatcar.ts';
 import type { RenderContext } from './render-context.ts';
-import { newBootId, type BootState } from '../state/boot-state.ts';
+import { isBootId, newBootId, type BootState } from '../state/boot-state.ts';
 import { renderDeviceScript, renderProfile } from './render.ts';
 
 export interface BootRoutesOptions {
@@ -26,7 +28,11 @@ export interface BootRoutesOptions {
   bootState?: BootState;
   /** The pull-through mirror, for Flatcar profiles that use it. */
   mirror?: FlatcarVersionSource;
+  /** How long a boot's id opens its Ignition and metadata (default 24 h; see docs/security.md). */
+  configLifetimeMs?: number;
 }
+
+const DEFAULT_CONFIG_LIFETIME_MS = 24 * 3600 * 1000;
 
 const SCRIPT_TYPE = 'text/plain; charset=utf-8';
 const LINUXKIT_SCRIPT = new RegExp(`${ID_PATTERN.slice(0, -1)}\\.ipxe$`);
@@ -46,11 +52,12 @@ function isIpxe(request: FastifyRequest): boolean {
 
 function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
   const { config, catalogue, assets, bootState, mirror } = options;
+  const configLifetimeMs = options.configLifetimeMs ?? DEFAULT_CONFIG_LIFETIME_MS;
 
-  function context(request: FastifyRequest, required: readonly IdentityField[]): RenderContext {
+  function context(request: FastifyRequest, required: readonly IdentityField[], query: QueryInput = request.query as QueryInput): RenderContext {
     let device;
     try {
-      device = parseDevice(request.query as QueryInput, { required });
+      device = parseDevice(query, { required });
     } catch (error) {
       if (error instanceof IdentityError) throw Object.assign(error, { statusCode: 400 });
       throw error;
@@ -94,7 +101,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
             ...(profile ? { profile } : {}),
           },
         },
-        result.outcome === 'boot' ? { profile: profile ?? null, downloads: result.downloads ?? {} } : undefined,
+        result.outcome === 'boot' ? { profile: profile ?? null, group: group ?? null, labels: ctx.device.labels, ip: request.ip, downloads: result.downloads ?? {} } : undefined,
       );
     }
     const fields = {
@@ -130,17 +137,88 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     return sendScript(reply, result.body);
   });
 
-  app.get('/ignition', async (request, reply) => {
-    const result = await renderIgnition(context(request, []));
-    if (result.status !== 200) return sendText(reply, result.status, result.message);
-    return reply.header('content-type', 'application/json').header('cache-control', 'no-store').send(result.body);
-  });
+  /**
+   * Whose config a request is for, and whether the caller may have it. Under `/b/<boot>/` the
+   * boot's id is the credential and the boot's own decision answers. A plain matchbox URL
+   * (`/ignition?mac=...`) is answered from the device's current boot, and only to the address
+   * that fetched that boot's script; groups marked `public` are answered to anyone, decided
+   * afresh (recorded next boot included). Without boot state there are no boots to hold a
+   * credential, so plain URLs are decided from the data alone, as matchbox does.
+   */
+  async function configRequest(request: FastifyRequest, what: 'ignition' | 'metadata', bootId: string | undefined): Promise<{ target: ConfigTarget; ctx: RenderContext } | ConfigResult> {
+    const now = catalogue.current();
+    const targetOf = (profileId: string | null | undefined, groupId: string | null | undefined): ConfigTarget | ConfigResult => {
+      const profile = profileId ? now.profiles.get(profileId) : undefined;
+      if (!profile) return { status: 503, message: `profile ${profileId ?? '(none)'} of this boot is not loaded now` };
+      return { profile, group: groupId ? now.groups.find((g) => g.id === groupId) : undefined };
+    };
+    const fromPlan = (plan: BootPlanRecord) => {
+      const target = targetOf(plan.profile, plan.group);
+      if ('status' in target) return target;
+      const ctx = context(request, [], plan.labels ?? { mac: plan.deviceId });
+      ctx.bootId = plan.id;
+      return { target, ctx };
+    };
+    const refuse = async (deviceId: string | undefined, plan: BootPlanRecord | undefined, reason: string): Promise<ConfigResult> => {
+      request.log.warn({ device: deviceId, boot: plan?.id, ip: request.ip, what, reason }, `${what} refused`);
+      // Recorded on a device bootdepot knows (one with a boot): refusals must not create devices.
+      if (plan && bootState) await bootState.recordConfig(plan.deviceId, plan.id, { what, status: 403, ip: request.ip, reason });
+      return { status: 403, message: `${what} refused: ${reason}` };
+    };
 
-  app.get('/metadata', (request, reply) => {
-    const result = renderMetadata(context(request, []));
-    if (result.status !== 200) return sendText(reply, result.status, result.message);
+    if (bootId !== undefined) {
+      if (!bootState || !isBootId(bootId)) return { status: 404, message: 'unknown boot' };
+      const plan = await bootState.planFor(bootId);
+      if (!plan) return { status: 404, message: 'unknown boot' };
+      request.deviceMac = plan.deviceId;
+      if (Date.now() - Date.parse(plan.createdAt) > configLifetimeMs) return refuse(plan.deviceId, plan, `this boot's credential expired (boot started ${plan.createdAt}); boot again`);
+      return fromPlan(plan);
+    }
+
+    const ctx = context(request, []);
+    const decided = (): { target: ConfigTarget; ctx: RenderContext } | ConfigResult => {
+      const decision = decideBoot({ catalogue: ctx.catalogue, labels: ctx.device.labels, boot: ctx.boot, nextBoot: ctx.nextBoot ?? null });
+      if (decision.action !== 'profile') return { status: 404, message: `no profile for this machine: ${decision.reason}` };
+      return { target: { profile: decision.profile, group: decision.group }, ctx };
+    };
+    if (!bootState) return decided();
+    let mac = ctx.device.identity.mac;
+    let plan: BootPlanRecord | undefined;
+    try {
+      mac ??= await bootState.deviceByIp(request.ip);
+      plan = mac ? await bootState.currentBootOf(mac) : undefined;
+    } catch (error) {
+      request.log.error({ err: error, mac }, `device store unavailable: cannot tell whose ${what} this is`);
+      return { status: 503, message: `the device store is unavailable, so this request cannot be verified; ask again later` };
+    }
+    const group = matchGroup(ctx.catalogue.groups, ctx.device.labels);
+    if (group?.public) {
+      ctx.nextBoot = mac ? await bootState.nextBootFor(mac) : null;
+      return decided();
+    }
+    if (!plan) return refuse(mac, undefined, 'this machine has no boot in progress: fetch it from the URL in its boot script');
+    if (plan.ip !== undefined && plan.ip !== request.ip) return refuse(mac, plan, `asked from ${request.ip}, but this boot's script went to ${plan.ip}`);
+    if (Date.now() - Date.parse(plan.createdAt) > configLifetimeMs) return refuse(mac, plan, `this boot's credential expired (boot started ${plan.createdAt}); boot again`);
+    return fromPlan(plan);
+  }
+
+  async function answerConfig(request: FastifyRequest, reply: FastifyReply, what: 'ignition' | 'metadata', bootId: string | undefined) {
+    const resolved = await configRequest(request, what, bootId);
+    const result = !('target' in resolved) ? resolved : what === 'ignition' ? await renderIgnition(resolved.target, resolved.ctx) : renderMetadata(resolved.target, resolved.ctx);
+    if (result.status !== 200) {
+      if (result.status >= 500) request.log.error({ what, problem: result.message }, `${what} cannot be served`);
+      return sendText(reply, result.status, result.message);
+    }
+    const deviceId = 'target' in resolved ? resolved.ctx.device.identity.mac : undefined;
+    if (bootState && deviceId && 'target' in resolved) void bootState.recordConfig(deviceId, resolved.ctx.bootId, { what, status: 200, ip: request.ip });
+    if (what === 'ignition') return reply.header('content-type', 'application/json').header('cache-control', 'no-store').send(result.body);
     return sendScript(reply, result.body);
-  });
+  }
+
+  app.get('/ignition', (request, reply) => answerConfig(request, reply, 'ignition', undefined));
+  app.get('/metadata', (request, reply) => answerConfig(request, reply, 'metadata', undefined));
+  app.get<{ Params: { bootId: string } }>('/b/:bootId/ignition', (request, reply) => answerConfig(request, reply, 'ignition', request.params.bootId));
+  app.get<{ Params: { bootId: string } }>('/b/:bootId/metadata', (request, reply) => answerConfig(request, reply, 'metadata', request.params.bootId));
 }
 
 export default fp(bootRoutes, { name: 'bootdepot-boot-routes' });

@@ -6,52 +6,18 @@
  */
 import { Command } from 'commander';
 import { createAssetReader } from '../assets/asset-root.ts';
+import { auditCatalogue } from '../boot/audit.ts';
 import { loadCatalogue, type Catalogue } from '../boot/catalogue.ts';
-import { renderIgnition } from '../boot/device-configs.ts';
-import { parseDevice } from '../boot/identity.ts';
-import type { RenderContext } from '../boot/render-context.ts';
-import { renderDeviceScript } from '../boot/render.ts';
 import { formatProblem, type Problem } from '../common/problems.ts';
 import type { Config } from '../config/schema.ts';
 import { checkDirectories, directoriesFor } from '../config/directories.ts';
 import { addFlags, CONFIG_FLAG, configFromCommand, configLine, PATH_FLAGS } from './options.ts';
 
 const FLAGS = [CONFIG_FLAG, ...PATH_FLAGS];
-/** What check gives the Flatcar kind for the mirror: it never reads (resolveFlatcarCurrent is off). */
-const OFFLINE_MIRROR = { readText: () => Promise.reject(new Error('check does not contact upstreams')) };
-
-/** A MAC for groups that do not select on one: locally administered, never a real NIC's. */
-const SAMPLE_MAC = '02:00:00:00:00:01';
 
 /** Renders what each group's machines would get and reports what would make them wait. */
-export async function checkRendering(config: Config, catalogue: Catalogue): Promise<Problem[]> {
-  const problems: Problem[] = [];
-  const assets = createAssetReader(config.paths.assets);
-  for (const group of catalogue.groups) {
-    const device = parseDevice({ mac: SAMPLE_MAC, ...group.selector });
-    const ctx: RenderContext = {
-      baseUrl: config.server.baseUrl ?? 'http://bootdepot.invalid',
-      device,
-      catalogue,
-      assets,
-      boot: config.boot,
-      // Validation must not depend on the internet: Flatcar `current` stays unresolved here.
-      mirror: OFFLINE_MIRROR,
-      resolveFlatcarCurrent: false,
-    };
-    const script = await renderDeviceScript(ctx);
-    if (script.problem && script.decision.action === 'profile') {
-      problems.push({ source: group.file, message: `its machines would wait: ${script.problem}` });
-    }
-    if (script.decision.action === 'profile' && script.decision.profile.ignition_id !== undefined) {
-      const ignition = await renderIgnition(ctx);
-      if (ignition.status === 500) problems.push({ source: group.file, message: ignition.message });
-    }
-  }
-  if (config.boot.unmatched === 'profile' && !catalogue.profiles.has(config.boot.unmatchedProfile)) {
-    problems.push({ source: config.source, path: 'boot.unmatchedProfile', message: `profile "${config.boot.unmatchedProfile}" is not loaded` });
-  }
-  return problems;
+export function checkRendering(config: Config, catalogue: Catalogue): Promise<Problem[]> {
+  return auditCatalogue({ config, catalogue, assets: createAssetReader(config.paths.assets) });
 }
 
 export function checkCommand(): Command {

@@ -7,11 +7,11 @@
  * Reads that fail or take too long count as "nothing recorded" (normal matching): a machine
  * boots even when the store is down.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Catalogue } from '../boot/catalogue.ts';
 import { HttpError } from '../common/http-error.ts';
-import type { BootPlanRecord, Device, DownloadRole, NewEvent, NextBoot, ReportState, StoredEvent } from './model.ts';
+import type { BootPlanRecord, Device, NewEvent, NextBoot, ReportState, StoredEvent } from './model.ts';
 import { EventRecorder, withTimeout, type RecorderLogger } from './recorder.ts';
 import type { DeviceStore } from './store.ts';
 
@@ -20,12 +20,15 @@ export interface BootStateLogger extends RecorderLogger {
   info(fields: object, message: string): void;
 }
 
-const BOOT_ID = /^[a-z0-9]{16}$/;
+const BOOT_ID = /^[0-9a-f]{32}$/;
 
+/**
+ * A new boot's id: 128 random bits as 32 hex digits. It is also the boot's credential: every URL
+ * of the boot's script carries it, and what is secret (Ignition, metadata) is served under it,
+ * so it must be unguessable (a MAC address is no identity).
+ */
 export function newBootId(): string {
-  // 16 hex digits of a v4 UUID (60 random bits): safe in any URL or script, and randomUUID
-  // draws from a pooled entropy buffer, which matters at thousands of scripts a second.
-  return randomUUID().replace(/-/g, '').slice(0, 16);
+  return randomBytes(16).toString('hex');
 }
 
 export function isBootId(value: string): boolean {
@@ -82,7 +85,7 @@ export class BootState {
    * Records a script answer; a boot's plan (what its downloads and beacon refer to) goes in the
    * same transaction, and into memory at once for this replica's own requests.
    */
-  async recordScript(event: NewEvent, plan: { profile: string | null; downloads: Record<string, DownloadRole> } | undefined): Promise<void> {
+  async recordScript(event: NewEvent, plan: Omit<BootPlanRecord, 'id' | 'deviceId' | 'createdAt'> | undefined): Promise<void> {
     let record: BootPlanRecord | undefined;
     if (plan && event.bootId) {
       record = { id: event.bootId, deviceId: event.deviceId, createdAt: event.at.toISOString(), ...plan };
@@ -105,6 +108,22 @@ export class BootState {
       this.log.warn({ err: error, boot: bootId }, 'device store unavailable: download not tied to its boot');
       return undefined;
     }
+  }
+
+  /** The device's current boot (its latest script that started one), when the store knows it. */
+  async currentBootOf(deviceId: string): Promise<BootPlanRecord | undefined> {
+    const device = await withTimeout(this.store.getDevice(deviceId), this.readTimeoutMs, 'reading the device');
+    return device?.lastBootId ? this.planFor(device.lastBootId) : undefined;
+  }
+
+  /** The device whose latest boot's script was fetched from this address. */
+  async deviceByIp(ip: string): Promise<string | undefined> {
+    return withTimeout(this.store.findDeviceByIp(ip), this.readTimeoutMs, 'finding the device');
+  }
+
+  /** Records a config fetch, served or refused, on the device's history. */
+  async recordConfig(deviceId: string, bootId: string | undefined, detail: { what: 'ignition' | 'metadata'; status: number; ip: string; reason?: string }): Promise<void> {
+    await this.recorder.record({ deviceId, ...(bootId ? { bootId } : {}), at: new Date(), detail: { type: 'config', ...detail } });
   }
 
   async recordDownload(plan: BootPlanRecord, path: string, phase: 'started' | 'completed' | 'aborted', bytes: number, status: number, ip: string): Promise<void> {

@@ -50,6 +50,8 @@ export type EventDetail =
     }
   | { type: 'download'; path: string; role: DownloadRole; phase: 'started' | 'completed' | 'aborted'; bytes: number; status: number; ip: string }
   | { type: 'beacon'; ip: string }
+  /** The booted OS fetched its Ignition or metadata (status 200), or was refused (403: no credential). */
+  | { type: 'config'; what: 'ignition' | 'metadata'; status: number; ip: string; reason?: string }
   | { type: 'report'; state: ReportState; code?: number; message?: string; ip: string; via: 'events' | 'state-api' }
   | { type: 'next-boot'; nextBoot: NextBoot | null; by: 'api' | 'installOnce' | 'once-consumed' };
 
@@ -93,6 +95,12 @@ export interface BootPlanRecord {
   deviceId: string;
   createdAt: string;
   profile: string | null;
+  /** The group the boot was decided by (null: none matched, or the operator's next boot chose). */
+  group?: string | null;
+  /** The labels the device sent with its script request: its configs are rendered from these. */
+  labels?: Record<string, string>;
+  /** Source address of the script request: plain `/ignition?mac=` is answered only to it. */
+  ip?: string;
   /** URL path (`/assets/linuxkit/x-kernel`) -> role. */
   downloads: Record<string, DownloadRole>;
 }
@@ -159,6 +167,8 @@ export function applyEvent(previous: Device | undefined, event: NewEvent): Devic
       break;
     case 'next-boot':
       device.nextBoot = detail.nextBoot;
+      break;
+    case 'config':
       break;
   }
   return device;

@@ -93,7 +93,7 @@ test('BIOS iPXE chains boot.ipxe -> /ipxe -> a LinuxKit kernel and initrd, which
     assert.equal(events.length, 2, `init posted running and succeeded; bootdepot logged:\n${describeRequests(requests, start)}`);
     assert.deepEqual(events.map((e) => [e.query.get('mac'), e.status]), [[MAC, 200], [MAC, 200]]);
     // The script's kernel and initrd URLs are this boot's tracked ones, and its beacon was fetched.
-    const tracked = requests.filter((r) => r.kind === 'request' && r.path.startsWith('/b/')).map((r) => r.path.replace(/^\/b\/[a-z0-9]{16}\//, '/b/ID/'));
+    const tracked = requests.filter((r) => r.kind === 'request' && r.path.startsWith('/b/')).map((r) => r.path.replace(/^\/b\/[0-9a-f]{32}\//, '/b/ID/'));
     assert.deepEqual(tracked, ['/b/ID/beacon'], 'the beacon is the one tracked request with a request line');
 
     // The boot as bootdepot recorded it, through the admin API.

@@ -330,7 +330,7 @@ export function formatDeviceLog(lines: readonly Record<string, unknown>[], mac: 
   const bootIds = new Set<string>();
   for (const line of lines) {
     if (!mentions(line)) continue;
-    for (const found of JSON.stringify(line).matchAll(/\/b\/([a-z0-9]{16})\//g)) if (found[1]) bootIds.add(found[1]);
+    for (const found of JSON.stringify(line).matchAll(/\/b\/([0-9a-f]{32})\//g)) if (found[1]) bootIds.add(found[1]);
   }
   const first = lines.find((l) => typeof l.time === 'number')?.time as number | undefined;
   const picked = lines.filter((line) => {

@@ -37,7 +37,7 @@ describe('Flatcar through the mirror', () => {
         const script = await (await request(`${server.url}/ipxe?mac=${mac}`)).body.text();
         const urls = [...script.matchAll(/^(?:kernel|initrd) (\S+)/gm)].map((m) => m[1] ?? '');
         assert.equal(urls.length, 2, script);
-        for (const url of urls) assert.match(url, new RegExp(`/b/[0-9a-f]{16}/mirror/flatcar-stable/${DIR}/flatcar_production_pxe`));
+        for (const url of urls) assert.match(url, new RegExp(`/b/[0-9a-f]{32}/mirror/flatcar-stable/${DIR}/flatcar_production_pxe`));
         // Each machine downloads kernel and initrd at the same time as the others.
         const bodies = await Promise.all(urls.map(async (url) => Buffer.from(await (await request(url)).body.arrayBuffer())));
         return { mac, bodies };

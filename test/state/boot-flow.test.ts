@@ -44,7 +44,7 @@ describe('a whole boot', () => {
     assert.equal(script.statusCode, 200);
     const { assets, beacon } = bootUrls(script.body);
     assert.equal(assets.length, 2);
-    for (const url of assets) assert.match(url, /^\/b\/[a-z0-9]{16}\/assets\/linuxkit\/inst-(kernel|initrd\.img)$/);
+    for (const url of assets) assert.match(url, /^\/b\/[0-9a-f]{32}\/assets\/linuxkit\/inst-(kernel|initrd\.img)$/);
     assert.ok(beacon);
     assert.equal((await store.getDevice(MAC))?.stage, 'script');
 

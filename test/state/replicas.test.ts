@@ -57,7 +57,7 @@ describe('two replicas on one PostgreSQL', () => {
     assert.equal(script.status, 200);
     const base = /set base-url (\S+)/.exec(script.text)?.[1] ?? '';
     const bootPath = new URL(base).pathname;
-    assert.match(bootPath, /^\/b\/[a-z0-9]{16}\/assets\/linuxkit$/);
+    assert.match(bootPath, /^\/b\/[0-9a-f]{32}\/assets\/linuxkit$/);
     assert.equal((await get(`${b.url}${bootPath}/demo-kernel`)).status, 200);
     assert.equal((await get(`${b.url}${bootPath}/demo-initrd.img`)).status, 200);
     const beacon = new URL(/imgfetch --name bootdepot-beacon (\S+)/.exec(script.text)?.[1] ?? '').pathname;

@@ -69,7 +69,8 @@ export const renderFlatcar: KindRenderer = async (profile, _group, ctx) => {
   }
 
   const preset = profile.preset ?? ctx.boot.preset;
-  const hasIgnition = profile.ignition_id !== undefined && ctx.catalogue.ignition.has(profile.ignition_id);
+  // renderProfile has already made the machine wait if the Ignition config cannot be served.
+  const hasIgnition = profile.ignition_id !== undefined;
   const args = [
     `initrd=${FLATCAR_INITRD}`,
     'flatcar.first_boot=1',

@@ -1,0 +1,52 @@
+/**
+ * The problems a data directory has beyond its files' own: what each group's machines would get
+ * if they booted now. Every group's script is rendered (with its Ignition config) for a machine
+ * that group would match, so a missing image or a template that fails on a group's metadata is
+ * found before a machine finds it. `bootdepot check` and the running server (its log and
+ * `bootdepot_data_problems`) report the same list, from this one function.
+ */
+import type { AssetReader } from '../assets/asset-root.ts';
+import type { Config } from '../config/schema.ts';
+import type { Problem } from '../common/problems.ts';
+import type { Catalogue } from './catalogue.ts';
+import { parseDevice } from './identity.ts';
+import type { RenderContext } from './render-context.ts';
+import { renderDeviceScript } from './render.ts';
+
+/** What the audit gives the Flatcar kind for the mirror: it never reads (resolveFlatcarCurrent is off). */
+const OFFLINE_MIRROR = { readText: () => Promise.reject(new Error('the data audit does not contact upstreams')) };
+
+/** A MAC for groups that do not select on one: locally administered, never a real NIC's. */
+const SAMPLE_MAC = '02:00:00:00:00:01';
+
+export interface AuditInput {
+  config: Pick<Config, 'boot' | 'server' | 'source'>;
+  catalogue: Catalogue;
+  assets: AssetReader;
+}
+
+export async function auditCatalogue({ config, catalogue, assets }: AuditInput): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  for (const group of catalogue.groups) {
+    const device = parseDevice({ mac: SAMPLE_MAC, ...group.selector });
+    const ctx: RenderContext = {
+      baseUrl: config.server.baseUrl ?? 'http://bootdepot.invalid',
+      device,
+      catalogue,
+      assets,
+      boot: config.boot,
+      // Validation must not depend on the internet: Flatcar `current` stays unresolved here.
+      mirror: OFFLINE_MIRROR,
+      resolveFlatcarCurrent: false,
+    };
+    const script = await renderDeviceScript(ctx);
+    // A missing profile is already a problem of the group file itself.
+    if (script.problem && script.decision.action === 'profile') {
+      problems.push({ source: group.file, message: `its machines would wait: ${script.problem}` });
+    }
+  }
+  if (config.boot.unmatched === 'profile' && !catalogue.profiles.has(config.boot.unmatchedProfile)) {
+    problems.push({ source: config.source, path: 'boot.unmatchedProfile', message: `profile "${config.boot.unmatchedProfile}" is not loaded` });
+  }
+  return problems;
+}

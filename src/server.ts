@@ -8,6 +8,7 @@ import { createAssetReader } from './assets/asset-root.ts';
 import { removeStaleUploads } from './assets/upload.ts';
 import { PullThroughMirror } from './mirror/mirror.ts';
 import { auditCatalogue } from './boot/audit.ts';
+import { lastGoodDir } from './boot/last-good.ts';
 import { createCatalogueStore, type CatalogueStore } from './boot/catalogue-store.ts';
 import type { Config } from './config/schema.ts';
 import { checkDirectories, directoriesFor } from './config/directories.ts';
@@ -116,7 +117,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
   if (directoryProblems.length > 0) throw new StartError(directoryProblems);
   const assets = createAssetReader(config.paths.assets);
   // The same audit as `bootdepot check`, so the log and /metrics report what check reports.
-  const catalogue = await createCatalogueStore(config.paths.data, logger, { audit: (loaded) => auditCatalogue({ config, catalogue: loaded, assets }) });
+  const catalogue = await createCatalogueStore(config.paths.data, logger, {
+    audit: (loaded) => auditCatalogue({ config, catalogue: loaded, assets }),
+    lastGoodDir: lastGoodDir(config.state.sqlitePath),
+  });
   catalogue.watch();
   const stale = await removeStaleUploads(config.paths.assets);
   if (stale.length > 0) logger.warn({ files: stale }, 'removed temp files of interrupted uploads');

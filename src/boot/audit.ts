@@ -34,7 +34,8 @@ export async function auditCatalogue({ config, catalogue, assets }: AuditInput):
       device,
       catalogue,
       assets,
-      boot: config.boot,
+      // A broken group file is a problem of its own; each group is checked for its own problems.
+      boot: { ...config.boot, brokenGroups: 'ignore' },
       // Validation must not depend on the internet: Flatcar `current` stays unresolved here.
       mirror: OFFLINE_MIRROR,
       resolveFlatcarCurrent: false,

@@ -6,6 +6,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from 'pino';
 import { formatProblem, type Problem } from '../common/problems.ts';
 import { loadCatalogue, type Catalogue } from './catalogue.ts';
+import { saveLastGood } from './last-good.ts';
 
 export interface CatalogueStore {
   current(): Catalogue;
@@ -27,6 +28,8 @@ export interface CatalogueStoreOptions {
    */
   audit?: (catalogue: Catalogue) => Promise<Problem[]>;
   auditIntervalMs?: number;
+  /** Keep last good versions of data files here (read, and written after every load). */
+  lastGoodDir?: string;
 }
 
 const AUDIT_INTERVAL_MS = 30_000;
@@ -46,7 +49,20 @@ export async function createCatalogueStore(dataDir: string, log: Logger, options
     }
     return { ...loaded, problems: [...loaded.problems, ...audited] };
   }
-  let catalogue = await withAudit(await loadCatalogue(dataDir));
+  const lastGood = options.lastGoodDir ? { dir: options.lastGoodDir } : undefined;
+  let saveFailed = false;
+  async function save(loaded: Catalogue): Promise<void> {
+    if (!lastGood) return;
+    try {
+      await saveLastGood(lastGood.dir, loaded);
+      saveFailed = false;
+    } catch (error) {
+      if (!saveFailed) log.error({ err: error, dir: lastGood.dir }, 'cannot save last good versions of data files; a broken file will not survive a restart');
+      saveFailed = true;
+    }
+  }
+  let catalogue = await withAudit(await loadCatalogue(dataDir, undefined, lastGood));
+  await save(catalogue);
   let lastReport = '';
   let watcher: FSWatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -75,8 +91,9 @@ export async function createCatalogueStore(dataDir: string, log: Logger, options
       try {
         do {
           again = false;
-          const next = await withAudit(await loadCatalogue(dataDir, catalogue));
+          const next = await withAudit(await loadCatalogue(dataDir, catalogue, lastGood));
           catalogue = next;
+          await save(next);
           report(next);
         } while (again);
         log.info({ profiles: catalogue.profiles.size, groups: catalogue.groups.length, problems: catalogue.problems.length }, 'data reloaded');

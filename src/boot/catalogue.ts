@@ -10,7 +10,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Liquid } from 'liquidjs';
 import { parseDocumentText, validateDocument } from '../common/documents.ts';
-import type { Problem } from '../common/problems.ts';
+import { formatProblem, type Problem } from '../common/problems.ts';
 import { GroupSchema, ProfileSchema, type GroupFile, type ProfileFile } from './data-schema.ts';
 import { IDENTITY_FIELDS, normaliseArch, normaliseMac, normalisePlatform, normaliseUuid, type IdentityField } from './identity.ts';
 import { compileTemplate, createJsonTemplateEngine, createScriptTemplateEngine, type CompiledTemplate } from './templates.ts';
@@ -58,8 +58,31 @@ export interface Catalogue {
   problems: readonly Problem[];
   /** Every entry by the file it came from, for keeping last good versions on reload. */
   byFile: ReadonlyMap<string, Profile | Group | IgnitionConfig | ScriptTemplate>;
+  /**
+   * Group files that do not load and have no last good version: the machines they might
+   * select wait (see `decideBoot`) rather than fall to a less specific group.
+   */
+  brokenGroups: readonly BrokenGroup[];
+  /** Text of each file loaded from the data directory itself, for saving last good versions. */
+  sources: ReadonlyMap<string, string>;
   scriptEngine: Liquid;
   jsonEngine: Liquid;
+}
+
+/**
+ * A group file that does not load. `selector` is what could be read of it: each key with its
+ * normalised value, or `undefined` for a value that could not be read (any value may be meant);
+ * no selector at all when the file could not be parsed (any machine may be meant).
+ */
+export interface BrokenGroup {
+  file: string;
+  problem: string;
+  selector?: Record<string, string | undefined>;
+}
+
+/** Where last good versions are kept: copies of data files by relative path, read by every command, written only by `serve`. */
+export interface LastGoodSource {
+  dir: string;
 }
 
 const DATA_EXTENSIONS = ['.json', '.yaml', '.yml'];
@@ -114,14 +137,17 @@ export function compareGroups(a: Group, b: Group): number {
 interface LoadState {
   dataDir: string;
   previous: Catalogue | undefined;
+  lastGood: LastGoodSource | undefined;
   problems: Problem[];
   byFile: Map<string, Profile | Group | IgnitionConfig | ScriptTemplate>;
+  sources: Map<string, string>;
+  brokenGroups: BrokenGroup[];
 }
 
 /** Reads one file; a read failure is a problem, not an exception. */
-async function readText(state: LoadState, rel: string): Promise<string | undefined> {
+async function readText(state: LoadState, rel: string, root = state.dataDir): Promise<string | undefined> {
   try {
-    const buffer = await readFile(path.join(state.dataDir, rel));
+    const buffer = await readFile(path.join(root, rel));
     if (buffer.length > MAX_DATA_FILE) {
       state.problems.push({ source: rel, message: `larger than ${MAX_DATA_FILE} bytes; not loaded` });
       return undefined;
@@ -133,13 +159,43 @@ async function readText(state: LoadState, rel: string): Promise<string | undefin
   }
 }
 
-/** After a file failed to load, keeps its previous good version if there is one. */
-function keepPrevious<T extends Profile | Group | IgnitionConfig | ScriptTemplate>(state: LoadState, rel: string, problemsBefore: number): T | undefined {
-  const previous = state.previous?.byFile.get(rel) as T | undefined;
-  if (previous && state.problems.length > problemsBefore) {
-    state.problems.push({ source: rel, message: 'still serving the last good version of this file until it is fixed' });
+type Entry = Profile | Group | IgnitionConfig | ScriptTemplate;
+
+/**
+ * Loads one data file: from the data directory, or, when that version does not load, the last
+ * good version: the one in service (a reload), else the copy kept on disk (a restart, or a
+ * command run beside a server). A file that does not exist any more is not replaced.
+ */
+async function loadEntry<T extends Entry>(state: LoadState, rel: string, parse: (text: string) => Promise<T | undefined> | T | undefined): Promise<T | undefined> {
+  const before = state.problems.length;
+  const text = await readText(state, rel);
+  if (text !== undefined) {
+    const entry = await parse(text);
+    if (entry && state.problems.length === before) {
+      state.sources.set(rel, text);
+      return entry;
+    }
+    if (entry) return entry;
   }
-  return previous;
+  const previous = state.previous?.byFile.get(rel) as T | undefined;
+  if (previous) {
+    state.problems.push({ source: rel, message: 'still serving the last good version of this file until it is fixed' });
+    return previous;
+  }
+  if (!state.lastGood) return undefined;
+  const saved = await readFile(path.join(state.lastGood.dir, rel), 'utf8').catch(() => undefined);
+  if (saved === undefined) return undefined;
+  const problems = state.problems.length;
+  const entry = await parse(saved);
+  // The saved copy loaded once; if it does not now (a schema change), say so and drop it.
+  if (!entry) {
+    state.problems.splice(problems);
+    state.problems.push({ source: rel, message: `the last good version saved in ${state.lastGood.dir} does not load either` });
+    return undefined;
+  }
+  state.problems.splice(problems);
+  state.problems.push({ source: rel, message: `still serving the last good version of this file (kept in ${state.lastGood.dir}) until it is fixed` });
+  return entry;
 }
 
 async function loadProfiles(state: LoadState): Promise<Map<string, Profile>> {
@@ -150,9 +206,7 @@ async function loadProfiles(state: LoadState): Promise<Map<string, Profile>> {
       state.problems.push({ source: rel, message: 'not a .json, .yaml or .yml file; ignored' });
       continue;
     }
-    const before = state.problems.length;
-    let profile = await parseProfile(state, rel);
-    profile ??= keepPrevious<Profile>(state, rel, before);
+    const profile = await loadEntry(state, rel, (text) => parseProfile(state, rel, text));
     if (!profile) continue;
     const existing = profiles.get(profile.id);
     if (existing) {
@@ -165,9 +219,7 @@ async function loadProfiles(state: LoadState): Promise<Map<string, Profile>> {
   return profiles;
 }
 
-async function parseProfile(state: LoadState, rel: string): Promise<Profile | undefined> {
-  const text = await readText(state, rel);
-  if (text === undefined) return undefined;
+function parseProfile(state: LoadState, rel: string, text: string): Profile | undefined {
   const parsed = parseDocumentText(rel, text);
   state.problems.push(...parsed.problems);
   if (!parsed.document) return undefined;
@@ -200,9 +252,15 @@ async function loadGroups(state: LoadState): Promise<Group[]> {
       continue;
     }
     const before = state.problems.length;
-    let group = await parseGroup(state, rel);
-    group ??= keepPrevious<Group>(state, rel, before);
-    if (!group) continue;
+    let lastText: string | undefined;
+    const group = await loadEntry(state, rel, (text) => {
+      lastText ??= text;
+      return parseGroup(state, rel, text);
+    });
+    if (!group) {
+      if (state.problems.length > before) state.brokenGroups.push(brokenGroup(rel, lastText, state.problems.slice(before)));
+      continue;
+    }
     const existing = ids.get(group.id);
     if (existing) {
       state.problems.push({ source: rel, path: 'id', message: `group id "${group.id}" is also used by ${existing}; this one is ignored` });
@@ -215,9 +273,28 @@ async function loadGroups(state: LoadState): Promise<Group[]> {
   return groups.sort(compareGroups);
 }
 
-async function parseGroup(state: LoadState, rel: string): Promise<Group | undefined> {
-  const text = await readText(state, rel);
-  if (text === undefined) return undefined;
+/** What can be read of a group file that does not load: its first problem, and its selector if it parses. */
+function brokenGroup(rel: string, text: string | undefined, problems: Problem[]): BrokenGroup {
+  const problem = problems[0] ? formatProblem(problems[0]) : `${rel}: does not load`;
+  if (text === undefined) return { file: rel, problem };
+  const parsed = parseDocumentText(rel, text);
+  const value = parsed.document?.value as { selector?: unknown } | undefined;
+  if (typeof value !== 'object' || value === null) return { file: rel, problem };
+  if (value.selector === undefined || value.selector === null) return { file: rel, problem, selector: {} };
+  if (typeof value.selector !== 'object' || Array.isArray(value.selector)) return { file: rel, problem };
+  const selector: Record<string, string | undefined> = {};
+  for (const [key, raw] of Object.entries(value.selector as Record<string, unknown>)) {
+    if (typeof raw !== 'string' && typeof raw !== 'number') {
+      selector[key] = undefined;
+      continue;
+    }
+    const normalise = (IDENTITY_FIELDS as readonly string[]).includes(key) ? SELECTOR_NORMALISERS[key as IdentityField] : undefined;
+    selector[key] = normalise ? normalise(String(raw)) : String(raw);
+  }
+  return { file: rel, problem, selector };
+}
+
+function parseGroup(state: LoadState, rel: string, text: string): Group | undefined {
   const parsed = parseDocumentText(rel, text);
   state.problems.push(...parsed.problems);
   if (!parsed.document) return undefined;
@@ -250,9 +327,12 @@ async function loadIgnition(state: LoadState, engine: Liquid): Promise<Map<strin
   const configs = new Map<string, IgnitionConfig>();
   for (const name of await listFiles(path.join(state.dataDir, 'ignition'))) {
     const rel = `ignition/${name}`;
-    const before = state.problems.length;
-    let config = await parseIgnition(state, rel, name, engine);
-    config ??= keepPrevious<IgnitionConfig>(state, rel, before);
+    const lower = name.toLowerCase();
+    if (lower.endsWith('.yaml') || lower.endsWith('.yml') || lower.endsWith('.bu')) {
+      state.problems.push({ source: rel, message: 'Butane configs are not transpiled by bootdepot; run `butane --strict` and save the result as .ign' });
+      continue;
+    }
+    const config = await loadEntry(state, rel, (text) => parseIgnition(state, rel, name, engine, text));
     if (!config) continue;
     configs.set(config.id, config);
     state.byFile.set(rel, config);
@@ -260,17 +340,8 @@ async function loadIgnition(state: LoadState, engine: Liquid): Promise<Map<strin
   return configs;
 }
 
-async function parseIgnition(state: LoadState, rel: string, name: string, engine: Liquid): Promise<IgnitionConfig | undefined> {
+function parseIgnition(state: LoadState, rel: string, name: string, engine: Liquid, text: string): IgnitionConfig | undefined {
   const lower = name.toLowerCase();
-  if (lower.endsWith('.yaml') || lower.endsWith('.yml') || lower.endsWith('.bu')) {
-    state.problems.push({
-      source: rel,
-      message: 'Butane configs are not transpiled by bootdepot; run `butane --strict` and save the result as .ign',
-    });
-    return undefined;
-  }
-  const text = await readText(state, rel);
-  if (text === undefined) return undefined;
   if (lower.endsWith('.liquid')) {
     const { template, error } = compileTemplate(engine, text, rel);
     if (error) {
@@ -298,15 +369,11 @@ async function loadTemplates(state: LoadState, engine: Liquid): Promise<Map<stri
   const templates = new Map<string, ScriptTemplate>();
   for (const name of await listFiles(path.join(state.dataDir, 'templates'))) {
     const rel = `templates/${name}`;
-    const before = state.problems.length;
-    let entry: ScriptTemplate | undefined;
-    const text = await readText(state, rel);
-    if (text !== undefined) {
+    const entry = await loadEntry<ScriptTemplate>(state, rel, (text) => {
       const { template, error } = compileTemplate(engine, text, rel);
       if (error) state.problems.push({ source: rel, line: error.line, column: error.column, message: error.message });
-      else if (template) entry = { id: stripExtension(name), file: rel, template };
-    }
-    entry ??= keepPrevious<ScriptTemplate>(state, rel, before);
+      return template && !error ? { id: stripExtension(name), file: rel, template } : undefined;
+    });
     if (!entry) continue;
     templates.set(entry.id, entry);
     state.byFile.set(rel, entry);
@@ -314,7 +381,7 @@ async function loadTemplates(state: LoadState, engine: Liquid): Promise<Map<stri
   return templates;
 }
 
-function crossCheck(state: LoadState, catalogue: Omit<Catalogue, 'problems' | 'byFile' | 'scriptEngine' | 'jsonEngine'>): void {
+function crossCheck(state: LoadState, catalogue: Pick<Catalogue, 'profiles' | 'groups' | 'ignition' | 'templates'>): void {
   for (const group of catalogue.groups) {
     if (!catalogue.profiles.has(group.profile)) {
       state.problems.push({ source: group.file, path: 'profile', message: `profile "${group.profile}" is not loaded; matching machines will wait` });
@@ -348,8 +415,8 @@ function crossCheck(state: LoadState, catalogue: Omit<Catalogue, 'problems' | 'b
  * Loads the data directory. `previous` is the catalogue currently in service, whose entries
  * stand in for files that are broken now.
  */
-export async function loadCatalogue(dataDir: string, previous?: Catalogue): Promise<Catalogue> {
-  const state: LoadState = { dataDir, previous, problems: [], byFile: new Map() };
+export async function loadCatalogue(dataDir: string, previous?: Catalogue, lastGood?: LastGoodSource): Promise<Catalogue> {
+  const state: LoadState = { dataDir, previous, lastGood, problems: [], byFile: new Map(), sources: new Map(), brokenGroups: [] };
   const dirStat = await stat(dataDir).catch(() => undefined);
   if (!dirStat?.isDirectory()) state.problems.push({ source: dataDir, message: 'data directory does not exist or is not a directory' });
   const scriptEngine = previous?.scriptEngine ?? createScriptTemplateEngine();
@@ -359,5 +426,5 @@ export async function loadCatalogue(dataDir: string, previous?: Catalogue): Prom
   const ignition = await loadIgnition(state, jsonEngine);
   const templates = await loadTemplates(state, scriptEngine);
   crossCheck(state, { profiles, groups, ignition, templates });
-  return { profiles, groups, ignition, templates, problems: state.problems, byFile: state.byFile, scriptEngine, jsonEngine };
+  return { profiles, groups, ignition, templates, problems: state.problems, byFile: state.byFile, brokenGroups: state.brokenGroups, sources: state.sources, scriptEngine, jsonEngine };
 }

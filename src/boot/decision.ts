@@ -5,12 +5,13 @@
  */
 import type { Config } from '../config/schema.ts';
 import type { NextBoot } from '../state/model.ts';
-import type { Catalogue, Group, Profile } from './catalogue.ts';
+import type { BrokenGroup, Catalogue, Group, Profile } from './catalogue.ts';
 
 export type BootDecision =
   /** Boot a profile. `once` marks an operator's one-time boot, consumed when it starts. */
   | { action: 'profile'; profile: Profile; group: Group | undefined; reason: string; once?: boolean }
-  | { action: 'poll'; interval: number; group: Group | undefined; reason: string }
+  /** Wait and ask again; `broken` when it is because of data that does not load. */
+  | { action: 'poll'; interval: number; group: Group | undefined; reason: string; broken?: boolean }
   /** Held by the operator: wait and ask again until released. */
   | { action: 'hold'; interval: number; group: Group | undefined; reason: string }
   /** Boot the local disk. */
@@ -27,10 +28,27 @@ function describeSelector(group: Group): string {
   return group.selectorKey === '' ? 'default group' : `selector ${group.selectorKey}`;
 }
 
+/**
+ * The broken group files that might select this device over the group it matches now, so that
+ * its decision depends on them. A broken group concerns a device when every selector value that
+ * could be read equals the device's label (a value that could not be read may be anything), and
+ * it has at least as many selectors as the device's match (more selectors win; with as many the
+ * tie-break could go either way). A file that could not be parsed at all concerns every device.
+ */
+export function brokenGroupsConcerning(catalogue: Catalogue, labels: Readonly<Record<string, string>>, matched: Group | undefined): BrokenGroup[] {
+  const matchedSize = matched ? Object.keys(matched.selector).length : -1;
+  return catalogue.brokenGroups.filter((broken) => {
+    if (!broken.selector) return true;
+    const entries = Object.entries(broken.selector);
+    if (entries.length < matchedSize) return false;
+    return entries.every(([key, value]) => value === undefined || labels[key] === value);
+  });
+}
+
 export interface DecideInput {
   catalogue: Catalogue;
   labels: Readonly<Record<string, string>>;
-  boot: Pick<Config['boot'], 'unmatched' | 'unmatchedProfile' | 'pollInterval'>;
+  boot: Pick<Config['boot'], 'unmatched' | 'unmatchedProfile' | 'pollInterval'> & Partial<Pick<Config['boot'], 'brokenGroups'>>;
   /** The device's recorded next boot, when the store knows one. */
   nextBoot?: NextBoot | null;
 }
@@ -60,6 +78,13 @@ export function decideBoot(input: DecideInput): BootDecision {
   if (input.nextBoot) {
     const decided = decideByNextBoot(input, input.nextBoot, group);
     if (decided) return decided;
+  }
+  if ((boot.brokenGroups ?? 'wait') === 'wait') {
+    const broken = brokenGroupsConcerning(catalogue, labels, group);
+    if (broken[0]) {
+      const more = broken.length > 1 ? ` (and ${broken.length - 1} more broken group file(s))` : '';
+      return { action: 'poll', interval: pollInterval, group, reason: `group file ${broken[0].file} does not load and may select this machine: ${broken[0].problem}${more}`, broken: true };
+    }
   }
   if (group) {
     const profile = catalogue.profiles.get(group.profile);

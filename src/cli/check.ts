@@ -7,6 +7,7 @@
 import { Command } from 'commander';
 import { createAssetReader } from '../assets/asset-root.ts';
 import { auditCatalogue } from '../boot/audit.ts';
+import { lastGoodDir } from '../boot/last-good.ts';
 import { loadCatalogue, type Catalogue } from '../boot/catalogue.ts';
 import { formatProblem, type Problem } from '../common/problems.ts';
 import type { Config } from '../config/schema.ts';
@@ -39,7 +40,7 @@ export function checkCommand(): Command {
       process.exitCode = 1;
       return;
     }
-    const catalogue = await loadCatalogue(config.paths.data);
+    const catalogue = await loadCatalogue(config.paths.data, undefined, { dir: lastGoodDir(config.state.sqlitePath) });
     const all = [...catalogue.problems, ...(await checkRendering(config, catalogue))];
     for (const problem of all) process.stdout.write(`${formatProblem(problem)}\n`);
     const summary = `${catalogue.profiles.size} profile(s), ${catalogue.groups.length} group(s), ${catalogue.ignition.size} Ignition config(s), ${catalogue.templates.size} template(s) in ${config.paths.data}`;

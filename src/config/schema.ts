@@ -9,6 +9,7 @@ import { MirrorConfigSchema, type MirrorSettings } from '../mirror/config.ts';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const PRESETS = ['packet', 'generic'] as const;
 export const UNMATCHED_ACTIONS = ['poll', 'notFound', 'profile'] as const;
+export const BROKEN_GROUP_ACTIONS = ['wait', 'ignore'] as const;
 
 export const ConfigSchema = Type.Object(
   {
@@ -102,6 +103,13 @@ export const ConfigSchema = Type.Object(
          * the firmware tries its next boot device) or `profile` (boot `unmatchedProfile`).
          */
         unmatched: StringEnum(UNMATCHED_ACTIONS, { default: 'poll' }),
+        /**
+         * A group file that does not load (and has no last good version) may have selected any
+         * machine: `wait` (default) makes every machine it might select wait, with the file and
+         * the error on its screen, until it is fixed; `ignore` matches as if the file were not
+         * there, so those machines may fall to a less specific group. See docs/architecture.md.
+         */
+        brokenGroups: StringEnum(BROKEN_GROUP_ACTIONS, { default: 'wait' }),
         /** Profile for `unmatched: profile`. */
         unmatchedProfile: Type.String({ default: '' }),
         /** Seconds a waiting machine sleeps before asking again (unmatched, missing images, template errors). */

@@ -4,12 +4,13 @@
  * of booting unconfigured or booting another OS.
  */
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { createAssetReader } from '../../src/assets/asset-root.ts';
 import { auditCatalogue } from '../../src/boot/audit.ts';
 import { createCatalogueStore } from '../../src/boot/catalogue-store.ts';
+import { buildApp } from '../../src/app.ts';
 import { makeTree, runBootdepot, silentLogger, startTestServer, testConfig, waitFor } from '../helpers.ts';
 
 const MAC = '52:54:00:12:34:56';
@@ -69,7 +70,7 @@ describe('broken data fails closed', () => {
       'ignition/node.ign.liquid': '{"ignition": {"version": "3.4.0"}, "x": {{ group.metadata.missing | json }} }',
       'groups/default.yaml': 'profile: node\n',
       'groups/lk.yaml': 'profile: lk\nselector: {role: lk}\n',
-      'groups/broken.yaml': 'profile: [\n',
+      'groups/broken.yaml': 'profile: 42\nselector: {role: nobody}\n',
     };
     const { get, dataDir, assetsDir } = await server(t, data);
     const check = await runBootdepot(['check', '--data-dir', dataDir, '--assets-dir', assetsDir]);
@@ -93,5 +94,77 @@ describe('broken data fails closed', () => {
     assets.invalidate('linuxkit/sshd-kernel');
     await waitFor(() => store.current().problems.length === 1, 3000, 'the audit to notice');
     assert.match(store.current().problems[0]?.message ?? '', /linuxkit\/sshd-kernel missing/);
+  });
+});
+
+describe('a broken group never moves its machines to another group', () => {
+  const DATA = {
+    'profiles/db.yaml': 'boot: {kernel: /assets/db-kernel}\n',
+    'profiles/installer.yaml': 'boot: {kernel: /assets/wipe-and-install}\n',
+    'groups/db.yaml': `profile: db\nselector: {mac: "${MAC}"}\n`,
+    'groups/default.yaml': 'profile: installer\n',
+  };
+  const IMAGES = { 'db-kernel': 'db', 'wipe-and-install': 'installer' };
+
+  async function serve(t: TestContext, dataDir: string, assetsDir: string) {
+    const running = await startTestServer(t, { dataDir, assetsDir, cacheDir: await makeTree(t, {}) });
+    return {
+      running,
+      script: async (mac = MAC) => (await fetch(`${running.url}/ipxe?mac=${mac}`)).text(),
+    };
+  }
+
+  it('keeps serving the last good version of a group broken while the server was down', async (t) => {
+    const dataDir = await makeTree(t, DATA);
+    const assetsDir = await makeTree(t, IMAGES);
+    const first = await serve(t, dataDir, assetsDir);
+    assert.match(await first.script(), /\nkernel \S+\/db-kernel/);
+    await first.running.close();
+
+    await writeFile(path.join(dataDir, 'groups/db.yaml'), `profile: db\nselector: {mac: "${MAC}"\n`);
+    const second = await serve(t, dataDir, assetsDir);
+    const script = await second.script();
+    assert.match(script, /\nkernel \S+\/db-kernel/, `still the db profile:\n${script}`);
+    assert.doesNotMatch(script, /wipe-and-install/);
+    const check = await runBootdepot(['check', '--data-dir', dataDir, '--assets-dir', assetsDir]);
+    assert.match(check.stdout, /groups\/db\.yaml: still serving the last good version of this file \(kept in /);
+    const render = await runBootdepot(['render', '--data-dir', dataDir, '--assets-dir', assetsDir, '--mac', MAC]);
+    assert.match(render.stdout, /\nkernel \S+\/db-kernel/, render.stderr);
+  });
+
+  it('makes the machines a broken group may select wait when it has never loaded, and boots the others', async (t) => {
+    const dataDir = await makeTree(t, { ...DATA, 'groups/db.yaml': `profile: db\nselector: {mac: "${MAC}"}\nmetadata: not-a-map\n` });
+    const assetsDir = await makeTree(t, IMAGES);
+    const { script } = await serve(t, dataDir, assetsDir);
+    const mine = await script();
+    assert.doesNotMatch(mine, /\nkernel /);
+    assert.match(mine, /echo bootdepot: group file groups\/db\.yaml does not load and may select this machine: groups\/db\.yaml:\d+:\d+: /);
+    // Its selector could be read: other machines are not concerned.
+    assert.match(await script('52:54:00:00:00:99'), /\nkernel \S+\/wipe-and-install/);
+  });
+
+  it('makes every machine wait for a group file that cannot be parsed at all', async (t) => {
+    const dataDir = await makeTree(t, { ...DATA, 'groups/db.yaml': '{{{ not yaml' });
+    const assetsDir = await makeTree(t, IMAGES);
+    const { script } = await serve(t, dataDir, assetsDir);
+    for (const mac of [MAC, '52:54:00:00:00:99']) {
+      const body = await script(mac);
+      assert.doesNotMatch(body, /\nkernel /, mac);
+      assert.match(body, /group file groups\/db\.yaml does not load/);
+    }
+  });
+
+  it('lets an operator opt out with boot.brokenGroups: ignore', async (t) => {
+    const dataDir = await makeTree(t, { ...DATA, 'groups/db.yaml': '{{{ not yaml' });
+    const assetsDir = await makeTree(t, IMAGES);
+    const config = testConfig(dataDir, assetsDir, 'boot:\n  brokenGroups: ignore\n');
+    const catalogue = await createCatalogueStore(dataDir, silentLogger);
+    const app = await buildApp({ config, logger: silentLogger, catalogue, assets: createAssetReader(assetsDir) });
+    t.after(async () => {
+      catalogue.close();
+      await app.close();
+    });
+    const res = await app.inject({ url: `/ipxe?mac=${MAC}` });
+    assert.match(res.body, /\nkernel \S+\/wipe-and-install/);
   });
 });

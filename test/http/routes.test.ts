@@ -236,7 +236,7 @@ describe('data changes', () => {
 
 describe('metrics', () => {
   it('counts scripts by outcome, downloads and data problems for Prometheus', async (t) => {
-    const server = await app(t, { data: { ...DATA, 'groups/broken.yaml': 'profile: [' } });
+    const server = await app(t, { data: { ...DATA, 'groups/broken.yaml': 'profile: 42\nselector: {role: other}\n' } });
     await server.inject({ url: `/ipxe?mac=${MAC}` });
     await server.inject({ url: '/assets/linuxkit/sshd-kernel' });
     const res = await server.inject({ url: '/metrics' });

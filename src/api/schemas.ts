@@ -31,6 +31,7 @@ export const DeviceSchema = Type.Object(
       Type.Object({ state: StringEnum(REPORT_STATES), code: Type.Optional(Type.Integer()), message: Type.Optional(Text), at: Type.String({ format: 'date-time' }) }),
       Type.Null(),
     ]),
+    problem: Type.Optional(Type.Union([Text, Type.Null()], { description: 'Why the device waits, or what failed in its current boot' })),
   },
   { description: 'A device and what is recorded about it' },
 );

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts';
 import type { Catalogue, Group, Profile } from './catalogue.ts';
 import { encodeUriComponentStrict } from './escape.ts';
 import type { FlatcarVersionSource } from '../mirror/flatcar.ts';
+import type { PullThroughMirror } from '../mirror/mirror.ts';
 import type { NextBoot } from '../state/model.ts';
 import type { ParsedDevice } from './identity.ts';
 import { labelQuery, type BootPlan } from './script.ts';
@@ -26,8 +27,11 @@ export interface RenderContext {
   bootId?: string;
   /** The device's recorded next boot (hold, local, once...), read from the device store. */
   nextBoot?: NextBoot | null;
-  /** The pull-through mirror, for Flatcar's `source: mirror`; absent when the mirror is off. */
-  mirror?: FlatcarVersionSource;
+  /**
+   * The pull-through mirror, for Flatcar's `source: mirror` and for telling at once that a
+   * mirrored file cannot be had now (`knownProblem`); absent when the mirror is off.
+   */
+  mirror?: MirrorView;
   /**
    * Resolve Flatcar `current` to a release through the mirror (contacting the upstream when the
    * cache is cold). `check` turns it off: validation must not depend on the internet.
@@ -35,8 +39,14 @@ export interface RenderContext {
   resolveFlatcarCurrent?: boolean;
 }
 
-/** What a profile kind produces: a plan to boot, a finished script, or a reason to wait. */
-export type KindResult = { plan: BootPlan } | { script: string } | { wait: string };
+/** What the boot code needs of the mirror. */
+export type MirrorView = FlatcarVersionSource & Partial<Pick<PullThroughMirror, 'knownProblem'>>;
+
+/**
+ * What a profile kind produces: a plan to boot, a finished script, or a reason to wait.
+ * `notes` are things the operator should know that do not stop the boot (logged at warn).
+ */
+export type KindResult = { plan: BootPlan; notes?: string[] } | { script: string } | { wait: string };
 
 export type KindRenderer = (profile: Profile, group: Group | undefined, ctx: RenderContext) => Promise<KindResult>;
 

@@ -33,6 +33,7 @@ export interface RenderedScript {
   problem?: string;
   /** For a tracked boot: each download's URL path (`/assets/...`) and whether it is the kernel or an initrd. */
   downloads?: Record<string, DownloadRole>;
+  notes?: string[];
 }
 
 function deviceLabel(ctx: RenderContext): string {
@@ -50,6 +51,8 @@ export interface RenderedProfile {
   body: string;
   problem?: string;
   downloads?: Record<string, DownloadRole>;
+  /** Worth the operator's attention, without stopping the boot (e.g. a stale Flatcar release). */
+  notes?: string[];
 }
 
 /** Renders one profile for a device (also used directly by `/linuxkit/NAME.ipxe`). */
@@ -77,7 +80,36 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
   const plan = { ...result.plan, comments: [...comments, ...result.plan.comments] };
   const downloads: Record<string, DownloadRole> = {};
   for (const step of plan.steps) if ('download' in step) downloads[downloadKey(ctx, step.what)] = step.role ?? 'other';
-  return { outcome: 'boot', body: renderBootPlan(plan, ctx.boot.retry, askAgainUrl(ctx), beaconUrl(ctx)), downloads };
+  // A download the mirror already knows it cannot serve now would only loop on HTTP 5xx:
+  // the machine waits instead, with the file, the upstream and the error on its screen.
+  for (const key of Object.keys(downloads)) {
+    const problem = mirrorProblem(ctx, key);
+    if (problem) return wait(`profile ${profile.id}: cannot get ${problem.file} from ${problem.upstream} now: ${problem.error} (since ${problem.since.toISOString()})`);
+  }
+  return {
+    outcome: 'boot',
+    body: renderBootPlan(plan, ctx.boot.retry, askAgainUrl(ctx), beaconUrl(ctx)),
+    downloads,
+    ...(result.notes ? { notes: result.notes } : {}),
+  };
+}
+
+/** What the mirror knows is wrong with a download (`/mirror/NAME/PATH` or a full URL to it). */
+function mirrorProblem(ctx: RenderContext, key: string): { file: string; upstream: string; error: string; since: Date } | undefined {
+  if (!ctx.mirror?.knownProblem) return undefined;
+  const local = key.startsWith(ctx.baseUrl) ? key.slice(ctx.baseUrl.length) : key;
+  const match = /^\/mirror\/([^/]+)\/([^?#]+)/.exec(local);
+  if (!match?.[1] || !match[2]) return undefined;
+  let name: string;
+  let relative: string;
+  try {
+    name = decodeURIComponent(match[1]);
+    relative = match[2].split('/').map(decodeURIComponent).join('/');
+  } catch {
+    return undefined;
+  }
+  const problem = ctx.mirror.knownProblem(name, relative);
+  return problem && { file: `/mirror/${name}/${relative}`, ...problem };
 }
 
 /**

@@ -15,8 +15,7 @@ import { renderIgnition, renderMetadata, type ConfigResult, type ConfigTarget } 
 import { decideBoot, matchGroup } from './decision.ts';
 import type { BootPlanRecord } from '../state/model.ts';
 import { IdentityError, parseDevice, type IdentityField, type QueryInput } from './identity.ts';
-import type { FlatcarVersionSource } from '../mirror/flatcar.ts';
-import type { RenderContext } from './render-context.ts';
+import type { MirrorView, RenderContext } from './render-context.ts';
 import { isBootId, newBootId, type BootState } from '../state/boot-state.ts';
 import { renderDeviceScript, renderProfile } from './render.ts';
 
@@ -26,8 +25,8 @@ export interface BootRoutesOptions {
   assets: AssetReader;
   /** Boot state: decides with the device's next boot and records every script. */
   bootState?: BootState;
-  /** The pull-through mirror, for Flatcar profiles that use it. */
-  mirror?: FlatcarVersionSource;
+  /** The pull-through mirror, for Flatcar profiles that use it and for what it knows is failing. */
+  mirror?: MirrorView;
   /** How long a boot's id opens its Ignition and metadata (default 24 h; see docs/security.md). */
   configLifetimeMs?: number;
 }
@@ -113,6 +112,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
       reason: decision.reason,
     };
     app.metrics.scripts.inc({ outcome: result.outcome });
+    for (const note of result.notes ?? []) request.log.warn({ ...fields, note }, note);
     if (result.problem) request.log.warn({ ...fields, problem: result.problem }, 'machine has to wait');
     else request.log.info(fields, 'script decided');
     if (result.outcome === 'notFound') return sendText(reply, 404, result.body);

@@ -15,7 +15,7 @@ import { normaliseMac } from '../boot/identity.ts';
 import { HttpError } from '../common/http-error.ts';
 import { sendProblem } from '../http/errors.ts';
 import { isBootId, type BootState } from './boot-state.ts';
-import { REPORT_STATES } from './model.ts';
+import { REPORT_STATES, type BootPlanRecord } from './model.ts';
 
 const ReportBody = Type.Object(
   {
@@ -32,10 +32,29 @@ const REPORT_BODY_LIMIT = 16 * 1024;
 
 export interface BootRoutesStateOptions {
   bootState: BootState;
+  /** What the mirror knows is wrong with a file, for the reason of a failed download. */
+  mirrorProblem?: (name: string, relativePath: string) => { upstream: string; error: string } | undefined;
 }
 
 function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): void {
   const { bootState } = options;
+
+  /**
+   * Records a download of a boot: started, then completed, aborted (the client hung up) or
+   * failed (an error status, with the reason: for the mirror, what it knows of the upstream).
+   */
+  const observe = (plan: BootPlanRecord, key: string, ip: string, why?: () => { upstream: string; error: string } | undefined) => ({
+    started: () => void bootState.recordDownload(plan, key, 'started', 0, 200, ip),
+    finished: ({ status, bytes, complete }: { status: number; bytes: number; complete: boolean }) => {
+      if (status >= 400) {
+        const known = why?.();
+        const reason = known ? `HTTP ${status}: ${known.upstream}: ${known.error}` : `HTTP ${status}`;
+        void bootState.recordDownload(plan, key, 'failed', bytes, status, ip, reason);
+        return;
+      }
+      void bootState.recordDownload(plan, key, complete ? 'completed' : 'aborted', bytes, status, ip);
+    },
+  });
 
   app.get<{ Params: { bootId: string; '*': string } }>('/b/:bootId/assets/*', async (request, reply) => {
     const { bootId } = request.params;
@@ -44,10 +63,7 @@ function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): voi
     const plan = isBootId(bootId) ? await bootState.planFor(bootId) : undefined;
     if (plan) request.deviceMac = plan.deviceId;
     const key = `/assets/${relativePath}`;
-    await app.serveAsset(request, reply, relativePath, plan && {
-      started: () => void bootState.recordDownload(plan, key, 'started', 0, 200, request.ip),
-      finished: ({ status, bytes, complete }) => void bootState.recordDownload(plan, key, complete ? 'completed' : 'aborted', bytes, status, request.ip),
-    });
+    await app.serveAsset(request, reply, relativePath, plan && observe(plan, key, request.ip));
   });
 
   app.get<{ Params: { bootId: string; name: string; '*': string } }>('/b/:bootId/mirror/:name/*', async (request, reply) => {
@@ -58,10 +74,7 @@ function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): voi
     const plan = isBootId(bootId) ? await bootState.planFor(bootId) : undefined;
     if (plan) request.deviceMac = plan.deviceId;
     const key = `/mirror/${name}/${relativePath}`;
-    await serveMirror(request, reply, name, relativePath, plan && {
-      started: () => void bootState.recordDownload(plan, key, 'started', 0, 200, request.ip),
-      finished: ({ status, bytes, complete }) => void bootState.recordDownload(plan, key, complete ? 'completed' : 'aborted', bytes, status, request.ip),
-    });
+    await serveMirror(request, reply, name, relativePath, plan && observe(plan, key, request.ip, () => options.mirrorProblem?.(name, relativePath)));
   });
 
   app.get<{ Params: { bootId: string } }>('/b/:bootId/beacon', async (request, reply) => {

@@ -126,9 +126,9 @@ export class BootState {
     await this.recorder.record({ deviceId, ...(bootId ? { bootId } : {}), at: new Date(), detail: { type: 'config', ...detail } });
   }
 
-  async recordDownload(plan: BootPlanRecord, path: string, phase: 'started' | 'completed' | 'aborted', bytes: number, status: number, ip: string): Promise<void> {
+  async recordDownload(plan: BootPlanRecord, path: string, phase: 'started' | 'completed' | 'aborted' | 'failed', bytes: number, status: number, ip: string, reason?: string): Promise<void> {
     const role = plan.downloads[path] ?? 'other';
-    await this.recorder.record({ deviceId: plan.deviceId, bootId: plan.id, at: new Date(), detail: { type: 'download', path, role, phase, bytes, status, ip } });
+    await this.recorder.record({ deviceId: plan.deviceId, bootId: plan.id, at: new Date(), detail: { type: 'download', path, role, phase, bytes, status, ip, ...(reason ? { reason } : {}) } });
   }
 
   /** The script says its images are loaded and it is booting: the boot has started. */

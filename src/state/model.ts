@@ -5,11 +5,18 @@
  */
 import type { DeviceIdentity } from '../boot/identity.ts';
 
-/** Where a device is in its boot, in order (a new script starts over). */
-export const STAGES = ['script', 'kernel', 'initrd', 'booting', 'running', 'succeeded', 'failed'] as const;
+/**
+ * Where a device is, in order (a new script starts over): `waiting` (its script waits: why is
+ * in the device's `problem`), `held` (by the operator), `local` (handed to its disk), or a boot
+ * in progress: `script`, `kernel`, `initrd`, `booting`, then what the booted OS reports.
+ */
+export const STAGES = ['waiting', 'held', 'local', 'script', 'kernel', 'initrd', 'booting', 'running', 'succeeded', 'failed'] as const;
 export type Stage = (typeof STAGES)[number];
 
-const STAGE_RANK: Record<Stage, number> = { script: 0, kernel: 1, initrd: 2, booting: 3, running: 4, succeeded: 5, failed: 5 };
+const STAGE_RANK: Record<Stage, number> = { waiting: 0, held: 0, local: 0, script: 0, kernel: 1, initrd: 2, booting: 3, running: 4, succeeded: 5, failed: 5 };
+
+/** The stage a script answer puts a device in. */
+const SCRIPT_STAGE: Record<ScriptAction, Stage> = { boot: 'script', wait: 'waiting', notFound: 'waiting', hold: 'held', local: 'local' };
 
 export const REPORT_STATES = ['running', 'succeeded', 'failed'] as const;
 export type ReportState = (typeof REPORT_STATES)[number];
@@ -48,7 +55,8 @@ export type EventDetail =
       group?: string;
       profile?: string;
     }
-  | { type: 'download'; path: string; role: DownloadRole; phase: 'started' | 'completed' | 'aborted'; bytes: number; status: number; ip: string }
+  /** `failed`: answered with an error status (`reason` says why); `aborted`: the client hung up. */
+  | { type: 'download'; path: string; role: DownloadRole; phase: 'started' | 'completed' | 'aborted' | 'failed'; bytes: number; status: number; ip: string; reason?: string }
   | { type: 'beacon'; ip: string }
   /** The booted OS fetched its Ignition or metadata (status 200), or was refused (403: no credential). */
   | { type: 'config'; what: 'ignition' | 'metadata'; status: number; ip: string; reason?: string }
@@ -87,6 +95,11 @@ export interface Device {
   identity: DeviceIdentity;
   nextBoot: NextBoot | null;
   lastReport: { state: ReportState; code?: number; message?: string; at: string } | null;
+  /**
+   * Why the device waits (its last script's reason) or what went wrong in its current boot (a
+   * failed download); null while all is well. Absent on rows written before it existed.
+   */
+  problem?: string | null;
 }
 
 /** What a boot's script planned: which downloads are its kernel and initrds. */
@@ -121,6 +134,7 @@ export function newDevice(id: string, at: Date): Device {
     identity: {},
     nextBoot: null,
     lastReport: null,
+    problem: null,
   };
 }
 
@@ -148,12 +162,18 @@ export function applyEvent(previous: Device | undefined, event: NewEvent): Devic
         device.bootCount += 1;
         device.lastBootId = event.bootId;
       }
-      device.stage = 'script';
+      device.stage = SCRIPT_STAGE[detail.action];
+      device.problem = detail.action === 'wait' || detail.action === 'hold' || detail.action === 'notFound' ? detail.reason : null;
       break;
     }
     case 'download':
       device.lastIp = detail.ip;
-      if (currentBoot && detail.role !== 'other' && detail.phase !== 'aborted') device.stage = advance(device.stage, detail.role);
+      if (currentBoot && detail.phase === 'failed') {
+        device.problem = `${detail.role === 'other' ? 'download' : detail.role} ${detail.path} failed: ${detail.reason ?? `HTTP ${detail.status}`}`;
+      } else if (currentBoot && detail.role !== 'other' && detail.phase !== 'aborted') {
+        device.stage = advance(device.stage, detail.role);
+        if (detail.phase === 'completed') device.problem = null;
+      }
       break;
     case 'beacon':
       device.lastIp = detail.ip;

@@ -13,7 +13,7 @@ const DATA = {
 };
 
 async function setup(t: TestContext, token: string | null = TOKEN) {
-  const built = await testApp(t, { data: DATA, overrides: token ? [{ key: 'adminToken', value: token, source: 'test' }] : [] });
+  const built = await testApp(t, { data: DATA, assets: { 'main/vmlinuz': 'main', 'rescue/vmlinuz': 'rescue' }, overrides: token ? [{ key: 'adminToken', value: token, source: 'test' }] : [] });
   await built.app.inject({ url: `/ipxe?mac=${MAC}&platform=efi`, remoteAddress: '10.0.0.7' });
   await built.app.inject({ url: '/ipxe?mac=52:54:00:00:00:02' });
   return built;

@@ -10,6 +10,9 @@ import type { BuildArch } from '../identity.ts';
 import { flatcarMirrorBaseUrl, flatcarMirrorName, resolveFlatcarVersion } from '../../mirror/flatcar.ts';
 import { assetUrl, ignitionUrl, type KindRenderer } from '../render-context.ts';
 
+/** Longest a script answer waits on the upstream to resolve `current`. */
+const RESOLVE_BUDGET_MS = 2000;
+
 export const FLATCAR_KERNEL = 'flatcar_production_pxe.vmlinuz';
 export const FLATCAR_INITRD = 'flatcar_production_pxe_image.cpio.gz';
 
@@ -42,15 +45,19 @@ export const renderFlatcar: KindRenderer = async (profile, _group, ctx) => {
   if (!arch) return { wait: `profile ${profile.id}: Flatcar has no image for iPXE arch ${deviceArch}` };
 
   let base: string;
+  const notes: string[] = [];
   if (spec.source === 'mirror') {
     if (!ctx.mirror) return { wait: `profile ${profile.id}: the mirror is off` };
     const name = flatcarMirrorName(spec.channel);
     let version = spec.version;
     if (ctx.resolveFlatcarCurrent !== false) {
       try {
-        // One release per boot: kernel and initrd never come from two releases.
-        const resolved = await resolveFlatcarVersion(ctx.mirror, name, arch, spec.version, { budgetMs: 2000 });
+        // One release per boot: kernel and initrd never come from two releases. A slow or dead
+        // upstream never holds a script up for longer than the budget: the last known release
+        // answers then (with a note), and with none known the machine waits.
+        const resolved = await resolveFlatcarVersion(ctx.mirror, name, arch, spec.version, { budgetMs: RESOLVE_BUDGET_MS });
         version = resolved.version;
+        if (resolved.note) notes.push(resolved.note);
       } catch (error) {
         return { wait: `profile ${profile.id}: ${(error as Error).message}` };
       }
@@ -83,6 +90,7 @@ export const renderFlatcar: KindRenderer = async (profile, _group, ctx) => {
   const kernelUrl = `${base}/${FLATCAR_KERNEL}`;
   const initrdUrl = `${base}/${FLATCAR_INITRD}`;
   return {
+    ...(notes.length > 0 ? { notes } : {}),
     plan: {
       comments: [`Flatcar ${spec.channel} ${spec.version} ${arch} (preset ${preset})`],
       preamble: [],

@@ -13,7 +13,7 @@ import type { Profile } from './catalogue.ts';
 import { ID_PATTERN } from './data-schema.ts';
 import { renderIgnition, renderMetadata, type ConfigResult, type ConfigTarget } from './device-configs.ts';
 import { decideBoot, matchGroup } from './decision.ts';
-import type { BootPlanRecord } from '../state/model.ts';
+import { identityAgrees, type BootPlanRecord } from '../state/model.ts';
 import { IdentityError, parseDevice, type IdentityField, type QueryInput } from './identity.ts';
 import type { MirrorView, RenderContext } from './render-context.ts';
 import { isBootId, newBootId, type BootState } from '../state/boot-state.ts';
@@ -74,9 +74,15 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
   app.get('/ipxe', async (request, reply) => {
     const ctx = context(request, ['mac']);
     const mac = ctx.device.identity.mac ?? '';
+    let verified = true;
     if (bootState) {
-      ctx.nextBoot = await bootState.nextBootFor(mac);
+      const recorded = await bootState.deviceFor(mac);
+      ctx.nextBoot = recorded?.nextBoot ?? null;
       ctx.bootId = newBootId();
+      // A request that contradicts the recorded UUID or serial is answered, but its boot changes
+      // nothing about the device: it cannot spoil a boot in progress or use up a `once`.
+      verified = !recorded || identityAgrees(recorded.identity, ctx.device.identity);
+      if (!verified) request.log.warn({ mac, sent: ctx.device.identity, recorded: recorded?.identity }, 'script request does not agree with the device\'s recorded identity: recorded as unverified');
     }
     const result = await renderDeviceScript(ctx);
     const { decision } = result;
@@ -98,9 +104,10 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
             reason: result.problem ? `${decision.reason}; ${result.problem}` : decision.reason,
             ...(group ? { group } : {}),
             ...(profile ? { profile } : {}),
+            ...(verified ? {} : { verified: false }),
           },
         },
-        result.outcome === 'boot' ? { profile: profile ?? null, group: group ?? null, labels: ctx.device.labels, ip: request.ip, downloads: result.downloads ?? {} } : undefined,
+        result.outcome === 'boot' ? { profile: profile ?? null, group: group ?? null, labels: ctx.device.labels, ip: request.ip, downloads: result.downloads ?? {}, ...(verified ? {} : { verified: false }) } : undefined,
       );
     }
     const fields = {
@@ -172,6 +179,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
       if (!plan) return { status: 404, message: 'unknown boot' };
       request.deviceMac = plan.deviceId;
       if (Date.now() - Date.parse(plan.createdAt) > configLifetimeMs) return refuse(plan.deviceId, plan, `this boot's credential expired (boot started ${plan.createdAt}); boot again`);
+      if (plan.verified === false) return refuse(plan.deviceId, plan, 'the script request of this boot did not agree with the device\'s recorded UUID or serial (a replaced board? `bootdepot devices delete` the device)');
       return fromPlan(plan);
     }
 
@@ -199,6 +207,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     if (!plan) return refuse(mac, undefined, 'this machine has no boot in progress: fetch it from the URL in its boot script');
     if (plan.ip !== undefined && plan.ip !== request.ip) return refuse(mac, plan, `asked from ${request.ip}, but this boot's script went to ${plan.ip}`);
     if (Date.now() - Date.parse(plan.createdAt) > configLifetimeMs) return refuse(mac, plan, `this boot's credential expired (boot started ${plan.createdAt}); boot again`);
+    if (plan.verified === false) return refuse(mac, plan, 'the script request of this boot did not agree with the device\'s recorded UUID or serial');
     return fromPlan(plan);
   }
 

@@ -29,9 +29,10 @@ export interface TemplateData {
   boot_id: string;
   /**
    * This device's URLs: `urls.ipxe` (its script), `urls.ignition`, `urls.metadata`, and
-   * `urls.beacon` (fetch it just before `boot`: `imgfetch {{ urls.beacon }} ||`; empty when untracked).
+   * `urls.beacon` (fetch it just before `boot`: `imgfetch {{ urls.beacon }} ||`; empty when untracked),
+   * `urls.report` (the booted OS POSTs `{"state":"succeeded"}` here: a verified report; empty when untracked).
    */
-  urls: { ipxe: string; ignition: string; metadata: string; beacon: string };
+  urls: { ipxe: string; ignition: string; metadata: string; beacon: string; report: string };
   /** The labels as a query string, e.g. `mac=52%3A54...&uuid=...`. */
   query: string;
 }
@@ -53,7 +54,7 @@ export function buildTemplateData(profile: Profile, group: Group | undefined, ct
     base_url: ctx.baseUrl,
     assets_url: assetsBase(ctx),
     boot_id: ctx.bootId ?? '',
-    urls: { ipxe: askAgainUrl(ctx), ignition: ignitionUrl(ctx), metadata: metadataUrl(ctx), beacon: beaconUrl(ctx) ?? '' },
+    urls: { ipxe: askAgainUrl(ctx), ignition: ignitionUrl(ctx), metadata: metadataUrl(ctx), beacon: beaconUrl(ctx) ?? '', report: ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}/report` : '' },
     query: labelQuery(ctx.device.labels),
   };
 }

@@ -96,14 +96,31 @@ function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): voi
       }
     });
 
-    const report = async (request: FastifyRequest<{ Body: ReportBody }>, reply: FastifyReply, deviceId: string | undefined, via: 'events' | 'state-api') => {
+    const report = async (request: FastifyRequest<{ Body: ReportBody }>, reply: FastifyReply, deviceId: string | undefined, via: 'events' | 'state-api' | 'boot', knownBoot?: BootPlanRecord) => {
       if (!deviceId) return sendProblem(request, reply, 404, 'unknown device: pass ?mac=, or report from the address the device booted from');
       request.deviceMac = deviceId;
       const { state, code, message } = request.body;
-      const stored = await bootState.recordReport({ deviceId, state, ip: request.ip, via, ...(code !== undefined ? { code } : {}), ...(message !== undefined ? { message } : {}) });
+      let boot = knownBoot;
+      if (!boot) {
+        try {
+          boot = await bootState.bootReportedFrom(deviceId, request.ip);
+        } catch (error) {
+          request.log.error({ err: error, device: deviceId }, 'device store unavailable: report refused');
+          return sendProblem(request, reply, 503, 'the device store is unavailable; report again later');
+        }
+      }
+      const stored = await bootState.recordReport({ deviceId, state, ip: request.ip, via, boot, ...(code !== undefined ? { code } : {}), ...(message !== undefined ? { message } : {}) });
       if (!stored) return sendProblem(request, reply, 503, 'the device store is unavailable; report again later');
-      return reply.code(200).send({ device: deviceId, state, event: stored.id });
+      const verified = boot !== undefined && boot.verified !== false;
+      return reply.code(200).send({ device: deviceId, state, event: stored.id, verified });
     };
+
+    // The boot's own URL: its id is the credential, so the report is verified wherever it comes from.
+    scope.post<{ Body: ReportBody; Params: { bootId: string } }>('/b/:bootId/report', { schema: { body: ReportBody } }, async (request, reply) => {
+      const plan = isBootId(request.params.bootId) ? await bootState.planFor(request.params.bootId) : undefined;
+      if (!plan) return sendProblem(request, reply, 404, 'unknown boot');
+      return report(request, reply, plan.deviceId, 'boot', plan);
+    });
 
     scope.post<{ Body: ReportBody; Querystring: { mac?: string } }>(
       '/events',

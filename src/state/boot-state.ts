@@ -49,7 +49,9 @@ export interface ReportInput {
   code?: number;
   message?: string;
   ip: string;
-  via: 'events' | 'state-api';
+  via: 'events' | 'state-api' | 'boot';
+  /** The boot the report is verified to speak for (by its id, or its script's address); none: unverified. */
+  boot: BootPlanRecord | undefined;
 }
 
 export class BootState {
@@ -71,14 +73,29 @@ export class BootState {
 
   /** The device's next boot, or null when there is none or the store cannot say. */
   async nextBootFor(deviceId: string): Promise<NextBoot | null> {
+    return (await this.deviceFor(deviceId))?.nextBoot ?? null;
+  }
+
+  /** The device as recorded, or null when it is unknown or the store cannot say. */
+  async deviceFor(deviceId: string): Promise<Device | null> {
     try {
-      const device = await withTimeout(this.store.getDevice(deviceId), this.readTimeoutMs, 'reading the device');
-      return device?.nextBoot ?? null;
+      return (await withTimeout(this.store.getDevice(deviceId), this.readTimeoutMs, 'reading the device')) ?? null;
     } catch (error) {
       this.failures.reads += 1;
       this.log.warn({ err: error, device: deviceId }, 'device store unavailable: deciding without recorded state');
       return null;
     }
+  }
+
+  /**
+   * Which of the device's recent boots a report from this address speaks for: the newest whose
+   * script went to it. None: the report is unverified (another machine on the network could
+   * have sent it) and is recorded without changing anything.
+   */
+  async bootReportedFrom(deviceId: string, ip: string): Promise<BootPlanRecord | undefined> {
+    const device = await withTimeout(this.store.getDevice(deviceId), this.readTimeoutMs, 'reading the device');
+    const boot = device?.recentBoots?.find((recent) => recent.ip === ip);
+    return boot ? this.planFor(boot.id) : undefined;
   }
 
   /**
@@ -137,8 +154,9 @@ export class BootState {
     try {
       const device = await this.store.getDevice(plan.deviceId);
       const next = device?.nextBoot;
-      // A one-time boot is used up once it actually starts, not when a download fails and retries.
-      if (next?.action === 'once' && next.profile === plan.profile) {
+      // A one-time boot is used up once it actually starts, not when a download fails and retries,
+      // and only by a boot whose script request agreed with the device's recorded identity.
+      if (plan.verified !== false && next?.action === 'once' && next.profile === plan.profile) {
         await this.store.setNextBoot(plan.deviceId, null, 'once-consumed');
         this.log.info({ device: plan.deviceId, profile: plan.profile }, 'one-time boot started; next boot back to normal');
       }
@@ -152,8 +170,11 @@ export class BootState {
    * store could not take it (the caller answers 503 so the OS retries).
    */
   async recordReport(input: ReportInput): Promise<StoredEvent | undefined> {
+    const verified = input.boot !== undefined && input.boot.verified !== false;
+    if (!verified) this.log.warn({ device: input.deviceId, ip: input.ip, state: input.state }, 'unverified report recorded; it changes nothing (report from the booted machine\'s address, or to its boot\'s URL)');
     const stored = await this.recorder.record({
       deviceId: input.deviceId,
+      ...(input.boot ? { bootId: input.boot.id } : {}),
       at: new Date(),
       detail: {
         type: 'report',
@@ -162,17 +183,18 @@ export class BootState {
         ...(input.message !== undefined ? { message: input.message } : {}),
         ip: input.ip,
         via: input.via,
+        verified,
       },
     });
-    if (stored && input.state === 'succeeded') await this.applyInstallOnce(input.deviceId);
+    // installOnce follows the boot that installed and reported, not whatever script came since.
+    if (stored && verified && input.state === 'succeeded' && input.boot) await this.applyInstallOnce(input.deviceId, input.boot.profile);
     return stored;
   }
 
   /** A device that installed with an `installOnce` profile boots its disk from now on. */
-  private async applyInstallOnce(deviceId: string): Promise<void> {
+  private async applyInstallOnce(deviceId: string, profileId: string | null): Promise<void> {
     try {
       const device: Device | undefined = await this.store.getDevice(deviceId);
-      const profileId = device?.lastProfile;
       if (!device || !profileId || device.nextBoot?.action === 'local') return;
       const profile = this.catalogue().profiles.get(profileId);
       if (!profile?.installOnce) return;

@@ -15,6 +15,18 @@ export type Stage = (typeof STAGES)[number];
 
 const STAGE_RANK: Record<Stage, number> = { waiting: 0, held: 0, local: 0, script: 0, kernel: 1, initrd: 2, booting: 3, running: 4, succeeded: 5, failed: 5 };
 
+/** Hardware identity that a genuine machine sends the same on every boot. */
+const STABLE_IDENTITY = ['uuid', 'serial'] as const;
+
+/**
+ * Whether a script request's identity agrees with what the device recorded: every recorded
+ * UUID and serial is sent again, unchanged. A MAC is no identity; these are the next best thing
+ * a booting machine has, and a request that only knows the MAC must not rewrite the record.
+ */
+export function identityAgrees(recorded: DeviceIdentity, sent: DeviceIdentity): boolean {
+  return STABLE_IDENTITY.every((field) => recorded[field] === undefined || recorded[field] === sent[field]);
+}
+
 /** The stage a script answer puts a device in. */
 const SCRIPT_STAGE: Record<ScriptAction, Stage> = { boot: 'script', wait: 'waiting', notFound: 'waiting', hold: 'held', local: 'local' };
 
@@ -54,13 +66,23 @@ export type EventDetail =
       reason: string;
       group?: string;
       profile?: string;
+      /**
+       * False when the request's identity contradicts what the device recorded (another UUID or
+       * serial, or none where one was recorded): such a script is answered and recorded, but
+       * changes nothing about the device, so it cannot spoil the device's boot in progress.
+       */
+      verified?: boolean;
     }
   /** `failed`: answered with an error status (`reason` says why); `aborted`: the client hung up. */
   | { type: 'download'; path: string; role: DownloadRole; phase: 'started' | 'completed' | 'aborted' | 'failed'; bytes: number; status: number; ip: string; reason?: string }
   | { type: 'beacon'; ip: string }
   /** The booted OS fetched its Ignition or metadata (status 200), or was refused (403: no credential). */
   | { type: 'config'; what: 'ignition' | 'metadata'; status: number; ip: string; reason?: string }
-  | { type: 'report'; state: ReportState; code?: number; message?: string; ip: string; via: 'events' | 'state-api' }
+  /**
+   * What the booted OS reports. `verified`: it carried the boot's id, or came from the address
+   * that fetched the boot's script; an unverified report is kept but changes nothing.
+   */
+  | { type: 'report'; state: ReportState; code?: number; message?: string; ip: string; via: 'events' | 'state-api' | 'boot'; verified?: boolean }
   | { type: 'next-boot'; nextBoot: NextBoot | null; by: 'api' | 'installOnce' | 'once-consumed' };
 
 export type EventType = EventDetail['type'];
@@ -100,7 +122,18 @@ export interface Device {
    * failed download); null while all is well. Absent on rows written before it existed.
    */
   problem?: string | null;
+  /** The latest boots (newest first, at most {@link RECENT_BOOTS}): whose address may report for which boot. */
+  recentBoots?: RecentBoot[];
 }
+
+export interface RecentBoot {
+  id: string;
+  ip: string;
+  profile: string | null;
+  at: string;
+}
+
+export const RECENT_BOOTS = 5;
 
 /** What a boot's script planned: which downloads are its kernel and initrds. */
 export interface BootPlanRecord {
@@ -114,6 +147,8 @@ export interface BootPlanRecord {
   labels?: Record<string, string>;
   /** Source address of the script request: plain `/ignition?mac=` is answered only to it. */
   ip?: string;
+  /** False for a script whose identity contradicted the device's record (see the script event). */
+  verified?: boolean;
   /** URL path (`/assets/linuxkit/x-kernel`) -> role. */
   downloads: Record<string, DownloadRole>;
 }
@@ -153,7 +188,12 @@ export function applyEvent(previous: Device | undefined, event: NewEvent): Devic
   const { detail } = event;
   switch (detail.type) {
     case 'script': {
+      if (detail.verified === false) break;
       device.lastIp = detail.ip;
+      if (event.bootId !== undefined && event.bootId !== device.lastBootId) {
+        const boot: RecentBoot = { id: event.bootId, ip: detail.ip, profile: detail.profile ?? null, at };
+        device.recentBoots = [boot, ...(device.recentBoots ?? [])].slice(0, RECENT_BOOTS);
+      }
       device.identity = { ...device.identity, ...detail.identity };
       device.lastAction = detail.action;
       device.lastGroup = detail.group ?? null;
@@ -180,6 +220,7 @@ export function applyEvent(previous: Device | undefined, event: NewEvent): Devic
       if (currentBoot) device.stage = advance(device.stage, 'booting');
       break;
     case 'report':
+      if (detail.verified === false) break;
       device.lastIp = detail.ip;
       // The booted OS speaks for the latest boot; its word replaces what came before.
       device.stage = detail.state;

@@ -84,6 +84,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   await app.register(bootRoutes, {
     config: deps.config,
+    configLifetimeMs: deps.config.boot.bootCredentialHours * 3600 * 1000,
     catalogue: deps.catalogue,
     assets: deps.assets,
     ...(deps.bootState ? { bootState: deps.bootState } : {}),
@@ -100,7 +101,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     await app.register(mirrorAdminRoutes, { prefix: '/api/v1', mirror: deps.mirror, adminToken: deps.config.admin.token });
   }
   if (deps.bootState) {
-    await app.register(stateRoutes, { bootState: deps.bootState });
+    const mirror = deps.mirror;
+    await app.register(stateRoutes, { bootState: deps.bootState, ...(mirror ? { mirrorProblem: (name: string, relativePath: string) => mirror.knownProblem(name, relativePath) } : {}) });
     await app.register(deviceApi, { prefix: '/api/v1', store: deps.bootState.store, catalogue: () => deps.catalogue.current(), adminToken: deps.config.admin.token });
   }
   await app.register(assetUploads, {

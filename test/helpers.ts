@@ -21,7 +21,9 @@ export const silentLogger = pino({ level: 'silent' });
 /** Creates a temp directory with the given files (paths relative to it); removed after the test. */
 export async function makeTree(t: TestContext, files: Record<string, string | Buffer>): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'bootdepot-test-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // A server the test started may still be writing here when this runs (after hooks run in the
+  // order they were added): retry the removal instead of failing on ENOTEMPTY.
+  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
   await writeFiles(dir, files);
   return dir;
 }

@@ -110,6 +110,12 @@ export const ConfigSchema = Type.Object(
          * there, so those machines may fall to a less specific group. See docs/architecture.md.
          */
         brokenGroups: StringEnum(BROKEN_GROUP_ACTIONS, { default: 'wait' }),
+        /**
+         * Hours a boot's id opens its Ignition config and metadata (`/b/<boot>/ignition`, and
+         * matchbox's plain URLs from the boot's address). Long enough for a slow install to
+         * fetch its config; short enough that a leaked URL soon opens nothing (docs/security.md).
+         */
+        bootCredentialHours: Type.Integer({ minimum: 1, maximum: 8760, default: 24 }),
         /** Profile for `unmatched: profile`. */
         unmatchedProfile: Type.String({ default: '' }),
         /** Seconds a waiting machine sleeps before asking again (unmatched, missing images, template errors). */

@@ -40,7 +40,7 @@ export interface RenderContext {
 }
 
 /** What the boot code needs of the mirror. */
-export type MirrorView = FlatcarVersionSource & Partial<Pick<PullThroughMirror, 'knownProblem'>>;
+export type MirrorView = FlatcarVersionSource & Partial<Pick<PullThroughMirror, 'knownProblem' | 'protect'>>;
 
 /**
  * What a profile kind produces: a plan to boot, a finished script, or a reason to wait.

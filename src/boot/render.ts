@@ -82,10 +82,17 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
   for (const step of plan.steps) if ('download' in step) downloads[downloadKey(ctx, step.what)] = step.role ?? 'other';
   // A download the mirror already knows it cannot serve now would only loop on HTTP 5xx:
   // the machine waits instead, with the file, the upstream and the error on its screen.
-  for (const key of Object.keys(downloads)) {
-    const problem = mirrorProblem(ctx, key);
-    if (problem) return wait(`profile ${profile.id}: cannot get ${problem.file} from ${problem.upstream} now: ${problem.error} (since ${problem.since.toISOString()})`);
+  const mirrored = Object.keys(downloads).flatMap((key) => {
+    const file = mirrorFileOf(ctx, key);
+    return file ? [file] : [];
+  });
+  for (const file of mirrored) {
+    const problem = ctx.mirror?.knownProblem?.(file.name, file.path);
+    if (problem) return wait(`profile ${profile.id}: cannot get /mirror/${file.name}/${file.path} from ${problem.upstream} now: ${problem.error} (since ${problem.since.toISOString()})`);
   }
+  // Files machines boot are evicted from the mirror's cache last: requests for other paths
+  // must not push out what the fleet is booting.
+  for (const file of mirrored) ctx.mirror?.protect?.(file.name, file.path);
   return {
     outcome: 'boot',
     body: renderBootPlan(plan, ctx.boot.retry, askAgainUrl(ctx), beaconUrl(ctx)),
@@ -94,22 +101,16 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
   };
 }
 
-/** What the mirror knows is wrong with a download (`/mirror/NAME/PATH` or a full URL to it). */
-function mirrorProblem(ctx: RenderContext, key: string): { file: string; upstream: string; error: string; since: Date } | undefined {
-  if (!ctx.mirror?.knownProblem) return undefined;
+/** The mirror file a download is (`/mirror/NAME/PATH` or a full URL to it), if it is one. */
+function mirrorFileOf(ctx: RenderContext, key: string): { name: string; path: string } | undefined {
   const local = key.startsWith(ctx.baseUrl) ? key.slice(ctx.baseUrl.length) : key;
   const match = /^\/mirror\/([^/]+)\/([^?#]+)/.exec(local);
   if (!match?.[1] || !match[2]) return undefined;
-  let name: string;
-  let relative: string;
   try {
-    name = decodeURIComponent(match[1]);
-    relative = match[2].split('/').map(decodeURIComponent).join('/');
+    return { name: decodeURIComponent(match[1]), path: match[2].split('/').map(decodeURIComponent).join('/') };
   } catch {
     return undefined;
   }
-  const problem = ctx.mirror.knownProblem(name, relative);
-  return problem && { file: `/mirror/${name}/${relative}`, ...problem };
 }
 
 /**

@@ -5,7 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { captureLogger, testApp } from '../helpers.ts';
+import { createAssetReader } from '../../src/assets/asset-root.ts';
+import { loadCatalogue } from '../../src/boot/catalogue.ts';
+import { parseDevice } from '../../src/boot/identity.ts';
+import { renderDeviceScript } from '../../src/boot/render.ts';
+import { captureLogger, makeTree, testApp, testConfig } from '../helpers.ts';
 
 const MAC = '52:54:00:12:34:56';
 const PRODUCT = 'Standard PC (i440FX + PIIX, 1996)';
@@ -155,5 +159,31 @@ describe('links a booting iPXE can fetch, tied to their boot', () => {
     assert.match(ipxe.body, /^#!ipxe\n/);
     assert.match(ipxe.body, /echo bootdepot: profile linuxkit-sshd: linuxkit\/sshd-kernel and linuxkit\/sshd-initrd\.img missing/);
     assert.match(ipxe.body, /chain --autofree http:\/\/10\.0\.0\.5:8080\/linuxkit\/sshd\.ipxe /);
+  });
+});
+
+describe('what the fleet boots stays in the mirror', () => {
+  it('protects the mirrored files a boot links from eviction', async (t) => {
+    const dataDir = await makeTree(t, { 'profiles/fc.yaml': 'flatcar: {channel: stable, version: 4152.2.0}\n', 'groups/default.yaml': 'profile: fc\n' });
+    const protectedFiles: string[] = [];
+    const mirror = {
+      readText: () => Promise.reject(new Error('not used')),
+      knownProblem: () => undefined,
+      protect: (name: string, relativePath: string) => void protectedFiles.push(`${name}/${relativePath}`),
+    };
+    const result = await renderDeviceScript({
+      baseUrl: 'http://10.0.0.5:8080',
+      device: parseDevice({ mac: MAC }),
+      catalogue: await loadCatalogue(dataDir),
+      assets: createAssetReader(await makeTree(t, {})),
+      boot: testConfig(dataDir, dataDir).boot,
+      bootId: 'a'.repeat(32),
+      mirror,
+    });
+    assert.equal(result.outcome, 'boot', result.body);
+    assert.deepEqual(protectedFiles.sort(), [
+      'flatcar-stable/amd64-usr/4152.2.0/flatcar_production_pxe.vmlinuz',
+      'flatcar-stable/amd64-usr/4152.2.0/flatcar_production_pxe_image.cpio.gz',
+    ]);
   });
 });

@@ -14,8 +14,8 @@ import type { Config } from './config/schema.ts';
 import { checkDirectories, directoriesFor } from './config/directories.ts';
 import { BootState } from './state/boot-state.ts';
 import { describeStoreLocation, openDeviceStore, storeRemedy, type StoreChoice } from './state/create-store.ts';
+import { startPruning } from './state/pruner.ts';
 import { ReconnectingDeviceStore } from './state/reconnecting-store.ts';
-import type { DeviceStore } from './state/store.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -63,23 +63,6 @@ export function describeListenError(error: NodeJS.ErrnoException, host: string, 
   }
 }
 
-const PRUNE_EVERY_MS = 10 * 60 * 1000;
-
-/** Keeps history bounded: events past the retention, and past the per-device cap, go. */
-function startPruning(store: DeviceStore, config: Config, logger: Logger): NodeJS.Timeout {
-  const prune = () => {
-    const before = new Date(Date.now() - config.state.retentionDays * 86_400_000);
-    store
-      .prune(before, config.state.maxEventsPerDevice)
-      .then((removed) => removed > 0 && logger.info({ removed }, 'old boot events pruned'))
-      .catch((error: unknown) => logger.warn({ err: error }, 'pruning boot events failed'));
-  };
-  prune();
-  const timer = setInterval(prune, PRUNE_EVERY_MS);
-  timer.unref();
-  return timer;
-}
-
 /**
  * The device store and what records into it; closed after the app (pending events flushed).
  * A store that does not open at start does not stop the server: machines boot from the data
@@ -90,6 +73,7 @@ async function openState(config: Config, logger: Logger, catalogue: CatalogueSto
     databaseUrl: config.state.databaseUrl,
     sqlitePath: config.state.sqlitePath,
     onError: (error) => logger.warn({ err: error }, 'device store connection trouble'),
+    limits: config.state,
   };
   const store = await ReconnectingDeviceStore.open({
     kind: config.state.databaseUrl ? 'postgres' : 'sqlite',
@@ -100,12 +84,12 @@ async function openState(config: Config, logger: Logger, catalogue: CatalogueSto
     ...(options.storeRetry ?? {}),
   });
   const bootState = new BootState({ store, log: logger, catalogue: () => catalogue.current() });
-  const pruner = startPruning(store, config, logger);
+  const pruner = startPruning(store, config.state, logger);
   return {
     bootState,
     store,
     async close() {
-      clearInterval(pruner);
+      pruner.stop();
       await bootState.close();
       await store.close();
     },

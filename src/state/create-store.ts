@@ -1,5 +1,5 @@
 /** Chooses the device store: PostgreSQL when a database URL is given, else SQLite in the data dir. */
-import type { DeviceStore } from './store.ts';
+import type { DeviceStore, StoreLimits } from './store.ts';
 
 export interface StoreChoice {
   /** `postgres://...` / `postgresql://...`, or undefined for SQLite. */
@@ -11,6 +11,8 @@ export interface StoreChoice {
    * neither created nor migrated; PostgreSQL transactions are read-only.
    */
   readOnly?: boolean;
+  /** What keeps the store bounded (`state.*` in the config); defaults in store.ts. */
+  limits?: Partial<StoreLimits>;
 }
 
 export async function openDeviceStore(choice: StoreChoice): Promise<DeviceStore> {

@@ -12,6 +12,25 @@ export interface DeviceFilter {
   limit?: number;
 }
 
+/** What keeps a store bounded whoever writes to it (see docs/security.md, "Limits"). */
+export interface StoreLimits {
+  /** Newest events kept per device; held at write time, within {@link eventSlack}. */
+  maxEventsPerDevice: number;
+  /** Devices that never booted kept at most; the oldest beyond go first (see pruneUnknownDevices). */
+  maxUnknownDevices: number;
+}
+
+export const DEFAULT_LIMITS: StoreLimits = { maxEventsPerDevice: 1000, maxUnknownDevices: 10_000 };
+
+/**
+ * How far past its cap a device's events may go before they are trimmed: trimming every
+ * insert would cost a range scan per event; every tenth of the cap (at most 100) costs one per
+ * hundred events.
+ */
+export function eventSlack(maxEventsPerDevice: number): number {
+  return Math.min(100, Math.max(1, Math.ceil(maxEventsPerDevice / 10)));
+}
+
 export type EventListener = (event: StoredEvent) => void;
 
 export interface DeviceStore {

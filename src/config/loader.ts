@@ -84,6 +84,7 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
       sqlitePath: file.state.sqlitePath === '' ? '' : path.resolve(fileDir, file.state.sqlitePath),
       retentionDays: file.state.retentionDays,
       maxEventsPerDevice: file.state.maxEventsPerDevice,
+      maxUnknownDevices: file.state.maxUnknownDevices,
     },
     boot: file.boot,
     source: fileSource,

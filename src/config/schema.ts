@@ -90,6 +90,13 @@ export const ConfigSchema = Type.Object(
         retentionDays: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
         /** Newest events kept per device, whatever their age. */
         maxEventsPerDevice: Type.Integer({ minimum: 10, maximum: 1000000, default: 1000 }),
+        /**
+         * Devices that never booted (no beacon, no report, no next boot set: any MAC that asked
+         * for a script) kept at most; beyond, the least recently seen go, with their events. A
+         * flood of made-up MACs costs this many rows, not one per request. Devices that booted
+         * or have a next boot go only by `retentionDays`.
+         */
+        maxUnknownDevices: Type.Integer({ minimum: 100, maximum: 10000000, default: 10000 }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -159,7 +166,7 @@ export interface Config {
   /** Admin API token; undefined when the admin API is off. */
   admin: { token: string | undefined };
   mirror: MirrorSettings;
-  state: { enabled: boolean; databaseUrl: string | undefined; sqlitePath: string; retentionDays: number; maxEventsPerDevice: number };
+  state: { enabled: boolean; databaseUrl: string | undefined; sqlitePath: string; retentionDays: number; maxEventsPerDevice: number; maxUnknownDevices: number };
   boot: ConfigFile['boot'];
   /** Where the configuration came from, for logs and `check`. */
   source: string;

@@ -77,8 +77,12 @@ describe('broken transfers resumed (strong ETag and byte ranges)', () => {
     it(`${name}: the fill resumes with Range + If-Match and clients get the whole file`, async (t) => {
       const { body, upstream, base, mirror, cacheDir } = await faulty(t, fault);
       const pending = fetchRaw(`${base}/mirror/up/${FILE}`);
-      await until(() => mirror.filling()[0]?.bytes === 300 * 1024, 'the bytes before the break');
-      broken?.();
+      // Only the drop needs the bytes before the break in first; for the other faults the count
+      // passes 300 KiB at a moment a poll can miss (the resume starts at once).
+      if (broken) {
+        await until(() => (mirror.filling()[0]?.bytes ?? 0) >= 300 * 1024, 'the bytes before the break');
+        broken();
+      }
       const response = await pending;
       assert.equal(response.complete, true);
       assert.equal(sha256(response.body), sha256(body));

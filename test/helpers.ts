@@ -120,10 +120,17 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `bootdepot ARGS` as operators do (the bin script), killed after `timeoutMs`. */
+/** Runs `bootdepot ARGS` as operators do (the bin script), from the repository root, killed after `timeoutMs`. */
 export function runBootdepot(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliRun> {
+  return runBootdepotIn(REPO_ROOT, args, env, timeoutMs);
+}
+
+/** Runs `bootdepot ARGS` with `cwd` as the working directory; an `undefined` value removes that variable. */
+export function runBootdepotIn(cwd: string, args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 30_000): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/bootdepot.js'), ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
+    const merged: Record<string, string | undefined> = { ...process.env, ...env };
+    for (const [key, value] of Object.entries(merged)) if (value === undefined) delete merged[key];
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/bootdepot.js'), ...args], { cwd, env: merged });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -1,30 +1,13 @@
 /** Running the `bootdepot` command from any working directory, and copying the repository's layout for it. */
-import { spawn } from 'node:child_process';
 import { cp, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-import { makeTree, REPO_ROOT, type CliRun } from '../helpers.ts';
+import { makeTree, REPO_ROOT, runBootdepotIn } from '../helpers.ts';
 
 export const BIN = path.join(REPO_ROOT, 'bin/bootdepot.js');
 
 /** Runs `bootdepot ARGS` with `cwd` as the working directory, killed after `timeoutMs`. */
-export function runIn(cwd: string, args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 30_000): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const merged: Record<string, string | undefined> = { ...process.env, ...env };
-    for (const [key, value] of Object.entries(merged)) if (value === undefined) delete merged[key];
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: merged });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+export const runIn = runBootdepotIn;
 
 /** A temp directory laid out like a checkout: config/ (shipped config and demo data) and assets/. */
 export async function repoLayout(t: TestContext): Promise<string> {

@@ -19,8 +19,8 @@ export async function openDeviceStore(choice: StoreChoice): Promise<DeviceStore>
   const readOnly = choice.readOnly ?? false;
   // Loaded on demand: the PostgreSQL driver is memory a single-node install does not need.
   const store: DeviceStore = choice.databaseUrl
-    ? new (await import('./postgres-store.ts')).PostgresDeviceStore({ url: choice.databaseUrl, readOnly, ...(choice.onError ? { onError: choice.onError } : {}) })
-    : new (await import('./sqlite-store.ts')).SqliteDeviceStore(choice.sqlitePath, { readOnly });
+    ? new (await import('./postgres-store.ts')).PostgresDeviceStore({ url: choice.databaseUrl, readOnly, ...(choice.onError ? { onError: choice.onError } : {}), ...(choice.limits ? { limits: choice.limits } : {}) })
+    : new (await import('./sqlite-store.ts')).SqliteDeviceStore(choice.sqlitePath, { readOnly, ...(choice.limits ? { limits: choice.limits } : {}) });
   try {
     await store.migrate();
   } catch (error) {

@@ -8,7 +8,7 @@
  */
 import pg from 'pg';
 import { applyEvent, type BootPlanRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
-import type { DeviceFilter, DeviceStore, EventListener } from './store.ts';
+import { DEFAULT_LIMITS, eventSlack, isBooted, type DeviceFilter, type DeviceStore, type EventListener, type StoreLimits } from './store.ts';
 
 const CHANNEL = 'bootdepot_events';
 /** NOTIFY payloads are limited to 8000 bytes; larger events are announced by id and read back. */
@@ -41,7 +41,25 @@ const MIGRATIONS: readonly string[] = [
      data JSONB NOT NULL
    );
    CREATE INDEX boots_created ON boots (created_at);`,
+  // As in SQLite (see sqlite-store.ts): event counts, and whether a device booted or has a
+  // next boot, so the per-device cap and the unknown-device limit need no scan of events.
+  `ALTER TABLE devices ADD COLUMN event_count INTEGER NOT NULL DEFAULT 0,
+     ADD COLUMN booted BOOLEAN NOT NULL DEFAULT false,
+     ADD COLUMN next_boot BOOLEAN NOT NULL DEFAULT false;
+   UPDATE devices SET
+     event_count = (SELECT COUNT(*) FROM events WHERE events.device_id = devices.id),
+     booted = (stage IN ('booting', 'running', 'succeeded', 'failed') OR jsonb_typeof(data->'lastReport') = 'object'
+       OR EXISTS (SELECT 1 FROM events WHERE events.device_id = devices.id AND events.type IN ('beacon', 'report'))),
+     next_boot = (jsonb_typeof(data->'nextBoot') = 'object');
+   CREATE INDEX devices_unknown ON devices (last_seen) WHERE NOT booted AND NOT next_boot;
+   CREATE INDEX devices_last_seen ON devices (last_seen);
+   CREATE INDEX boots_device ON boots (device_id);`,
 ];
+
+/** Rows one prune statement deletes at most, so no step holds its locks for long. */
+const PRUNE_BATCH = 2000;
+/** Devices removed per step at most (and fewer when they have many events). */
+const DEVICE_BATCH = 500;
 
 /** Arbitrary constant for the migration lock, so replicas starting together migrate once. */
 const MIGRATION_LOCK = 424242;
@@ -68,6 +86,13 @@ export interface PostgresStoreOptions {
    * migration and no LISTEN connection; `migrate()` only checks that the schema is there.
    */
   readOnly?: boolean;
+  limits?: Partial<StoreLimits>;
+}
+
+interface Candidate {
+  id: string;
+  event_count: number;
+  last_seen: Date;
 }
 
 export class PostgresDeviceStore implements DeviceStore {
@@ -78,9 +103,14 @@ export class PostgresDeviceStore implements DeviceStore {
   private listenRetry: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly options: PostgresStoreOptions;
+  private readonly limits: StoreLimits;
+  /** Devices this replica created since it last counted the unknown ones. */
+  private newDevices = 0;
+  private unknownPruning: Promise<number> | undefined;
 
   constructor(options: PostgresStoreOptions) {
     this.options = options;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolSize ?? 10,
@@ -172,7 +202,15 @@ export class PostgresDeviceStore implements DeviceStore {
     await client.query('SELECT pg_advisory_xact_lock(hashtext(id)) FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n) ORDER BY n', [ids]);
     const { rows } = await client.query<{ id: string; data: Device }>('SELECT id, data FROM devices WHERE id = ANY($1)', [ids]);
     const devices = new Map<string, Device | undefined>(rows.map((row) => [row.id, row.data]));
-    for (const event of events) devices.set(event.deviceId, applyEvent(devices.get(event.deviceId), event));
+    const added = new Map<string, number>();
+    const booted = new Set<string>();
+    for (const event of events) {
+      const device = applyEvent(devices.get(event.deviceId), event);
+      devices.set(event.deviceId, device);
+      added.set(device.id, (added.get(device.id) ?? 0) + 1);
+      // Per event: a beacon followed by a new script in the same batch still counts as booted.
+      if (isBooted(device)) booted.add(device.id);
+    }
 
     const inserted = await client.query<{ id: string }>(
       `INSERT INTO events (device_id, boot_id, at, type, detail)
@@ -205,19 +243,68 @@ export class PostgresDeviceStore implements DeviceStore {
     await client.query('SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS t(payload, n) ORDER BY n', [CHANNEL, payloads]);
 
     const changed = [...devices.values()].filter((d): d is Device => d !== undefined);
-    await client.query(
-      `INSERT INTO devices (id, data, stage, last_profile, last_seen, last_ip)
-       SELECT * FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+    const written = await client.query<{ id: string; event_count: number; inserted: boolean }>(
+      `INSERT INTO devices (id, data, stage, last_profile, last_seen, last_ip, event_count, booted, next_boot)
+       SELECT * FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::integer[], $8::boolean[], $9::boolean[])
        ON CONFLICT (id) DO UPDATE SET data = excluded.data, stage = excluded.stage, last_profile = excluded.last_profile,
-         last_seen = excluded.last_seen, last_ip = excluded.last_ip`,
-      [changed.map((d) => d.id), changed.map((d) => JSON.stringify(d)), changed.map((d) => d.stage), changed.map((d) => d.lastProfile), changed.map((d) => d.lastSeen), changed.map((d) => d.lastIp)],
+         last_seen = excluded.last_seen, last_ip = excluded.last_ip, event_count = devices.event_count + excluded.event_count,
+         booted = devices.booted OR excluded.booted, next_boot = excluded.next_boot
+       RETURNING id, event_count, (xmax = 0) AS inserted`,
+      [
+        changed.map((d) => d.id),
+        changed.map((d) => JSON.stringify(d)),
+        changed.map((d) => d.stage),
+        changed.map((d) => d.lastProfile),
+        changed.map((d) => d.lastSeen),
+        changed.map((d) => d.lastIp),
+        changed.map((d) => added.get(d.id) ?? 0),
+        changed.map((d) => booted.has(d.id)),
+        changed.map((d) => d.nextBoot !== null),
+      ],
     );
+    this.newDevices += written.rows.filter((row) => row.inserted).length;
+    const cap = this.limits.maxEventsPerDevice;
+    const over = new Set(written.rows.filter((row) => Number(row.event_count) > cap + eventSlack(cap)).map((row) => row.id));
+    // The cap holds in the writing transaction, under the devices' locks taken above.
+    if (over.size > 0) await this.trimDevices(client, changed.filter((d) => over.has(d.id)), cap);
     return stored;
   }
 
-  recordEvents(events: readonly NewEvent[]): Promise<StoredEvent[]> {
-    if (events.length === 0) return Promise.resolve([]);
-    return this.transaction((client) => this.appendEvents(client, events));
+  /**
+   * Keeps the newest `cap` events of each device (and the boot plans that a kept event or a
+   * recent boot still needs); sets their counts right. The caller holds the devices' locks.
+   */
+  private async trimDevices(client: pg.PoolClient, devices: readonly Device[], cap: number): Promise<number> {
+    if (devices.length === 0) return 0;
+    const ids = devices.map((d) => d.id);
+    const { rows: past } = await client.query<{ id: string; cutoff: string; at: Date }>(
+      `SELECT d.id, c.id AS cutoff, c.at FROM unnest($1::text[]) AS d(id)
+       CROSS JOIN LATERAL (SELECT id, at FROM events WHERE device_id = d.id ORDER BY id DESC OFFSET $2 LIMIT 1) c`,
+      [ids, cap],
+    );
+    let removed = 0;
+    if (past.length > 0) {
+      const deleted = await client.query(
+        'DELETE FROM events e USING unnest($1::text[], $2::bigint[]) AS p(id, cutoff) WHERE e.device_id = p.id AND e.id <= p.cutoff',
+        [past.map((p) => p.id), past.map((p) => p.cutoff)],
+      );
+      removed = deleted.rowCount ?? 0;
+      const keep = devices.flatMap((d) => [d.lastBootId, ...(d.recentBoots ?? []).map((b) => b.id)]).filter((id): id is string => id !== null);
+      await client.query('DELETE FROM boots b USING unnest($1::text[], $2::timestamptz[]) AS p(id, at) WHERE b.device_id = p.id AND b.created_at < p.at AND b.id <> ALL($3::text[])', [
+        past.map((p) => p.id),
+        past.map((p) => p.at),
+        keep,
+      ]);
+    }
+    await client.query('UPDATE devices d SET event_count = (SELECT COUNT(*) FROM events e WHERE e.device_id = d.id) WHERE d.id = ANY($1)', [ids]);
+    return removed;
+  }
+
+  async recordEvents(events: readonly NewEvent[]): Promise<StoredEvent[]> {
+    if (events.length === 0) return [];
+    const stored = await this.transaction((client) => this.appendEvents(client, events));
+    this.maybePruneUnknown();
+    return stored;
   }
 
   async saveBootPlan(plan: BootPlanRecord): Promise<void> {
@@ -280,17 +367,107 @@ export class PostgresDeviceStore implements DeviceStore {
     });
   }
 
-  prune(before: Date, keepPerDevice: number): Promise<number> {
+  /**
+   * Removes whole devices with their events and boot plans, in one transaction under their
+   * locks. Candidates are taken in order while their events stay within one batch; `still` is
+   * the condition re-checked under the locks (another replica may have written meanwhile).
+   */
+  private async removeDevices(candidates: readonly Candidate[], still: string, params: unknown[] = []): Promise<number> {
+    const chosen: Candidate[] = [];
+    let events = 0;
+    for (const candidate of candidates) {
+      if (chosen.length > 0 && events + Number(candidate.event_count) > PRUNE_BATCH) break;
+      chosen.push(candidate);
+      events += Number(candidate.event_count);
+    }
+    if (chosen.length === 0) return 0;
+    const ids = chosen.map((c) => c.id).sort();
+    const newest = new Date(Math.max(...chosen.map((c) => new Date(c.last_seen).getTime())));
     return this.transaction(async (client) => {
-      const old = await client.query('DELETE FROM events WHERE at < $1', [before]);
-      const excess = await client.query(
-        `DELETE FROM events WHERE id IN (
-           SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY id DESC) AS n FROM events) ranked WHERE n > $1)`,
-        [keepPerDevice],
-      );
-      await client.query('DELETE FROM boots WHERE created_at < $1', [before]);
-      return (old.rowCount ?? 0) + (excess.rowCount ?? 0);
+      // The same order as appendEvents takes them, so the two cannot deadlock.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext(id)) FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n) ORDER BY n', [ids]);
+      const { rows } = await client.query<{ id: string }>(`DELETE FROM devices WHERE id = ANY($1) AND last_seen <= $2 AND ${still} RETURNING id`, [ids, newest, ...params]);
+      const gone = rows.map((row) => row.id);
+      if (gone.length === 0) return 0;
+      const deletedEvents = await client.query('DELETE FROM events WHERE device_id = ANY($1)', [gone]);
+      const deletedBoots = await client.query('DELETE FROM boots WHERE device_id = ANY($1)', [gone]);
+      return gone.length + (deletedEvents.rowCount ?? 0) + (deletedBoots.rowCount ?? 0);
     });
+  }
+
+  /** One step: the least recently seen unknown devices beyond the limit. Rows removed. */
+  private async pruneUnknownStep(): Promise<number> {
+    const { rows: counted } = await this.pool.query<{ n: string }>('SELECT COUNT(*) AS n FROM devices WHERE NOT booted AND NOT next_boot');
+    const excess = Number(counted[0]?.n ?? 0) - this.limits.maxUnknownDevices;
+    if (excess <= 0) return 0;
+    const { rows } = await this.pool.query<Candidate>('SELECT id, event_count, last_seen FROM devices WHERE NOT booted AND NOT next_boot ORDER BY last_seen LIMIT $1', [
+      Math.min(excess, DEVICE_BATCH),
+    ]);
+    return this.removeDevices(rows, 'NOT booted AND NOT next_boot');
+  }
+
+  /** As SqliteDeviceStore's: after enough new devices, remove the unknown ones beyond the limit, off the request path. */
+  private maybePruneUnknown(): void {
+    if (this.unknownPruning || this.closed || this.newDevices < Math.max(10, Math.ceil(this.limits.maxUnknownDevices / 100))) return;
+    this.newDevices = 0;
+    this.unknownPruning = this.pruneUnknownDevices()
+      .catch((error: unknown) => {
+        this.options.onError?.(error as Error);
+        return 0;
+      })
+      .finally(() => {
+        this.unknownPruning = undefined;
+      });
+  }
+
+  /** Removes unknown devices beyond the limit, a step at a time. */
+  async pruneUnknownDevices(): Promise<number> {
+    let removed = 0;
+    while (!this.closed) {
+      const rows = await this.pruneUnknownStep();
+      if (rows === 0) break;
+      removed += rows;
+    }
+    return removed;
+  }
+
+  /** Waits for a background prune of unknown devices, if one is running (tests). */
+  async settled(): Promise<void> {
+    await this.unknownPruning;
+  }
+
+  /** One bounded step of pruning (see DeviceStore.prune): the first kind that finds work. */
+  async prune(before: Date, keepPerDevice: number): Promise<number> {
+    const steps: (() => Promise<number>)[] = [
+      () => this.pruneUnknownStep(),
+      async () => (await this.pool.query('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < $1 ORDER BY at LIMIT $2)', [before, PRUNE_BATCH])).rowCount ?? 0,
+      async () => {
+        const { rows } = await this.pool.query<Candidate>('SELECT id, event_count, last_seen FROM devices WHERE last_seen < $1 AND NOT next_boot ORDER BY last_seen LIMIT $2', [before, DEVICE_BATCH]);
+        return this.removeDevices(rows, 'last_seen < $3 AND NOT next_boot', [before]);
+      },
+      async () => (await this.pool.query('DELETE FROM boots WHERE id IN (SELECT id FROM boots WHERE created_at < $1 ORDER BY created_at LIMIT $2)', [before, PRUNE_BATCH])).rowCount ?? 0,
+      async () => {
+        const { rows } = await this.pool.query<{ id: string }>('SELECT id FROM devices WHERE event_count > $1 ORDER BY id LIMIT 20', [keepPerDevice]);
+        if (rows.length === 0) return 0;
+        const ids = rows.map((row) => row.id).sort();
+        const removed = await this.transaction(async (client) => {
+          await client.query('SELECT pg_advisory_xact_lock(hashtext(id)) FROM unnest($1::text[]) WITH ORDINALITY AS t(id, n) ORDER BY n', [ids]);
+          const { rows: current } = await client.query<{ data: Device }>('SELECT data FROM devices WHERE id = ANY($1)', [ids]);
+          return this.trimDevices(
+            client,
+            current.map((row) => row.data),
+            keepPerDevice,
+          );
+        });
+        // A device whose count only was stale is set right, which is work done too.
+        return removed > 0 ? removed : rows.length;
+      },
+    ];
+    for (const step of steps) {
+      const removed = await step();
+      if (removed > 0) return removed;
+    }
+    return 0;
   }
 
   subscribe(listener: EventListener): () => void {
@@ -301,6 +478,7 @@ export class PostgresDeviceStore implements DeviceStore {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.listenRetry);
+    await this.unknownPruning;
     this.listeners.clear();
     const client = this.listenClient;
     this.listenClient = undefined;

@@ -2,18 +2,42 @@
  * Worker thread that checkpoints the SQLite WAL into the database file. A checkpoint fsyncs;
  * done by the serving connection (SQLite's automatic checkpoint) it would stall the event loop
  * for as long as the disk takes, which shows up as latency spikes in every script answer. Here
- * it runs beside it, PASSIVE, so it never blocks the writer.
+ * it runs beside it.
+ *
+ * A PASSIVE checkpoint never blocks the writer, but under a steady stream of writes it never
+ * lets the WAL start over either: frames written while it runs are left for the next one, and
+ * the WAL only restarts from its beginning when a checkpoint has copied every frame. So a flood
+ * of writes grew it without end (a gigabyte for 80,000 requests). Hence, every `intervalMs`: a
+ * PASSIVE checkpoint, which copies almost everything without blocking; then, when the WAL
+ * holds more than `resetBytes`, a RESTART checkpoint, which copies the little that came since
+ * and makes the next write start the WAL over. The writer waits only for that remainder and
+ * one fsync. `journal_size_limit` then cuts the file back to `resetBytes`.
  */
 import { DatabaseSync } from 'node:sqlite';
 import { parentPort, workerData } from 'node:worker_threads';
 
-const { file, intervalMs } = workerData as { file: string; intervalMs: number };
+const { file, intervalMs, resetBytes } = workerData as { file: string; intervalMs: number; resetBytes: number };
 const db = new DatabaseSync(file);
-db.exec('PRAGMA busy_timeout = 1000;');
+db.exec(`PRAGMA busy_timeout = 1000; PRAGMA journal_size_limit = ${resetBytes};`);
+const pageSize = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
+const resetPages = Math.max(1, Math.floor(resetBytes / pageSize));
+
+interface CheckpointResult {
+  busy: number;
+  /** Frames in the WAL. */
+  log: number;
+  checkpointed: number;
+}
+
+const checkpoint = (mode: 'PASSIVE' | 'RESTART' | 'TRUNCATE') => db.prepare(`PRAGMA wal_checkpoint(${mode})`).get() as unknown as CheckpointResult;
 
 const timer = setInterval(() => {
   try {
-    db.exec('PRAGMA wal_checkpoint(PASSIVE);');
+    const passive = checkpoint('PASSIVE');
+    if (Number(passive.log) > resetPages) {
+      const restart = checkpoint('RESTART');
+      parentPort?.postMessage({ restarted: Number(restart.busy) === 0, frames: Number(passive.log) });
+    }
   } catch (error) {
     parentPort?.postMessage({ error: (error as Error).message });
   }
@@ -24,7 +48,7 @@ parentPort?.on('message', (message: unknown) => {
     clearInterval(timer);
     try {
       // A last full checkpoint leaves a tidy database file behind at shutdown.
-      db.exec('PRAGMA wal_checkpoint(TRUNCATE);');
+      checkpoint('TRUNCATE');
     } catch {
       // the next start checkpoints anyway
     }

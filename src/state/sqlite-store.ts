@@ -18,7 +18,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
 import { applyEvent, type BootPlanRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
-import type { DeviceFilter, DeviceStore, EventListener } from './store.ts';
+import { DEFAULT_LIMITS, eventSlack, isBooted, type DeviceFilter, type DeviceStore, type EventListener, type StoreLimits } from './store.ts';
 
 /** Schema versions, applied in order, each once. */
 const MIGRATIONS: readonly string[] = [
@@ -48,7 +48,33 @@ const MIGRATIONS: readonly string[] = [
      data TEXT NOT NULL
    );
    CREATE INDEX boots_created ON boots (created_at);`,
+  // What keeps the store bounded without reading every row: each device's event count (the
+  // per-device cap is held at write time), and whether it ever booted or has a next boot (a
+  // device with neither is one of the unknown devices, pruned first). Backfilled from the rows.
+  `ALTER TABLE devices ADD COLUMN event_count INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE devices ADD COLUMN booted INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE devices ADD COLUMN next_boot INTEGER NOT NULL DEFAULT 0;
+   UPDATE devices SET
+     event_count = (SELECT COUNT(*) FROM events WHERE events.device_id = devices.id),
+     booted = (stage IN ('booting', 'running', 'succeeded', 'failed') OR json_extract(data, '$.lastReport') IS NOT NULL
+       OR EXISTS (SELECT 1 FROM events WHERE events.device_id = devices.id AND events.type IN ('beacon', 'report'))),
+     next_boot = (json_extract(data, '$.nextBoot') IS NOT NULL);
+   CREATE INDEX devices_unknown ON devices (last_seen) WHERE booted = 0 AND next_boot = 0;
+   CREATE INDEX devices_last_seen ON devices (last_seen);
+   CREATE INDEX boots_device ON boots (device_id);`,
 ];
+
+/** Rows one prune statement deletes at most: a few milliseconds of the event loop each. */
+export const PRUNE_BATCH = 2000;
+/** Unknown devices removed per step at most (and fewer when they have many events). */
+export const UNKNOWN_DEVICE_BATCH = 500;
+/** The WAL size at which the checkpointer resets it, and the size it is cut back to (bytes). */
+export const WAL_RESET_BYTES = 16 * 1024 * 1024;
+/**
+ * The serving connection's own checkpoint, only for when the checkpoint worker falls behind or
+ * is gone (pages): larger than the worker's reset size, so normally it never runs.
+ */
+const FALLBACK_AUTOCHECKPOINT_PAGES = 8192;
 
 interface DeviceRow {
   data: string;
@@ -82,6 +108,12 @@ export class SqliteDeviceStore implements DeviceStore {
   private checkpointer: Worker | undefined;
 
   private readonly readOnly: boolean;
+  private readonly limits: StoreLimits;
+  /** New devices since the unknown devices were last counted. */
+  private newDevices = 0;
+  private unknownPruning: Promise<number> | undefined;
+  /** How many prune statements ran, by kind: tests check the work is done in bounded pieces. */
+  readonly pruneStats = { statements: 0, maxRows: 0 };
 
   /**
    * `readOnly` (for `bootdepot render`) opens an existing file without writing anything: no
@@ -90,9 +122,10 @@ export class SqliteDeviceStore implements DeviceStore {
    * only while no writer is using it, which a missing `-wal` file shows. With a writer, the
    * files exist already and a plain read-only open adds nothing.
    */
-  constructor(file: string, options: { readOnly?: boolean } = {}) {
+  constructor(file: string, options: { readOnly?: boolean; limits?: Partial<StoreLimits> } = {}) {
     this.file = file;
     this.readOnly = options.readOnly ?? false;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     if (this.readOnly) {
       if (file !== ':memory:' && !existsSync(file)) throw new Error(`${file} does not exist`);
       const immutable = file !== ':memory:' && !existsSync(`${file}-wal`);
@@ -106,7 +139,8 @@ export class SqliteDeviceStore implements DeviceStore {
     this.db = new DatabaseSync(file);
     try {
       // The first statement that reads the file: a file that is not a database fails here.
-      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+      // journal_size_limit: a WAL that grew in a burst is cut back when it is next reset.
+      this.db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = ${WAL_RESET_BYTES};`);
     } catch (error) {
       // Not left open for the next attempt to collide with.
       this.db.close();
@@ -117,8 +151,8 @@ export class SqliteDeviceStore implements DeviceStore {
   /** Moves WAL checkpoints off this thread (see sqlite-checkpointer.ts); once, on first write. */
   private startCheckpointer(): void {
     if (this.file === ':memory:' || this.checkpointer) return;
-    this.db.exec('PRAGMA wal_autocheckpoint = 0;');
-    this.checkpointer = new Worker(new URL('./sqlite-checkpointer.ts', import.meta.url), { workerData: { file: this.file, intervalMs: 1000 } });
+    this.db.exec(`PRAGMA wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES};`);
+    this.checkpointer = new Worker(new URL('./sqlite-checkpointer.ts', import.meta.url), { workerData: { file: this.file, intervalMs: 100, resetBytes: WAL_RESET_BYTES } });
     // It must not keep the process alive, nor take it down.
     this.checkpointer.unref();
     this.checkpointer.on('error', () => {
@@ -156,10 +190,26 @@ export class SqliteDeviceStore implements DeviceStore {
     this.statements = {
       getDevice: this.db.prepare('SELECT data FROM devices WHERE id = ?'),
       upsertDevice: this.db.prepare(
-        `INSERT INTO devices (id, data, stage, last_profile, last_seen, last_ip) VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO devices (id, data, stage, last_profile, last_seen, last_ip, event_count, booted, next_boot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET data = excluded.data, stage = excluded.stage, last_profile = excluded.last_profile,
-           last_seen = excluded.last_seen, last_ip = excluded.last_ip`,
+           last_seen = excluded.last_seen, last_ip = excluded.last_ip, event_count = devices.event_count + excluded.event_count,
+           booted = MAX(devices.booted, excluded.booted), next_boot = excluded.next_boot
+         RETURNING event_count`,
       ),
+      // The newest event past the cap: it and everything older of the device go.
+      eventPastCap: this.db.prepare('SELECT id, at FROM events WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?'),
+      trimEvents: this.db.prepare('DELETE FROM events WHERE device_id = ? AND id <= ?'),
+      trimBoots: this.db.prepare('DELETE FROM boots WHERE device_id = ? AND created_at < ? AND id NOT IN (SELECT value FROM json_each(?))'),
+      countEvents: this.db.prepare('UPDATE devices SET event_count = (SELECT COUNT(*) FROM events WHERE device_id = ?1) WHERE id = ?1'),
+      countUnknown: this.db.prepare('SELECT COUNT(*) AS n FROM devices WHERE booted = 0 AND next_boot = 0'),
+      oldestUnknown: this.db.prepare('SELECT id, event_count FROM devices WHERE booted = 0 AND next_boot = 0 ORDER BY last_seen LIMIT ?'),
+      expiredDevices: this.db.prepare('SELECT id, event_count FROM devices WHERE last_seen < ? AND next_boot = 0 LIMIT ?'),
+      overCap: this.db.prepare('SELECT id FROM devices WHERE event_count > ? LIMIT 20'),
+      expiredEvents: this.db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ? ORDER BY at LIMIT ?)'),
+      expiredBoots: this.db.prepare('DELETE FROM boots WHERE id IN (SELECT id FROM boots WHERE created_at < ? ORDER BY created_at LIMIT ?)'),
+      deleteDevicesEvents: this.db.prepare('DELETE FROM events WHERE device_id IN (SELECT value FROM json_each(?))'),
+      deleteDevicesBoots: this.db.prepare('DELETE FROM boots WHERE device_id IN (SELECT value FROM json_each(?))'),
+      deleteDevices: this.db.prepare('DELETE FROM devices WHERE id IN (SELECT value FROM json_each(?))'),
       insertEvent: this.db.prepare('INSERT INTO events (device_id, boot_id, at, type, detail) VALUES (?, ?, ?, ?, ?) RETURNING id'),
       listEvents: this.db.prepare('SELECT id, device_id, boot_id, at, detail FROM events WHERE device_id = ? ORDER BY id DESC LIMIT ?'),
       byIp: this.db.prepare('SELECT id FROM devices WHERE last_ip = ? ORDER BY last_seen DESC LIMIT 1'),
@@ -202,21 +252,64 @@ export class SqliteDeviceStore implements DeviceStore {
     return device;
   }
 
-  private writeDevice(device: Device): void {
-    this.statement('upsertDevice').run(device.id, JSON.stringify(device), device.stage, device.lastProfile, device.lastSeen, device.lastIp);
+  /** Writes a device row; `added` events of it were just inserted. Returns its event count. */
+  private writeDevice(device: Device, added: number, booted: boolean): number {
+    const row = this.statement('upsertDevice').get(
+      device.id,
+      JSON.stringify(device),
+      device.stage,
+      device.lastProfile,
+      device.lastSeen,
+      device.lastIp,
+      added,
+      booted ? 1 : 0,
+      device.nextBoot ? 1 : 0,
+    ) as { event_count: number };
+    return Number(row.event_count);
+  }
+
+  /**
+   * Holds the per-device cap in the writing transaction: once a device is `slack` past it, its
+   * events older than the newest `cap` go (and the boot plans no kept event or recent boot needs).
+   */
+  private trimDevice(device: Device, cap: number): number {
+    const past = this.statement('eventPastCap').get(device.id, cap) as { id: number; at: string } | undefined;
+    if (!past) {
+      // The count was stale (retention removed some): set it right.
+      this.statement('countEvents').run(device.id);
+      return 0;
+    }
+    const removed = Number(this.statement('trimEvents').run(device.id, past.id).changes);
+    const keep = [...new Set([device.lastBootId, ...(device.recentBoots ?? []).map((b) => b.id)].filter((id): id is string => id !== null))];
+    this.statement('trimBoots').run(device.id, past.at, JSON.stringify(keep));
+    this.statement('countEvents').run(device.id);
+    return removed;
   }
 
   private appendEvents(events: readonly NewEvent[]): StoredEvent[] {
     const stored: StoredEvent[] = [];
     const devices = new Map<string, Device | undefined>();
+    const added = new Map<string, number>();
+    const booted = new Set<string>();
     for (const event of events) {
-      const previous = devices.has(event.deviceId) ? devices.get(event.deviceId) : this.readDevice(event.deviceId);
-      devices.set(event.deviceId, applyEvent(previous, event));
+      const known = devices.has(event.deviceId);
+      const previous = known ? devices.get(event.deviceId) : this.readDevice(event.deviceId);
+      if (!known && !previous) this.newDevices += 1;
+      const device = applyEvent(previous, event);
+      devices.set(event.deviceId, device);
+      added.set(event.deviceId, (added.get(event.deviceId) ?? 0) + 1);
+      // Per event, not from the batch's end state: a beacon then a new script in one batch still booted.
+      if (isBooted(device)) booted.add(device.id);
       const row = this.statement('insertEvent').get(event.deviceId, event.bootId ?? null, event.at.toISOString(), event.detail.type, JSON.stringify(event.detail)) as { id: number };
       if (event.plan) this.statement('saveBoot').run(event.plan.id, event.plan.deviceId, event.plan.createdAt, JSON.stringify(event.plan));
       stored.push({ deviceId: event.deviceId, ...(event.bootId ? { bootId: event.bootId } : {}), at: event.at, detail: event.detail, id: Number(row.id) });
     }
-    for (const device of devices.values()) if (device) this.writeDevice(device);
+    const cap = this.limits.maxEventsPerDevice;
+    for (const device of devices.values()) {
+      if (!device) continue;
+      const count = this.writeDevice(device, added.get(device.id) ?? 0, booted.has(device.id));
+      if (count > cap + eventSlack(cap)) this.trimDevice(device, cap);
+    }
     this.pendingDevices.push(...[...devices.values()].filter((d): d is Device => d !== undefined));
     return stored;
   }
@@ -232,6 +325,7 @@ export class SqliteDeviceStore implements DeviceStore {
     this.startCheckpointer();
     const stored = this.transaction(() => this.appendEvents(events));
     this.emit(stored);
+    this.maybePruneUnknown();
     return Promise.resolve(stored);
   }
 
@@ -302,22 +396,109 @@ export class SqliteDeviceStore implements DeviceStore {
     );
   }
 
+  /** Runs a statement that deletes rows, counting it for {@link pruneStats}. */
+  private deleting(statement: StatementSync, ...params: (string | number)[]): number {
+    const rows = Number(statement.run(...params).changes);
+    this.pruneStats.statements += 1;
+    this.pruneStats.maxRows = Math.max(this.pruneStats.maxRows, rows);
+    return rows;
+  }
+
+  /**
+   * Removes whole devices, their events and boot plans, in one transaction. `candidates` come
+   * with their event counts, and are taken in order only while the events stay within one batch.
+   */
+  private removeDevices(candidates: readonly { id: string; event_count: number }[]): number {
+    const ids: string[] = [];
+    let events = 0;
+    for (const candidate of candidates) {
+      if (ids.length > 0 && events + Number(candidate.event_count) > PRUNE_BATCH) break;
+      ids.push(candidate.id);
+      events += Number(candidate.event_count);
+    }
+    if (ids.length === 0) return 0;
+    const list = JSON.stringify(ids);
+    return this.transaction(() => {
+      let removed = this.deleting(this.statement('deleteDevicesEvents'), list);
+      removed += this.deleting(this.statement('deleteDevicesBoots'), list);
+      removed += this.deleting(this.statement('deleteDevices'), list);
+      for (const id of ids) this.devices.delete(id);
+      return removed;
+    });
+  }
+
+  /** One step: the least recently seen unknown devices beyond the limit. Rows removed. */
+  private pruneUnknownStep(): number {
+    const unknown = Number((this.statement('countUnknown').get() as { n: number }).n);
+    const excess = unknown - this.limits.maxUnknownDevices;
+    if (excess <= 0) return 0;
+    const candidates = this.statement('oldestUnknown').all(Math.min(excess, UNKNOWN_DEVICE_BATCH)) as unknown as { id: string; event_count: number }[];
+    return this.removeDevices(candidates);
+  }
+
+  /**
+   * Once enough new devices came since the last count (a hundredth of the limit), counts the
+   * unknown devices and removes those beyond the limit, a step per turn of the event loop.
+   * Started after a commit, never inside one: the request that brought the device is not slowed.
+   */
+  private maybePruneUnknown(): void {
+    if (this.unknownPruning || this.newDevices < Math.max(10, Math.ceil(this.limits.maxUnknownDevices / 100))) return;
+    this.newDevices = 0;
+    this.unknownPruning = this.pruneUnknownDevices()
+      .catch(() => 0)
+      .finally(() => {
+        this.unknownPruning = undefined;
+      });
+  }
+
+  /** Removes unknown devices beyond the limit, in steps with a turn of the event loop between. */
+  async pruneUnknownDevices(): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      // First a turn of the event loop: not in the call that recorded the events.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!this.db.isOpen) return removed;
+      const rows = this.pruneUnknownStep();
+      if (rows === 0) return removed;
+      removed += rows;
+    }
+  }
+
+  /** Waits for a background prune of unknown devices, if one is running (tests). */
+  async settled(): Promise<void> {
+    await this.unknownPruning;
+  }
+
+  /**
+   * One bounded step of pruning (see DeviceStore.prune), the first kind that finds work:
+   * unknown devices beyond the limit, expired events, devices whose events all expired (and
+   * that have no next boot), expired boot plans, devices past the event cap.
+   */
   prune(before: Date, keepPerDevice: number): Promise<number> {
-    return Promise.resolve(
-      this.transaction(() => {
-        const old = Number(this.db.prepare('DELETE FROM events WHERE at < ?').run(before.toISOString()).changes);
-        const excess = Number(
-          this.db
-            .prepare(
-              `DELETE FROM events WHERE id IN (
-                 SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY id DESC) AS n FROM events) WHERE n > ?)`,
-            )
-            .run(keepPerDevice).changes,
-        );
-        this.db.prepare('DELETE FROM boots WHERE created_at < ?').run(before.toISOString());
-        return old + excess;
-      }),
-    );
+    const cutoff = before.toISOString();
+    const steps: (() => number)[] = [
+      () => this.pruneUnknownStep(),
+      () => this.transaction(() => this.deleting(this.statement('expiredEvents'), cutoff, PRUNE_BATCH)),
+      () => this.removeDevices(this.statement('expiredDevices').all(cutoff, UNKNOWN_DEVICE_BATCH) as unknown as { id: string; event_count: number }[]),
+      () => this.transaction(() => this.deleting(this.statement('expiredBoots'), cutoff, PRUNE_BATCH)),
+      () => {
+        const over = this.statement('overCap').all(keepPerDevice) as unknown as { id: string }[];
+        return this.transaction(() => {
+          let removed = 0;
+          for (const { id } of over) {
+            const device = this.readDevice(id);
+            if (device) removed += this.trimDevice(device, keepPerDevice);
+          }
+          // A device whose count only was stale is set right, which is work done too.
+          return removed > 0 ? removed : over.length;
+        });
+      },
+    ];
+    for (const step of steps) {
+      const removed = step();
+      if (removed > 0) return Promise.resolve(removed);
+    }
+    return Promise.resolve(0);
   }
 
   subscribe(listener: EventListener): () => void {
@@ -327,11 +508,13 @@ export class SqliteDeviceStore implements DeviceStore {
 
   async close(): Promise<void> {
     this.listeners.clear();
+    await this.unknownPruning;
     const worker = this.checkpointer;
     this.checkpointer = undefined;
     if (worker) {
       const stopped = new Promise((resolve) => {
-        worker.once('message', resolve);
+        // It also reports checkpoints as it goes; only `stopped` ends the wait.
+        worker.on('message', (message: { stopped?: boolean }) => message.stopped && resolve(undefined));
         worker.once('exit', resolve);
       });
       worker.postMessage('stop');

@@ -4,6 +4,18 @@
  */
 import type { BootPlanRecord, Device, NewEvent, NextBoot, Stage, StoredEvent } from './model.ts';
 
+const BOOTED_STAGES: readonly (Stage | null)[] = ['booting', 'running', 'succeeded', 'failed'];
+
+/**
+ * Whether a device has shown it booted: a beacon from its OS, or a report. A device that never
+ * did (nor has a next boot set by an operator) is an unknown device: any request with a made-up
+ * MAC makes one, so the stores keep only the most recently seen {@link StoreLimits.maxUnknownDevices}.
+ * Stores remember "booted" once seen, whatever the device does next.
+ */
+export function isBooted(device: Device): boolean {
+  return BOOTED_STAGES.includes(device.stage) || device.lastReport !== null;
+}
+
 export interface DeviceFilter {
   stage?: Stage;
   profile?: string;
@@ -51,7 +63,14 @@ export interface DeviceStore {
   /** Sets or clears a device's next boot, recording the change as an event; undefined for an unknown device. */
   setNextBoot(id: string, nextBoot: NextBoot | null, by: 'api' | 'installOnce' | 'once-consumed'): Promise<Device | undefined>;
   deleteDevice(id: string): Promise<boolean>;
-  /** Drops events older than `before` and all but the newest `keepPerDevice` of each device. */
+  /**
+   * One bounded step of pruning: the oldest unknown devices beyond the limit, events older than
+   * `before`, devices seen last before `before` that have no next boot, boot plans older than
+   * `before`, and all but the newest `keepPerDevice` events of a device. Each step deletes a
+   * few thousand rows at most, so it holds the event loop (SQLite) or locks (PostgreSQL) for
+   * milliseconds. Resolves with the rows removed; 0 when nothing is left, so callers repeat it
+   * (with a turn of the event loop between, see pruner.ts) until then.
+   */
   prune(before: Date, keepPerDevice: number): Promise<number>;
   /** Live events from every replica sharing the store. Returns the unsubscribe function. */
   subscribe(listener: EventListener): () => void;

@@ -14,10 +14,10 @@ after(async () => {
   await cluster?.stop();
 });
 
-storeSuite('PostgreSQL', async (t) => {
+storeSuite('PostgreSQL', async (t, limits) => {
   if (!postgresOrSkip(t) || !cluster) return undefined;
   const url = await cluster.createDatabase(`store_${++databases}`);
-  const store = new PostgresDeviceStore({ url });
+  const store = new PostgresDeviceStore({ url, ...(limits ? { limits } : {}) });
   await store.migrate();
   t.after(() => store.close());
   return store;

@@ -1,11 +1,26 @@
 /** The behaviour every DeviceStore must have; run against SQLite and PostgreSQL alike. */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import type { NewEvent } from '../../src/state/model.ts';
-import type { DeviceStore } from '../../src/state/store.ts';
+import type { Device, NewEvent } from '../../src/state/model.ts';
+import { createPruner } from '../../src/state/pruner.ts';
+import { eventSlack, type DeviceStore, type StoreLimits } from '../../src/state/store.ts';
 import { waitFor } from '../helpers.ts';
 
-export type OpenStore = (t: TestContext) => Promise<DeviceStore | undefined>;
+/** A store as the suite needs it: `settled` waits for pruning the store started by itself. */
+export type TestStore = DeviceStore & { settled(): Promise<void> };
+export type OpenStore = (t: TestContext, limits?: Partial<StoreLimits>) => Promise<TestStore | undefined>;
+
+/** Every step of pruning until none is left, as the server's pruner runs them. */
+async function pruneAll(store: DeviceStore, before: Date, keepPerDevice: number): Promise<number> {
+  const pruner = createPruner(store, { retentionDays: 1, maxEventsPerDevice: keepPerDevice }, () => before.getTime() + 86_400_000);
+  return pruner.runOnce();
+}
+
+const macOf = (n: number) => `52:54:01:${[n >> 16, n >> 8, n].map((b) => (b & 255).toString(16).padStart(2, '0')).join(':')}`;
+
+async function unknownIds(store: DeviceStore): Promise<string[]> {
+  return (await store.listDevices({ limit: 100_000 })).filter((d: Device) => d.id.startsWith('52:54:01:')).map((d) => d.id);
+}
 
 const MAC = '52:54:00:12:34:56';
 const T0 = new Date('2026-11-01T10:00:00.000Z');
@@ -120,12 +135,73 @@ export function storeSuite(name: string, open: OpenStore): void {
       assert.deepEqual((await store.getBootPlan('b1'))?.downloads, { '/assets/k': 'kernel' });
       assert.equal(await store.getBootPlan('nope'), undefined);
       await store.recordEvents(Array.from({ length: 10 }, (_, i) => script(`b${i}`, i * 60)));
-      const removed = await store.prune(at(120), 5);
-      // Events at 0 and 60 s are older than 120 s; of the 8 left, the oldest 3 exceed 5 per device.
-      assert.equal(removed, 5);
+      const removed = await pruneAll(store, at(120), 5);
+      // Events at 0 and 60 s are older than 120 s; of the 8 left, the oldest 3 exceed 5 per device; and the plan.
+      assert.equal(removed, 6);
+      assert.equal(await store.prune(at(120), 5), 0, 'nothing left to prune');
       assert.equal((await store.listEvents(MAC, 100)).length, 5);
       assert.equal(await store.getBootPlan('b1'), undefined, 'old boot plans go too');
       assert.equal((await store.getDevice(MAC))?.bootCount, 10, 'the summary stays');
+    });
+
+    it('holds the per-device event cap as events are written, however many one device sends', async (t) => {
+      const store = await open(t, { maxEventsPerDevice: 10 });
+      if (!store) return;
+      for (let i = 0; i < 40; i++) await store.recordEvents([script(`b${i}`, i)]);
+      await store.recordEvents(Array.from({ length: 30 }, (_, i) => script(`c${i}`, 100 + i)));
+      const kept = await store.listEvents(MAC, 1000);
+      assert.ok(kept.length >= 10 && kept.length <= 10 + eventSlack(10), `${kept.length} events kept`);
+      assert.equal(kept[0]?.bootId, 'c29', 'the newest are kept');
+      assert.equal((await store.getDevice(MAC))?.bootCount, 70, 'the summary counts every boot');
+      await pruneAll(store, at(0), 10);
+      assert.equal((await store.listEvents(MAC, 1000)).length, 10, 'pruning trims to the cap exactly');
+    });
+
+    it('keeps only the most recently seen unknown devices, never those that booted or have a next boot', async (t) => {
+      const store = await open(t, { maxUnknownDevices: 20 });
+      if (!store) return;
+      // The oldest two: one booted (its OS sent a beacon), one an operator set a next boot for.
+      await store.recordEvents([script('booted', 0, 'flatcar', '52:54:00:00:00:01'), { deviceId: '52:54:00:00:00:01', bootId: 'booted', at: at(1), detail: { type: 'beacon', ip: '10.0.0.9' } }]);
+      await store.recordEvents([{ ...script('steered', 2, 'flatcar', '52:54:00:00:00:02'), detail: { type: 'script', ip: '10.0.0.8', userAgent: 'iPXE', identity: {}, action: 'wait', reason: 'no group matches' } }]);
+      await store.setNextBoot('52:54:00:00:00:02', { action: 'hold', reason: 'r', setAt: T0.toISOString() }, 'api');
+      // A flood of made-up MACs, in batches as the recorder writes them.
+      for (let batch = 0; batch < 6; batch++) {
+        await store.recordEvents(Array.from({ length: 10 }, (_, i) => script(`u${batch * 10 + i}`, 10 + batch * 10 + i, 'flatcar', macOf(batch * 10 + i))));
+      }
+      await store.settled();
+      const afterFlood = await unknownIds(store);
+      assert.ok(afterFlood.length < 60 && afterFlood.length <= 20 + 10, `the store pruned during the flood by itself (${afterFlood.length} kept)`);
+      await pruneAll(store, at(0), 1000);
+      assert.deepEqual(await unknownIds(store), Array.from({ length: 20 }, (_, i) => macOf(40 + i)), 'the 20 most recently seen');
+      assert.deepEqual(await store.listEvents(macOf(0), 10), [], 'with their events');
+      assert.equal(await store.getBootPlan('u0'), undefined, 'and boot plans');
+      assert.equal((await store.getDevice('52:54:00:00:00:01'))?.stage, 'booting');
+      assert.equal((await store.getDevice('52:54:00:00:00:02'))?.nextBoot?.action, 'hold');
+    });
+
+    it('a device stays booted for the unknown-device limit after it asks for a new script', async (t) => {
+      const store = await open(t, { maxUnknownDevices: 1 });
+      if (!store) return;
+      // Beacon and the next script in one batch: the device's stage ends at `script`.
+      await store.recordEvents([script('b1', 0), { deviceId: MAC, bootId: 'b1', at: at(1), detail: { type: 'beacon', ip: '10.0.0.9' } }, script('b2', 2)]);
+      await store.recordEvents([script('x', 3, 'flatcar', macOf(1)), script('y', 4, 'flatcar', macOf(2))]);
+      await pruneAll(store, at(0), 1000);
+      assert.equal((await store.getDevice(MAC))?.stage, 'script');
+      assert.deepEqual(await unknownIds(store), [macOf(2)]);
+    });
+
+    it('removes devices whose events all expired, unless they have a next boot', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      await store.recordEvents([script('old', 0, 'flatcar', '52:54:00:00:00:01'), { deviceId: '52:54:00:00:00:01', bootId: 'old', at: at(1), detail: { type: 'beacon', ip: '10.0.0.9' } }]);
+      await store.recordEvents([script('kept', 0, 'flatcar', '52:54:00:00:00:02')]);
+      await store.setNextBoot('52:54:00:00:00:02', { action: 'local', reason: 'installed', setAt: T0.toISOString() }, 'api');
+      await store.recordEvents([script('new', 1000, 'flatcar', '52:54:00:00:00:03')]);
+      await pruneAll(store, at(500), 1000);
+      assert.equal(await store.getDevice('52:54:00:00:00:01'), undefined);
+      assert.deepEqual(await store.listEvents('52:54:00:00:00:01', 10), []);
+      assert.equal((await store.getDevice('52:54:00:00:00:02'))?.nextBoot?.action, 'local', 'a device with a next boot stays');
+      assert.equal((await store.getDevice('52:54:00:00:00:03'))?.lastBootId, 'new', 'a device seen since stays');
     });
 
     it('streams committed events to subscribers', async (t) => {

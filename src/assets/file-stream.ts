@@ -7,8 +7,19 @@
  * the socket when it is full. Buffers return to a shared pool and are reused across downloads,
  * so memory is two buffers per active download whatever the file size.
  */
-import type { FileHandle } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+
+/**
+ * What serving bytes needs of its content, as Go's ServeContent asks for a ReadSeeker and a
+ * size: an identity for validators (inode, size, modification time) and reads at an offset. An
+ * open FileHandle is one; so is a mirror file that is still being filled (its reads wait for
+ * bytes that have not arrived yet).
+ */
+export interface ReadableContent {
+  stat(options: { bigint: true }): Promise<Pick<BigIntStats, 'ino' | 'size' | 'mtimeNs'>>;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
 
 /**
  * Read buffers shared by all downloads, within a memory budget. While the budget allows, a
@@ -104,7 +115,7 @@ export function writeChunk(res: ServerResponse, chunk: Buffer): Promise<void> {
  * {@link ClientGoneError} when the client leaves, or with the read error when the file fails
  * (for example, it was truncated while being sent).
  */
-export async function streamRange(res: ServerResponse, file: FileHandle, start: number, end: number, pool: BufferPool, sent?: { bytes: number }): Promise<number> {
+export async function streamRange(res: ServerResponse, file: ReadableContent, start: number, end: number, pool: BufferPool, sent?: { bytes: number }): Promise<number> {
   const buffers = [pool.acquire(), pool.acquire()] as const;
   const pending: (Promise<void> | undefined)[] = [undefined, undefined];
   let position = start;

@@ -4,10 +4,9 @@
  * files from its cache the same way) share it.
  */
 import { randomBytes } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import { evaluatePreconditions, validatorsFor, type RequestHeaders } from './conditional.ts';
-import { streamRange, type BufferPool } from './file-stream.ts';
+import { streamRange, type BufferPool, type ReadableContent } from './file-stream.ts';
 import { planRange, type ByteRange } from './range.ts';
 
 export interface SendFileOptions {
@@ -47,11 +46,11 @@ function endWith(res: ServerResponse, status: number, body: string, extra: Recor
 }
 
 /**
- * Sends the open file. Rejects with ClientGoneError when the client leaves, or with a read
+ * Sends the content (an open file, or a file being filled). Rejects with ClientGoneError when the client leaves, or with a read
  * error after headers went out (the caller then destroys the socket: a short body must never
  * look complete).
  */
-export async function sendFile(res: ServerResponse, file: FileHandle, options: SendFileOptions): Promise<SendOutcome> {
+export async function sendFile(res: ServerResponse, file: ReadableContent, options: SendFileOptions): Promise<SendOutcome> {
   const stat = await file.stat({ bigint: true });
   const size = Number(stat.size);
   const validators = validatorsFor(stat);

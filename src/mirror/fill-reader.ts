@@ -3,14 +3,14 @@
  * (woken by the fill's progress), then reads what is there from the temp file's descriptor,
  * or from memory past a disk failure. A failed fill makes every pending and later read throw.
  *
- * It offers the two calls sendFile makes on a FileHandle (stat and read), so a growing file is
- * answered by the same code as a complete one: preconditions, ranges, multipart, HEAD.
+ * It is ReadableContent (stat and read at an offset), so a growing file is answered by the
+ * same sendFile as a complete one: preconditions, ranges, multipart, HEAD.
  */
 import type { BigIntStats } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import type { ReadableContent } from '../assets/file-stream.ts';
 import { FillFailedError, type Fill, type FillReaderLike } from './fill.ts';
 
-export class FillReader implements FillReaderLike {
+export class FillReader implements FillReaderLike, ReadableContent {
   readonly fill: Fill;
   position = 0;
   private aborted: Error | undefined;
@@ -85,10 +85,5 @@ export class FillReader implements FillReaderLike {
     if (this.closed) return;
     this.closed = true;
     this.fill.detach(this);
-  }
-
-  /** This reader as the FileHandle sendFile expects: sendFile calls only stat() and read(). */
-  asFileHandle(): FileHandle {
-    return this as unknown as FileHandle;
   }
 }

@@ -16,6 +16,7 @@ import type { RequestHeaders } from '../assets/conditional.ts';
 import { ClientGoneError, writeChunk, type BufferPool } from '../assets/file-stream.ts';
 import { contentTypeFor } from '../assets/routes.ts';
 import { sendFile } from '../assets/send-file.ts';
+import type { Download } from '../assets/download.ts';
 import type { FillReader } from './fill-reader.ts';
 import type { MirrorSource, PullThroughMirror } from './mirror.ts';
 import { discardBody, headerValue, printableHeader, readBody } from './upstream.ts';
@@ -41,6 +42,8 @@ export interface ServeMirrorOptions {
   sent: { bytes: number };
   /** Aborts when the client has gone: the request stops waiting for (and wanting) a fill. */
   signal?: AbortSignal;
+  /** Called once the headers are out and a body is about to be streamed (a download starts). */
+  onBody?: () => void;
 }
 
 export interface ServeMirrorOutcome {
@@ -78,15 +81,25 @@ async function writeAll(res: ServerResponse, chunk: Buffer, sent: { bytes: numbe
 }
 
 /**
- * Serves the request. Rejects when the transfer breaks after the headers went out (the fill
- * failed, the client left, a read failed): the caller must then destroy the socket.
+ * Resolves a request to what the one download path sends (`assets/download.ts`): an answer
+ * for errors (unknown mirror, 404, 502, 503 with Retry-After), or content that streams a
+ * cached file, a growing fill or a passthrough. Resolving may wait for a fill slot or the
+ * upstream's headers; nothing is written to the client before it returns.
  */
-export async function serveMirrorFile(res: ServerResponse, mirror: PullThroughMirror, name: string, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
-  const source = await mirror.lookup(name, relativePath, { method: options.method, ...(options.signal ? { signal: options.signal } : {}) });
-  return serveSource(res, mirror, source, relativePath, options);
+export async function resolveMirrorDownload(mirror: PullThroughMirror, name: string, relativePath: string, request: { method: string; signal: AbortSignal }, cacheControl: MirrorCacheControl): Promise<Download> {
+  const source = await mirror.lookup(name, relativePath, { method: request.method, signal: request.signal });
+  if (source.kind === 'error') return { kind: 'answer', status: source.status, message: source.message, ...(source.retryAfter !== undefined ? { retryAfter: source.retryAfter } : {}) };
+  return {
+    kind: 'content',
+    stream: (res, io) => serveSource(res, mirror, source, relativePath, { method: io.method, headers: io.headers, pool: io.pool, cacheControl, sent: io.sent, signal: io.signal, onBody: io.onBody }),
+  };
 }
 
-export async function serveSource(res: ServerResponse, mirror: PullThroughMirror, source: MirrorSource, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
+/**
+ * Serves a resolved source. Rejects when the transfer breaks after the headers went out (the
+ * fill failed, the client left, a read failed): the caller must then destroy the socket.
+ */
+async function serveSource(res: ServerResponse, mirror: PullThroughMirror, source: MirrorSource, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
   switch (source.kind) {
     case 'error':
       return endWithText(res, source.status, source.message, 'error', source.retryAfter);
@@ -114,6 +127,7 @@ async function serveCached(res: ServerResponse, source: Extract<MirrorSource, { 
         cacheControl: source.immutable ? options.cacheControl.immutable : options.cacheControl.mutable,
         pool: options.pool,
         sent: options.sent,
+        ...(options.onBody ? { onBody: options.onBody } : {}),
       });
       return { status: outcome.status, bytes: outcome.bytes, from: source.stale ? 'stale' : 'cache', file: outcome.status === 200 || outcome.status === 206 };
     } finally {
@@ -145,13 +159,14 @@ async function serveFilling(res: ServerResponse, reader: FillReader, immutable: 
     if (fill.expected === undefined || fill.expected === 0) await reader.complete();
     if (fill.contentEncoding) res.setHeader('Content-Encoding', fill.contentEncoding);
     res.setHeader(CACHE_STATUS, 'MISS');
-    const outcome = await sendFile(res, reader.asFileHandle(), {
+    const outcome = await sendFile(res, reader, {
       method: options.method,
       headers: options.headers,
       contentType,
       cacheControl,
       pool: options.pool,
       sent: options.sent,
+      ...(options.onBody ? { onBody: options.onBody } : {}),
     });
     return { status: outcome.status, bytes: outcome.bytes, from: 'fill', file: outcome.status === 200 || outcome.status === 206 };
   } finally {
@@ -167,6 +182,7 @@ async function streamUnknownLength(res: ServerResponse, reader: FillReader, cont
   if (cacheControl) headers['Cache-Control'] = cacheControl;
   if (fill.contentEncoding) headers['Content-Encoding'] = fill.contentEncoding;
   res.writeHead(200, headers);
+  options.onBody?.();
   const buffer = options.pool.acquire();
   let position = 0;
   for (;;) {
@@ -214,6 +230,7 @@ async function servePassthrough(res: ServerResponse, mirror: PullThroughMirror, 
     return { status: 200, bytes: 0, from: 'passthrough', file: true };
   }
   let bytes = 0;
+  options.onBody?.();
   await readBody(response.body, url, mirror.settings.bodyInactivityMs, async (chunk) => {
     await writeAll(res, chunk, options.sent);
     bytes += chunk.length;

@@ -203,6 +203,6 @@ describe('clients that leave and files that break', () => {
     });
     assert.equal(received.complete, false, 'the client sees an incomplete body');
     assert.ok(received.bytes < big.length);
-    await waitFor(() => lines.some((l) => l.msg === 'asset read failed mid-response'), 5000, 'an error line');
+    await waitFor(() => lines.some((l) => l.msg === 'download failed mid-response'), 5000, 'an error line');
   });
 });

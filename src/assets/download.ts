@@ -1,0 +1,155 @@
+/**
+ * The one download path: `/assets`, `/mirror` and their `/b/<boot>/` forms all answer through
+ * {@link DownloadResponder}. The caller resolves what to send first (an open file, a cached
+ * object, a growing fill) without touching the reply; an answer that is no file (404, 502, 503)
+ * goes back through Fastify (its error handler, its request log). Only then is the reply taken
+ * over and the content streamed with the shared buffer pool. Here, and only here, a download is
+ * recorded: the boot's observer hears `started` when a body starts (a HEAD or a 304 is no
+ * download), the metrics count it, and the download log writes its one summary line.
+ */
+import type { ServerResponse } from 'node:http';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { RequestHeaders } from './conditional.ts';
+import { DownloadLog } from './download-log.ts';
+import { ClientGoneError, type BufferPool } from './file-stream.ts';
+
+/** Told when a download with a body starts and how it ended (for boot tracking). */
+export interface DownloadObserver {
+  started(): void;
+  finished(outcome: { status: number; bytes: number; complete: boolean }): void;
+}
+
+/** What streaming needs from the request, and reports back while it runs. */
+export interface StreamIo {
+  method: string;
+  headers: RequestHeaders;
+  pool: BufferPool;
+  /** Body bytes the socket has taken; still meaningful when the transfer breaks. */
+  sent: { bytes: number };
+  /** To be called once the headers are out and a body is about to be streamed. */
+  onBody: () => void;
+  /** Aborts when the client has gone. */
+  signal: AbortSignal;
+}
+
+export interface StreamOutcome {
+  status: number;
+  /** Body bytes written. */
+  bytes: number;
+  /** For the request line of answers without a body (e.g. `cache`, `fill`). */
+  from?: string;
+}
+
+/** What a request resolved to, before the reply is touched. */
+export type Download =
+  /** No file: answered through Fastify as a short text. */
+  | { kind: 'answer'; status: number; message: string; retryAfter?: number }
+  /** Content to stream: `stream` writes status, headers and body to the raw response. */
+  | { kind: 'content'; stream(res: ServerResponse, io: StreamIo): Promise<StreamOutcome>; release?(): void | Promise<void> };
+
+export interface DownloadMetrics {
+  downloads: { inc(labels: { outcome: 'complete' | 'aborted' }): void };
+  downloadBytes: { inc(value: number): void };
+}
+
+export interface DownloadResponderOptions {
+  pool: BufferPool;
+  log: FastifyBaseLogger;
+  metrics: DownloadMetrics;
+}
+
+export class DownloadResponder {
+  readonly pool: BufferPool;
+  private readonly downloads: DownloadLog;
+  private readonly metrics: DownloadMetrics;
+
+  constructor(options: DownloadResponderOptions) {
+    this.pool = options.pool;
+    this.metrics = options.metrics;
+    this.downloads = new DownloadLog(options.log);
+  }
+
+  /** Writes out the summary lines of ranged sessions still open (at close). */
+  flush(): void {
+    this.downloads.flush();
+  }
+
+  /**
+   * Answers one request. `logPath` names the file in the download log (`linuxkit/x-kernel`,
+   * `mirror/NAME/PATH`); `left` aborts when the client hangs up (the caller may have passed it
+   * to the resolution already, so a fill stops being wanted).
+   */
+  async respond(request: FastifyRequest, reply: FastifyReply, download: Download, logPath: string, observer: DownloadObserver | undefined, left: AbortController): Promise<void> {
+    if (download.kind === 'answer') {
+      if (download.retryAfter !== undefined) void reply.header('retry-after', String(download.retryAfter));
+      await reply.code(download.status).header('cache-control', 'no-store').type('text/plain; charset=utf-8').send(`${download.message}\n`);
+      // The boot's history shows the failed download with its status.
+      if (request.method === 'GET') {
+        observer?.started();
+        observer?.finished({ status: download.status, bytes: 0, complete: false });
+      }
+      return;
+    }
+    const started = performance.now();
+    reply.hijack();
+    // This handler writes its own line: a download summary, or the usual request line.
+    reply.quietRequestLog = true;
+    const res = reply.raw;
+    res.once('close', () => left.abort());
+    const sent = { bytes: 0 };
+    let announced = false;
+    const summary = (status: number, bytes: number, complete: boolean) => {
+      this.downloads.record({ client: request.ip, mac: request.deviceMac, path: logPath, status, bytes, complete, durationMs: performance.now() - started, ranged: status === 206 });
+    };
+    try {
+      const outcome = await download.stream(res, {
+        method: request.method,
+        headers: request.headers,
+        pool: this.pool,
+        sent,
+        signal: left.signal,
+        onBody: () => {
+          if (announced) return;
+          announced = true;
+          observer?.started();
+        },
+      });
+      if (announced && outcome.bytes > 0) {
+        this.metrics.downloads.inc({ outcome: 'complete' });
+        this.metrics.downloadBytes.inc(outcome.bytes);
+        summary(outcome.status, outcome.bytes, true);
+      } else {
+        request.log.info({ method: request.method, url: request.url, status: outcome.status, ...(outcome.from ? { from: outcome.from } : {}), ms: Math.round((performance.now() - started) * 10) / 10, client: request.ip, ...(request.deviceMac ? { mac: request.deviceMac } : {}) }, 'request');
+      }
+      if (announced) observer?.finished({ status: outcome.status, bytes: outcome.bytes, complete: outcome.status < 300 });
+      else if (request.method === 'GET' && outcome.status >= 400) {
+        // An error answered from inside the stream (an upstream's 404 on a passthrough).
+        observer?.started();
+        observer?.finished({ status: outcome.status, bytes: 0, complete: false });
+      }
+    } catch (error) {
+      // A client hanging up mid-download is normal; anything else is worth a line.
+      if (!(error instanceof ClientGoneError)) request.log.error({ err: error, path: logPath, sent: sent.bytes }, 'download failed mid-response');
+      this.metrics.downloads.inc({ outcome: 'aborted' });
+      this.metrics.downloadBytes.inc(sent.bytes);
+      if (res.headersSent) {
+        summary(res.statusCode, sent.bytes, false);
+        if (announced) observer?.finished({ status: res.statusCode, bytes: sent.bytes, complete: false });
+        // Never end a short body cleanly: the client must see the transfer fail.
+        res.destroy();
+      } else if (!res.destroyed) {
+        const status = (error as { status?: number }).status;
+        const answer = status !== undefined && status >= 500 && status < 600 ? status : 502;
+        const message = `${(error as Error).message}\n`;
+        res.writeHead(answer, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(message)), 'Cache-Control': 'no-store' });
+        res.end(message);
+        if (request.method === 'GET') {
+          observer?.started();
+          observer?.finished({ status: answer, bytes: 0, complete: false });
+        }
+      }
+    } finally {
+      await download.release?.();
+    }
+  }
+}

@@ -20,6 +20,9 @@ import mirrorRoutes from './mirror/routes.ts';
 import type { BootState } from './state/boot-state.ts';
 import stateRoutes from './state/boot-routes.ts';
 import { OneLineRequestLog } from './http/request-log.ts';
+import connectionLimits, { serverTimeouts } from './http/connection-limits.ts';
+import { hygienicLogger } from './http/log-hygiene.ts';
+import rateLimits from './http/rate-limits.ts';
 
 export interface AppDependencies {
   config: Config;
@@ -39,9 +42,12 @@ export interface AppDependencies {
 }
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
+  const { server } = deps.config;
   const app = Fastify({
-    loggerInstance: deps.logger,
+    // Device-sent text in any field or message is escaped before it reaches a log (and a terminal).
+    loggerInstance: hygienicLogger(deps.logger),
     logController: new OneLineRequestLog(),
+    ...serverTimeouts(server),
     trustProxy: deps.config.server.trustProxy,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
@@ -63,7 +69,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         }
       : {}),
   });
-  await app.register(metricsPlugin, { metrics });
+  await app.register(metricsPlugin, { metrics, token: server.metricsToken });
+  // Limits come before every route: their hooks must see each request first.
+  await app.register(connectionLimits, { settings: server, adminToken: deps.config.admin.token });
+  await app.register(rateLimits, { ...deps.config.limits, adminToken: deps.config.admin.token, baseUrl: server.baseUrl });
   // Collects the route schemas registered after it into /api/v1/openapi.json.
   await app.register(swagger, {
     // Only the API's routes (they carry tags); scripts and assets are not a JSON API.

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parseDocumentText, validateDocument } from '../common/documents.ts';
 import type { Problem } from '../common/problems.ts';
 import { defaultMirrorSettings, resolveMirrorSettings, type MirrorFlagValue } from '../mirror/config.ts';
+import { addressRangeProblem } from '../http/address-list.ts';
 import { ConfigSchema, LOG_LEVELS, type Config, type ConfigFile, type LogLevel } from './schema.ts';
 
 /** Settings that can be given on the command line or in the environment. */
@@ -70,7 +71,8 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
   problems.push(...mirror.problems);
 
   const config: Config = {
-    server: { host: file.server.host, port: file.server.port, baseUrl: undefined, trustProxy: file.server.trustProxy },
+    server: { ...file.server, baseUrl: undefined, metricsToken: file.server.metricsToken === '' ? undefined : file.server.metricsToken },
+    limits: file.limits,
     log: { level: file.log.level },
     paths: { data: path.resolve(fileDir, file.paths.data), assets: path.resolve(fileDir, file.paths.assets) },
     assets: file.assets,
@@ -146,6 +148,17 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
   const token = config.admin.token;
   if (token !== undefined && (token.length < 16 || !/^[\x21-\x7e]+$/.test(token))) {
     problems.push({ source: 'admin token', message: 'must be at least 16 printable characters without spaces (e.g. `openssl rand -hex 32`)' });
+  }
+  const metricsToken = config.server.metricsToken;
+  if (metricsToken !== undefined && (metricsToken.length < 16 || !/^[\x21-\x7e]+$/.test(metricsToken))) {
+    problems.push({ source: fileSource, path: 'server.metricsToken', message: 'must be at least 16 printable characters without spaces (e.g. `openssl rand -hex 32`)' });
+  }
+  if (config.server.reservedConnections >= config.server.maxConnections) {
+    problems.push({ source: fileSource, path: 'server.reservedConnections', message: `must be less than server.maxConnections (${config.server.maxConnections})` });
+  }
+  for (const [index, entry] of config.limits.allowList.entries()) {
+    const problem = addressRangeProblem(entry);
+    if (problem) problems.push({ source: fileSource, path: `limits.allowList.${index}`, message: problem });
   }
   if (problems.length > 0) return { problems };
   return { config: deepFreeze(config), problems: [] };

@@ -26,6 +26,55 @@ export const ConfigSchema = Type.Object(
         baseUrl: Type.String({ default: '' }),
         /** Trust X-Forwarded-* headers (set when bootdepot runs behind a reverse proxy). */
         trustProxy: Type.Boolean({ default: false }),
+        /**
+         * Seconds a client has, from opening the connection (or from its last answer on a kept
+         * connection), to send a request's headers. iPXE sends them in one packet.
+         */
+        headersTimeout: Type.Integer({ minimum: 1, maximum: 3600, default: 20 }),
+        /**
+         * Seconds a client has to send a request body that is read whole (reports, API JSON),
+         * from its headers on. Streamed uploads are not bounded by it (only by idleTimeout).
+         */
+        bodyTimeout: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
+        /**
+         * Seconds a connection may go without any byte moving either way before it is closed:
+         * bounds stalled clients without cutting a long download that progresses. Longer than a
+         * cold mirror fill's wait for its upstream (mirror.timeouts.connect + headers).
+         */
+        idleTimeout: Type.Integer({ minimum: 5, maximum: 3600, default: 60 }),
+        /** Seconds an idle kept-alive connection waits for its next request (behind a proxy: longer than the proxy's). */
+        keepAliveTimeout: Type.Integer({ minimum: 1, maximum: 3600, default: 15 }),
+        /** Open connections at most; beyond it new connections are closed at once, for everyone. */
+        maxConnections: Type.Integer({ minimum: 16, maximum: 1000000, default: 4096 }),
+        /**
+         * Of maxConnections, how many are kept for probes (/healthz, /readyz, /metrics) and the
+         * admin API with its token: beyond maxConnections - reservedConnections open connections,
+         * other requests get 503 with Retry-After.
+         */
+        reservedConnections: Type.Integer({ minimum: 0, maximum: 100000, default: 256 }),
+        /** Seconds a shutdown waits for requests in flight (downloads, slow clients) before closing every connection. */
+        shutdownDrain: Type.Integer({ minimum: 0, maximum: 3600, default: 10 }),
+        /** Bearer token /metrics requires (at least 16 characters). Empty: /metrics is open. */
+        metricsToken: Type.String({ default: '' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    /** Per-client request limits on the public endpoints (docs/security.md). */
+    limits: Type.Object(
+      {
+        /**
+         * Script and report requests per client address and minute (/boot.ipxe, /ipxe,
+         * /linuxkit/, /ignition, /metadata, beacons, reports, and admin requests without a valid
+         * token). A rack of 300 machines booting behind one NAT address makes about 3000.
+         */
+        scriptsPerMinute: Type.Integer({ minimum: 1, maximum: 100000000, default: 6000 }),
+        /**
+         * Downloads (/assets/, /mirror/, /b/BOOT/assets|mirror/) per client address and minute;
+         * 0: not counted, because a sanboot reads a disk image in many thousand Range requests.
+         */
+        downloadsPerMinute: Type.Integer({ minimum: 0, maximum: 100000000, default: 0 }),
+        /** Addresses or CIDR ranges (`10.0.0.0/8`, `fd00::/8`) never rate-limited, e.g. a NAT gateway. */
+        allowList: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -159,7 +208,12 @@ export type Preset = (typeof PRESETS)[number];
 
 /** The effective configuration: the file's values, overrides applied, paths made absolute. */
 export interface Config {
-  server: { host: string; port: number; baseUrl: string | undefined; trustProxy: boolean };
+  server: Omit<ConfigFile['server'], 'baseUrl' | 'metricsToken'> & {
+    baseUrl: string | undefined;
+    /** Token /metrics requires; undefined when it is open. */
+    metricsToken: string | undefined;
+  };
+  limits: ConfigFile['limits'];
   log: { level: LogLevel };
   paths: { data: string; assets: string };
   assets: ConfigFile['assets'];

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance, FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { RateLimitedError } from './rate-limits.ts';
 
 /** An error answer in the request's language: JSON under /api/, plain text elsewhere. */
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, status: number, message: string): FastifyReply {
@@ -14,6 +15,15 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, status
 export default fp(
   (app: FastifyInstance) => {
     app.setErrorHandler((error: FastifyError, request, reply) => {
+      if (error instanceof RateLimitedError) {
+        // Logged once per client and minute where the limit is applied, not once per request.
+        reply.quietRequestLog = true;
+        reply.header('retry-after', String(error.retryAfterSeconds));
+        // iPXE itself re-sends a request answered with Retry-After (any status) after that many
+        // seconds and drops the body of an error; the script is for clients that run what they get.
+        if (error.ipxeScript !== undefined) return reply.code(429).header('cache-control', 'no-store').type('text/plain; charset=utf-8').send(error.ipxeScript);
+        return sendProblem(request, reply, 429, error.message);
+      }
       const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
       // 503 (store down, retry) and 507 (disk full) say what to do; other 5xx stay vague.
       const message = status >= 500 && status !== 503 && status !== 507 ? 'internal server error' : error.message;

@@ -2,10 +2,12 @@
  * Prometheus metrics at `GET /metrics`: what an operator watches during a boot storm. Counters
  * are incremented where things happen (scripts, downloads); figures kept elsewhere (recorder,
  * catalogue, mirror) are read when Prometheus scrapes, so the hot paths pay nothing extra.
+ * With `server.metricsToken` set, /metrics answers only requests that carry it.
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { carriesToken } from './request-classes.ts';
 
 export interface MetricsSources {
   /** Events recorded and lost, and failed store reads. */
@@ -21,12 +23,17 @@ export class Metrics {
   readonly scripts: Counter<'outcome'>;
   readonly downloads: Counter<'outcome'>;
   readonly downloadBytes: Counter;
+  /** Requests and connections refused or closed by a limit, by reason (scripts-rate, body-timeout...). */
+  readonly limited: Counter<'reason'>;
+  /** Open connections, read at scrape time; set by the connection limits. */
+  openConnections: () => number | undefined = () => undefined;
 
   constructor(sources: MetricsSources = {}) {
     collectDefaultMetrics({ register: this.registry, prefix: 'bootdepot_' });
     this.scripts = new Counter({ name: 'bootdepot_scripts_total', help: 'Device scripts answered, by outcome (boot, wait, local, hold, notFound)', labelNames: ['outcome'], registers: [this.registry] });
     this.downloads = new Counter({ name: 'bootdepot_downloads_total', help: 'Asset downloads with a body, by outcome (complete, aborted)', labelNames: ['outcome'], registers: [this.registry] });
     this.downloadBytes = new Counter({ name: 'bootdepot_download_bytes_total', help: 'Asset body bytes sent', registers: [this.registry] });
+    this.limited = new Counter({ name: 'bootdepot_limited_total', help: 'Requests and connections refused or closed by a limit, by reason (scripts-rate, downloads-rate, reserved-connections, max-connections, body-timeout)', labelNames: ['reason'], registers: [this.registry] });
     const gauge = (name: string, help: string, read: () => number | undefined) =>
       new Gauge({
         name,
@@ -41,6 +48,7 @@ export class Metrics {
     gauge('bootdepot_events_lost', 'Boot events lost because the device store failed (machines kept booting)', () => sources.state?.().lost);
     gauge('bootdepot_store_read_failures', 'Device store reads that failed or timed out (decided without state)', () => sources.state?.().readFailures);
     gauge('bootdepot_data_problems', 'Problems in the data directory as last loaded (see bootdepot check)', () => sources.dataProblems?.());
+    gauge('bootdepot_open_connections', 'Open client connections', () => this.openConnections());
     if (sources.extra) {
       for (const [name, { help }] of Object.entries(sources.extra())) gauge(name, help, () => sources.extra?.()[name]?.value);
     }
@@ -54,9 +62,13 @@ declare module 'fastify' {
 }
 
 export default fp(
-  (app: FastifyInstance, options: { metrics: Metrics }) => {
+  (app: FastifyInstance, options: { metrics: Metrics; token?: string | undefined }) => {
     app.decorate('metrics', options.metrics);
-    app.get('/metrics', async (_request, reply) => {
+    app.get('/metrics', async (request, reply) => {
+      // Counters say how many machines boot and what fails: with a token set, only its holder reads them.
+      if (options.token !== undefined && !carriesToken(request, options.token)) {
+        return reply.code(401).header('www-authenticate', 'Bearer realm="bootdepot metrics"').type('text/plain; charset=utf-8').send('/metrics needs the token in server.metricsToken (Authorization: Bearer <token>)\n');
+      }
       const text = await options.metrics.registry.metrics();
       return reply.header('content-type', options.metrics.registry.contentType).header('cache-control', 'no-store').send(text);
     });

@@ -15,6 +15,8 @@ export class OneLineRequestLog extends LogController {
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime * 10) / 10,
       client: request.ip,
+      // Which iPXE (or curl, or installer) asked: escaped with the rest by log-hygiene.ts.
+      ...(request.headers['user-agent'] ? { agent: request.headers['user-agent'].slice(0, 200) } : {}),
       ...(request.deviceMac ? { mac: request.deviceMac } : {}),
       ...(error ? { err: error } : {}),
     };

@@ -13,9 +13,52 @@ import { addConnectionOptions, apiJson, CliError, connection, runCli, serverMess
 
 type EventJson = Omit<StoredEvent, 'at'> & { at: string };
 
+/**
+ * What a terminal would act on rather than show: C0 controls (ESC starts the sequences that
+ * clear a screen or set its title), DEL, C1 controls (U+009B is a CSI by itself), and the
+ * line separators and bidirectional overrides that make text appear other than it is.
+ */
+// eslint-disable-next-line no-control-regex
+const TERMINAL_CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Device-sent text made safe to print: every control character shown as an escape (`\x1b`,
+ * `\u009b`), so an operator sees what the machine sent and the terminal does nothing with it.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(TERMINAL_CONTROLS, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x80 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/**
+ * JSON for a terminal or a pipe: JSON.stringify escapes C0 controls but leaves DEL, C1 and the
+ * rest raw; escaped here too (`\u009b`), which any JSON reader decodes to the same value.
+ */
+export function safeJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * At most `max` characters (code points) of `text`, escaped for the terminal. A longer text
+ * loses its middle (`…`): a problem names what first and why last (`group g matched (...);
+ * profile p: assets/k missing from the assets directory`), and both are worth a column.
+ */
+function cell(text: string, max = Infinity): string {
+  const chars = [...text];
+  if (chars.length <= max) return terminalSafe(text);
+  const head = Math.floor((max - 1) / 3);
+  return terminalSafe(`${chars.slice(0, head).join('')}…${chars.slice(chars.length - (max - 1 - head)).join('')}`);
+}
+
+/** Widest PROBLEM shown in `devices list`; `devices show` and `--json` have all of it. */
+const PROBLEM_WIDTH = 72;
+
+/** Columns of already-escaped cells. */
 function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => [...(r[i] ?? '')].length))) ?? [];
+  return rows.map((row) => row.map((c, i) => c + ' '.repeat(Math.max(0, (widths[i] ?? 0) - [...c].length))).join('  ').trimEnd()).join('\n');
 }
 
 function describeNextBoot(device: Device): string {
@@ -23,7 +66,7 @@ function describeNextBoot(device: Device): string {
   return next ? `${next.action}${next.profile ? ` ${next.profile}` : ''}` : '-';
 }
 
-/** One human line per event. */
+/** One human line per event, escaped for the terminal (paths, reasons and messages come from devices). */
 export function describeEvent(event: EventJson): string {
   const d = event.detail;
   const what = (() => {
@@ -38,9 +81,14 @@ export function describeEvent(event: EventJson): string {
         return `reported ${d.state}${d.code !== undefined ? ` ${d.code}` : ''}${d.message ? `: ${d.message}` : ''}`;
       case 'next-boot':
         return `next boot ${d.nextBoot ? `${d.nextBoot.action}${d.nextBoot.profile ? ` ${d.nextBoot.profile}` : ''} (${d.nextBoot.reason})` : 'cleared'} by ${d.by}`;
+      case 'config':
+        return `${d.what} ${d.status}${d.reason ? `: ${d.reason}` : ''}`;
+      default:
+        // A kind of event newer than this command: still one line.
+        return (d as { type: string }).type;
     }
   })();
-  return `${event.at}  ${event.deviceId}  ${what}`;
+  return terminalSafe(`${event.at}  ${event.deviceId}  ${what}`);
 }
 
 export function devicesCommand(): Command {
@@ -61,11 +109,15 @@ export function devicesCommand(): Command {
         const query = new URLSearchParams({ ...(opts.stage ? { stage: opts.stage } : {}), ...(opts.profile ? { profile: opts.profile } : {}) }).toString();
         const { devices: list } = await apiJson<{ devices: Device[] }>(connection(command), 'GET', `/devices${query ? `?${query}` : ''}`);
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
+          process.stdout.write(`${safeJson(list)}\n`);
           return;
         }
-        const rows = [['DEVICE', 'STAGE', 'PROFILE', 'BOOTS', 'LAST SEEN', 'IP', 'NEXT BOOT']];
-        for (const d of list) rows.push([d.id, d.stage ?? '-', d.lastProfile ?? '-', String(d.bootCount), d.lastSeen, d.lastIp ?? '-', describeNextBoot(d)]);
+        const rows = [['DEVICE', 'STAGE', 'PROFILE', 'BOOTS', 'LAST SEEN', 'IP', 'NEXT BOOT', 'PROBLEM']];
+        for (const d of list) {
+          rows.push(
+            [d.id, d.stage ?? '-', d.lastProfile ?? '-', String(d.bootCount), d.lastSeen, d.lastIp ?? '-', describeNextBoot(d)].map((text) => cell(text)).concat(cell(d.problem ?? '-', PROBLEM_WIDTH)),
+          );
+        }
         process.stdout.write(`${table(rows)}\n`);
       }),
     );
@@ -80,19 +132,19 @@ export function devicesCommand(): Command {
       runCli(async () => {
         const { device, events } = await apiJson<{ device: Device; events: EventJson[] }>(connection(command), 'GET', `/devices/${encodeURIComponent(id)}?events=${Number(opts.events) || 30}`);
         if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ device, events }, null, 2)}\n`);
+          process.stdout.write(`${safeJson({ device, events })}\n`);
           return;
         }
-        const lines = [
+        const summary = [
           `device     ${device.id}`,
           `stage      ${device.stage ?? '-'}${device.lastReport ? ` (reported ${device.lastReport.state}${device.lastReport.message ? `: ${device.lastReport.message}` : ''})` : ''}`,
           `profile    ${device.lastProfile ?? '-'}${device.lastGroup ? ` (group ${device.lastGroup})` : ''}`,
           `boots      ${device.bootCount}, first seen ${device.firstSeen}, last seen ${device.lastSeen} from ${device.lastIp ?? '-'}`,
+          `problem    ${device.problem ?? '-'}`,
           `next boot  ${describeNextBoot(device)}${device.nextBoot ? `: ${device.nextBoot.reason}` : ''}`,
-          `identity   ${Object.entries(device.identity).map(([k, v]) => `${k}=${v}`).join(' ')}`,
-          '',
-          ...[...events].reverse().map(describeEvent),
+          `identity   ${Object.entries(device.identity).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`,
         ];
+        const lines = [...summary.map(terminalSafe), '', ...[...events].reverse().map(describeEvent)];
         process.stdout.write(`${lines.join('\n')}\n`);
       }),
     );
@@ -112,7 +164,7 @@ export function devicesCommand(): Command {
           action === 'clear'
             ? await apiJson<{ device: Device }>(conn, 'DELETE', path)
             : await apiJson<{ device: Device }>(conn, 'PUT', path, { action, ...(profile ? { profile } : {}), ...(opts.reason ? { reason: opts.reason } : {}) });
-        process.stdout.write(`${device.id}: next boot ${describeNextBoot(device)}\n`);
+        process.stdout.write(`${terminalSafe(`${device.id}: next boot ${describeNextBoot(device)}`)}\n`);
       }),
     );
 
@@ -123,7 +175,7 @@ export function devicesCommand(): Command {
     .action((id: string, _opts: unknown, command: Command) =>
       runCli(async () => {
         await apiJson(connection(command), 'DELETE', `/devices/${encodeURIComponent(id)}`);
-        process.stdout.write(`${id}: deleted\n`);
+        process.stdout.write(`${terminalSafe(id)}: deleted\n`);
       }),
     );
 

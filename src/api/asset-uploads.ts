@@ -7,7 +7,7 @@ import type {} from '@fastify/swagger';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { deleteAsset, UploadError, writeAssetAtomically } from '../assets/upload.ts';
-import { requireAdminToken } from './auth.ts';
+import { requireAdminToken } from '../http/auth.ts';
 
 export interface AssetUploadOptions {
   assetsRoot: string;

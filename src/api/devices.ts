@@ -11,11 +11,11 @@ import type {} from '@fastify/swagger';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import type { Catalogue } from '../boot/catalogue.ts';
-import { normaliseMac } from '../boot/identity.ts';
+import { normaliseMac } from '../common/identity.ts';
 import { HttpError } from '../common/http-error.ts';
 import type { NextBoot, StoredEvent } from '../state/model.ts';
 import type { DeviceStore } from '../state/store.ts';
-import { requireAdminToken } from './auth.ts';
+import { requireAdminToken } from '../http/auth.ts';
 import { DeviceIdParams, DeviceListQuery, DeviceSchema, DeviceShowQuery, ErrorSchema, EventSchema, NextBootBody } from './schemas.ts';
 
 export interface DeviceApiOptions {

@@ -9,7 +9,7 @@ import type { AssetReader } from '../assets/asset-root.ts';
 import type { Config } from '../config/schema.ts';
 import type { Problem } from '../common/problems.ts';
 import type { Catalogue } from './catalogue.ts';
-import { parseDevice } from './identity.ts';
+import { parseDevice } from '../common/identity.ts';
 import type { RenderContext } from './render-context.ts';
 import { renderDeviceScript } from './render.ts';
 

@@ -12,7 +12,7 @@ import type { Liquid } from 'liquidjs';
 import { parseDocumentText, validateDocument } from '../common/documents.ts';
 import { formatProblem, type Problem } from '../common/problems.ts';
 import { GroupSchema, ProfileSchema, type GroupFile, type ProfileFile } from './data-schema.ts';
-import { IDENTITY_FIELDS, normaliseArch, normaliseMac, normalisePlatform, normaliseUuid, type IdentityField } from './identity.ts';
+import { IDENTITY_FIELDS, normaliseArch, normaliseMac, normalisePlatform, normaliseUuid, type IdentityField } from '../common/identity.ts';
 import { compileTemplate, createJsonTemplateEngine, createScriptTemplateEngine, type CompiledTemplate } from './templates.ts';
 
 export const PROFILE_KINDS = ['boot', 'template', 'linuxkit', 'flatcar'] as const;

@@ -3,7 +3,7 @@
  * `/metadata` (the group's metadata as `KEY=value` lines, matchbox's format).
  */
 import type { Group, Profile } from './catalogue.ts';
-import { encodeQueryValue } from './escape.ts';
+import { encodeQueryValue } from '../common/escape.ts';
 import type { RenderContext } from './render-context.ts';
 import { buildTemplateData } from './template-data.ts';
 

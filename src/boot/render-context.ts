@@ -4,11 +4,11 @@
 import type { AssetReader } from '../assets/asset-root.ts';
 import type { Config } from '../config/schema.ts';
 import type { Catalogue, Group, Profile } from './catalogue.ts';
-import { encodeUriComponentStrict } from './escape.ts';
+import { encodeUriComponentStrict } from '../common/escape.ts';
 import type { FlatcarVersionSource } from '../mirror/flatcar.ts';
 import type { PullThroughMirror } from '../mirror/mirror.ts';
 import type { NextBoot } from '../state/model.ts';
-import type { ParsedDevice } from './identity.ts';
+import type { ParsedDevice } from '../common/identity.ts';
 import { labelQuery, type BootPlan } from './script.ts';
 
 export interface RenderContext {

@@ -14,7 +14,7 @@ import { ID_PATTERN } from './data-schema.ts';
 import { renderIgnition, renderMetadata, type ConfigResult, type ConfigTarget } from './device-configs.ts';
 import { decideBoot, matchGroup } from './decision.ts';
 import { identityAgrees, type BootPlanRecord } from '../state/model.ts';
-import { IdentityError, parseDevice, type IdentityField, type QueryInput } from './identity.ts';
+import { IdentityError, parseDevice, type IdentityField, type QueryInput } from '../common/identity.ts';
 import type { MirrorView, RenderContext } from './render-context.ts';
 import { isBootId, newBootId, type BootState } from '../state/boot-state.ts';
 import { renderDeviceScript, renderProfile } from './render.ts';

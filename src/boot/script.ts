@@ -2,7 +2,7 @@
  * Building iPXE scripts: the shared shapes (download with retries, wait and ask again) that
  * every profile kind uses. Kinds describe their steps; this module turns them into text.
  */
-import { encodeQueryValue } from './escape.ts';
+import { encodeQueryValue } from '../common/escape.ts';
 
 export interface RetryPolicy {
   /** Attempts before giving up. */

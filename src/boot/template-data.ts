@@ -8,8 +8,8 @@
  * a misspelt name still fails.
  */
 import type { Group, Profile } from './catalogue.ts';
-import { encodeQueryValue } from './escape.ts';
-import { IDENTITY_FIELDS } from './identity.ts';
+import { encodeQueryValue } from '../common/escape.ts';
+import { IDENTITY_FIELDS } from '../common/identity.ts';
 import { askAgainUrl, assetsBase, beaconUrl, ignitionUrl, metadataUrl, type RenderContext } from './render-context.ts';
 import { labelQuery } from './script.ts';
 

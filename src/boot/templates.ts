@@ -7,7 +7,7 @@
  * it cannot add a command to a script.
  */
 import { Liquid, type Template } from 'liquidjs';
-import { encodeUriComponentStrict, hasLineBreak, ipxeToken } from './escape.ts';
+import { encodeUriComponentStrict, hasLineBreak, ipxeToken } from '../common/escape.ts';
 
 export type CompiledTemplate = Template[];
 

@@ -11,7 +11,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   check: async () => (await import('./check.ts')).checkCommand(),
   push: async () => (await import('./push.ts')).pushCommand(),
   devices: async () => (await import('./devices.ts')).devicesCommand(),
-  warm: async () => (await import('../mirror/warm-command.ts')).warmCommand(),
+  warm: async () => (await import('./warm.ts')).warmCommand(),
 };
 
 const program = new Command('bootdepot')

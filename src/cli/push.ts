@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { request } from 'undici';
-import { encodeUriComponentStrict } from '../boot/escape.ts';
+import { encodeUriComponentStrict } from '../common/escape.ts';
 import { addConnectionOptions, CliError, connection, runCli, serverMessage } from './api-client.ts';
 
 interface PushTarget {

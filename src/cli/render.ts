@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { createAssetReader } from '../assets/asset-root.ts';
 import { lastGoodDir } from '../boot/last-good.ts';
 import { loadCatalogue } from '../boot/catalogue.ts';
-import { IDENTITY_FIELDS, IdentityError, parseDevice, type QueryInput } from '../boot/identity.ts';
+import { IDENTITY_FIELDS, IdentityError, parseDevice, type QueryInput } from '../common/identity.ts';
 import { renderDeviceScript } from '../boot/render.ts';
 import { formatProblem } from '../common/problems.ts';
 import type { Config } from '../config/schema.ts';

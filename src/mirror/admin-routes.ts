@@ -9,7 +9,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { requireAdminToken } from '../api/auth.ts';
+import { requireAdminToken } from '../http/auth.ts';
 import type { PullThroughMirror, WarmEvent } from './mirror.ts';
 import { splitMirrorPath } from './paths.ts';
 

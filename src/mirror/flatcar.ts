@@ -4,7 +4,7 @@
  * rendered with a concrete version downloads kernel and initrd of one release even when a new
  * one is published between the two downloads.
  */
-import { encodeUriComponentStrict } from '../boot/escape.ts';
+import { encodeUriComponentStrict } from '../common/escape.ts';
 import type { PullThroughMirror } from './mirror.ts';
 
 /**

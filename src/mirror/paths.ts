@@ -3,7 +3,7 @@
  * which paths may change upstream (and so are revalidated) and which never do.
  */
 import { safeSegments } from '../assets/asset-root.ts';
-import { encodeUriComponentStrict } from '../boot/escape.ts';
+import { encodeUriComponentStrict } from '../common/escape.ts';
 
 export const MIRROR_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$';
 const MIRROR_NAME = new RegExp(MIRROR_NAME_PATTERN);

@@ -11,7 +11,7 @@ import type {} from '@fastify/swagger';
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { normaliseMac } from '../boot/identity.ts';
+import { normaliseMac } from '../common/identity.ts';
 import { HttpError } from '../common/http-error.ts';
 import { sendProblem } from '../http/errors.ts';
 import { isBootId, type BootState } from './boot-state.ts';

@@ -9,7 +9,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { Catalogue } from '../boot/catalogue.ts';
 import { HttpError } from '../common/http-error.ts';
 import type { BootPlanRecord, Device, NewEvent, NextBoot, ReportState, StoredEvent } from './model.ts';
 import { EventRecorder, withTimeout, type RecorderLogger } from './recorder.ts';
@@ -35,10 +34,16 @@ export function isBootId(value: string): boolean {
   return BOOT_ID.test(value);
 }
 
+/** What boot state needs to know of the profiles in service: declared here, where it is used. */
+export interface ProfilesInService {
+  profiles: ReadonlyMap<string, { installOnce?: boolean | undefined }>;
+}
+
 export interface BootStateOptions {
   store: DeviceStore;
   log: BootStateLogger;
-  catalogue: () => Catalogue;
+  /** The profiles in service, for their `installOnce` (the boot catalogue is one). */
+  catalogue: () => ProfilesInService;
   /** Reads slower than this give up (and the device boots as if nothing were recorded). */
   readTimeoutMs?: number;
 }
@@ -59,7 +64,7 @@ export class BootState {
   readonly recorder: EventRecorder;
   readonly failures = { reads: 0 };
   private readonly log: BootStateLogger;
-  private readonly catalogue: () => Catalogue;
+  private readonly catalogue: () => ProfilesInService;
   private readonly readTimeoutMs: number;
   private readonly plans = new LRUCache<string, BootPlanRecord>({ max: 20_000 });
 

@@ -3,7 +3,7 @@
  * from its events. Pure: both stores apply events with {@link applyEvent} inside their own
  * transactions, so SQLite and PostgreSQL derive exactly the same state.
  */
-import type { DeviceIdentity } from '../boot/identity.ts';
+import type { DeviceIdentity } from '../common/identity.ts';
 
 /**
  * Where a device is, in order (a new script starts over): `waiting` (its script waits: why is

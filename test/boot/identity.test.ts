@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { IDENTITY_FIELDS, IdentityError, normaliseArch, normaliseMac, normaliseUuid, parseDevice } from '../../src/boot/identity.ts';
+import { IDENTITY_FIELDS, IdentityError, normaliseArch, normaliseMac, normaliseUuid, parseDevice } from '../../src/common/identity.ts';
 
 describe('MAC addresses', () => {
   const valid: [string, string][] = [

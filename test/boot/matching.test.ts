@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { loadCatalogue } from '../../src/boot/catalogue.ts';
 import { decideBoot, matchGroup } from '../../src/boot/decision.ts';
-import { parseDevice } from '../../src/boot/identity.ts';
+import { parseDevice } from '../../src/common/identity.ts';
 import { makeTree, testConfig } from '../helpers.ts';
 
 const profile = (id: string) => JSON.stringify({ id, boot: { kernel: `/assets/${id}/vmlinuz` } });

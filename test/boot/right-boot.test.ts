@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { createAssetReader } from '../../src/assets/asset-root.ts';
 import { loadCatalogue } from '../../src/boot/catalogue.ts';
-import { parseDevice } from '../../src/boot/identity.ts';
+import { parseDevice } from '../../src/common/identity.ts';
 import { renderDeviceScript } from '../../src/boot/render.ts';
 import { captureLogger, makeTree, testApp, testConfig } from '../helpers.ts';
 

@@ -9,7 +9,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { createAssetReader } from '../../src/assets/asset-root.ts';
 import { renderBootstrap } from '../../src/boot/bootstrap.ts';
 import { loadCatalogue } from '../../src/boot/catalogue.ts';
-import { parseDevice, type QueryInput } from '../../src/boot/identity.ts';
+import { parseDevice, type QueryInput } from '../../src/common/identity.ts';
 import { renderDeviceScript } from '../../src/boot/render.ts';
 import { defaultMirrorSettings } from '../../src/mirror/config.ts';
 import { PullThroughMirror } from '../../src/mirror/mirror.ts';

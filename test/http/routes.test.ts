@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { IDENTITY_FIELDS } from '../../src/boot/identity.ts';
+import { IDENTITY_FIELDS } from '../../src/common/identity.ts';
 import { testApp } from '../helpers.ts';
 
 const EVERYTHING_TEMPLATE = [

@@ -6,7 +6,7 @@
  * `initrd=NAME` matches the name iPXE gives the initrd (its URL's basename), which is what EFI
  * kernels need to find it.
  */
-import type { BuildArch } from '../identity.ts';
+import type { BuildArch } from '../../common/identity.ts';
 import { flatcarMirrorBaseUrl, flatcarMirrorName, resolveFlatcarVersion } from '../../mirror/flatcar.ts';
 import { assetUrl, ignitionUrl, type KindRenderer } from '../render-context.ts';
 

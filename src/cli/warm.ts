@@ -8,8 +8,8 @@
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { request } from 'undici';
-import { envName } from '../cli/options.ts';
-import type { WarmEvent, WarmResult, WarmSummary } from './mirror.ts';
+import { envName } from './options.ts';
+import type { WarmEvent, WarmResult, WarmSummary } from '../mirror/mirror.ts';
 
 class WarmError extends Error {}
 

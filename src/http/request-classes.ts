@@ -4,7 +4,7 @@
  * route's pattern, so a route added later without a class here counts as a script (fail closed).
  */
 import type { FastifyRequest } from 'fastify';
-import { tokenMatches } from '../api/auth.ts';
+import { tokenMatches } from './auth.ts';
 
 export type RequestClass = 'probe' | 'admin' | 'script' | 'download';
 

@@ -80,7 +80,9 @@ async function rateLimits(app: FastifyInstance, options: RateLimitOptions): Prom
   const limited = new Map<string, number>();
   const classOf = (request: FastifyRequest) => classify(request, options.adminToken);
   await app.register(rateLimit, {
-    global: true,
+    // Applied below as one hook for the whole app, ahead of the routes' own hooks (the admin
+    // API's token check among them), so that failed token guesses are counted too.
+    global: false,
     timeWindow: WINDOW_MS,
     cache: TRACKED_CLIENTS,
     keyGenerator: (request) => `${classOf(request) === 'download' ? 'downloads' : 'scripts'} ${unmapIPv4(request.ip)}`,
@@ -112,6 +114,7 @@ async function rateLimits(app: FastifyInstance, options: RateLimitOptions): Prom
       return new RateLimitedError(seconds, limit, isIpxeScriptRoute(request) ? scriptFor(request, options.baseUrl, seconds) : undefined);
     },
   });
+  app.addHook('onRequest', app.rateLimit());
 }
 
 export default fp(rateLimits, { name: 'bootdepot-rate-limits', dependencies: ['bootdepot-metrics'] });

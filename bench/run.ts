@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- SECTION...]`: runs the benchmarks (all, or the named sections: assets,
- * scripts, mirror) and rewrites their sections of docs/benchmarks.md, keeping the others. Not part of
+ * scripts, mirror, store) and rewrites their sections of docs/benchmarks.md, keeping the others. Not part of
  * the tests. Each section's module says what it measures and how.
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -9,11 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { assetsBenchmark } from './assets.ts';
 import { mirrorBenchmark } from './mirror.ts';
 import { scriptsBenchmark } from './scripts.ts';
+import { storeBenchmark } from './store.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = path.join(REPO, 'docs', 'benchmarks.md');
 
-const SECTIONS: Record<string, () => Promise<string>> = { assets: assetsBenchmark, scripts: scriptsBenchmark, mirror: mirrorBenchmark };
+const SECTIONS: Record<string, () => Promise<string>> = { assets: assetsBenchmark, scripts: scriptsBenchmark, mirror: mirrorBenchmark, store: storeBenchmark };
 
 const HEADER = `# Benchmarks
 

@@ -57,7 +57,7 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 /** Rows one prune statement deletes at most, so no step holds its locks for long. */
-const PRUNE_BATCH = 2000;
+const PRUNE_BATCH = 1000;
 /** Devices removed per step at most (and fewer when they have many events). */
 const DEVICE_BATCH = 500;
 

@@ -44,8 +44,16 @@ async function fileSize(file: string): Promise<number> {
   return (await stat(file).catch(() => ({ size: 0 }))).size;
 }
 
-/** `t` owns the temp directories and closes everything after. */
-export async function floodScripts(t: TestContext, options: { requests: number; concurrency?: number }): Promise<FloodResult> {
+export interface FloodOptions {
+  requests: number;
+  /** Requests in flight at once (default 32). */
+  concurrency?: number;
+  /** Spread the requests evenly over this many seconds; default: as fast as they are answered. */
+  seconds?: number;
+}
+
+/** `t.after` closes what the flood starts (a benchmark passes a context with only `after`). */
+export async function floodScripts(t: TestContext, options: FloodOptions): Promise<FloodResult> {
   const dir = await makeTree(t, {});
   const file = path.join(dir, 'bootdepot.db');
   const store = new SqliteDeviceStore(file);
@@ -92,9 +100,12 @@ export async function floodScripts(t: TestContext, options: { requests: number; 
   delay.enable();
   const started = performance.now();
   let sent = 0;
+  const spacingMs = options.seconds ? (options.seconds * 1000) / options.requests : 0;
   const worker = async () => {
     while (sent < options.requests) {
+      const due = started + sent * spacingMs;
       sent += 1;
+      if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
       const res = await app.inject({ url: `/ipxe?mac=${randomMac()}&arch=x86_64&platform=pcbios`, remoteAddress: randomAddress() });
       statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
     }

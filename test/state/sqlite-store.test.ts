@@ -17,7 +17,7 @@ storeSuite('SQLite', async (t, limits) => {
 });
 
 describe('SQLite device store pruning', () => {
-  it('prunes a backlog of 200,000 expired events in statements of at most 2,000 rows, yielding between them', async (t) => {
+  it('prunes a backlog of 200,000 expired events in statements of at most 1,000 rows, yielding between them', async (t) => {
     const dir = await makeTree(t, {});
     const store = new SqliteDeviceStore(path.join(dir, 'bootdepot.db'));
     await store.migrate();

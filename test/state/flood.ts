@@ -105,7 +105,8 @@ export async function floodScripts(t: TestContext, options: FloodOptions): Promi
     while (sent < options.requests) {
       const due = started + sent * spacingMs;
       sent += 1;
-      if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       const res = await app.inject({ url: `/ipxe?mac=${randomMac()}&arch=x86_64&platform=pcbios`, remoteAddress: randomAddress() });
       statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
     }

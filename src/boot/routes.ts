@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AssetReader } from '../assets/asset-root.ts';
+import { HttpError } from '../common/http-error.ts';
 import type { Config } from '../config/schema.ts';
 import { requestBaseUrl } from '../http/base-url.ts';
 import { renderBootstrap } from './bootstrap.ts';
@@ -58,7 +59,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     try {
       device = parseDevice(query, { required });
     } catch (error) {
-      if (error instanceof IdentityError) throw Object.assign(error, { statusCode: 400 });
+      if (error instanceof IdentityError) throw new HttpError(400, error.message, { cause: error });
       throw error;
     }
     request.deviceMac = device.identity.mac;

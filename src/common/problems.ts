@@ -22,13 +22,3 @@ export function formatProblem(problem: Problem): string {
   const at = problem.path ? ` ${problem.path}:` : '';
   return `${where}:${at} ${problem.message}`;
 }
-
-/** Thrown where a list of problems means the operation cannot go on (a bad config at start). */
-export class ProblemsError extends Error {
-  readonly problems: readonly Problem[];
-  constructor(summary: string, problems: readonly Problem[]) {
-    super(`${summary}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
-    this.name = 'ProblemsError';
-    this.problems = problems;
-  }
-}

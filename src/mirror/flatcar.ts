@@ -36,11 +36,6 @@ export function flatcarMirrorName(channel: string): string {
   return `flatcar-${channel}`;
 }
 
-/** Path of a release directory under a channel's mirror: `amd64-usr/4152.2.0`. */
-export function flatcarReleasePath(arch: string, version: string): string {
-  return `${arch}-usr/${version}`;
-}
-
 /**
  * URL of a release directory through bootdepot, e.g.
  * `http://10.0.0.5:8080/mirror/flatcar-stable/amd64-usr/4152.2.0`; append `/FILE`.

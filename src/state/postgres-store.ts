@@ -307,15 +307,6 @@ export class PostgresDeviceStore implements DeviceStore {
     return stored;
   }
 
-  async saveBootPlan(plan: BootPlanRecord): Promise<void> {
-    await this.pool.query('INSERT INTO boots (id, device_id, created_at, data) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET data = excluded.data', [
-      plan.id,
-      plan.deviceId,
-      plan.createdAt,
-      JSON.stringify(plan),
-    ]);
-  }
-
   async getBootPlan(id: string): Promise<BootPlanRecord | undefined> {
     const { rows } = await this.pool.query<{ data: BootPlanRecord }>('SELECT data FROM boots WHERE id = $1', [id]);
     return rows[0]?.data;

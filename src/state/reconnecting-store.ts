@@ -144,9 +144,6 @@ export class ReconnectingDeviceStore implements DeviceStore {
     return this.call((store) => store.recordEvents(events));
   }
 
-  saveBootPlan(plan: BootPlanRecord): Promise<void> {
-    return this.call((store) => store.saveBootPlan(plan));
-  }
 
   getBootPlan(id: string): Promise<BootPlanRecord | undefined> {
     return this.call((store) => store.getBootPlan(id));

@@ -333,11 +333,6 @@ export class SqliteDeviceStore implements DeviceStore {
     return Promise.resolve(stored);
   }
 
-  saveBootPlan(plan: BootPlanRecord): Promise<void> {
-    this.statement('saveBoot').run(plan.id, plan.deviceId, plan.createdAt, JSON.stringify(plan));
-    return Promise.resolve();
-  }
-
   getBootPlan(id: string): Promise<BootPlanRecord | undefined> {
     const row = this.statement('getBoot').get(id) as { data: string } | undefined;
     return Promise.resolve(row ? (JSON.parse(row.data) as BootPlanRecord) : undefined);

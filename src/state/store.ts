@@ -52,7 +52,6 @@ export interface DeviceStore {
   migrate(): Promise<void>;
   /** Appends events and updates their devices, atomically, in order. */
   recordEvents(events: readonly NewEvent[]): Promise<StoredEvent[]>;
-  saveBootPlan(plan: BootPlanRecord): Promise<void>;
   getBootPlan(id: string): Promise<BootPlanRecord | undefined>;
   getDevice(id: string): Promise<Device | undefined>;
   listDevices(filter?: DeviceFilter): Promise<Device[]>;

@@ -7,7 +7,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { PullThroughMirror } from '../../src/mirror/mirror.ts';
-import { bodyOf, fetchRaw, sha256, startMirror, startUpstream, until, type Fault, type RawResponse, type UpstreamFile } from './support.ts';
+import { bodyOf, fetchRaw, sha256, startMirror, startUpstream, until, type Fault, type UpstreamFile } from './support.ts';
 
 const FILE = 'amd64-usr/4152.2.0/flatcar_production_pxe_image.cpio.gz';
 const SIZE = 1024 * 1024 + 123;
@@ -17,12 +17,6 @@ async function assertCacheConsistent(mirror: PullThroughMirror, cacheDir: string
   await mirror.settled();
   assert.deepEqual(await readdir(path.join(cacheDir, 'tmp')), []);
   assert.equal((await readdir(path.join(cacheDir, 'objects'))).length, mirror.list().length * 2);
-}
-
-/** A response is either the whole body, complete, or visibly broken: never a clean short body. */
-function assertWholeOrBroken(response: RawResponse, body: Buffer): void {
-  if (response.complete && response.status === 200) assert.equal(sha256(response.body), sha256(body), 'a complete 200 carries the whole file');
-  else if (response.status === 200) assert.ok(response.body.length < body.length || sha256(response.body) === sha256(body));
 }
 
 async function faulty(t: TestContext, fault: Fault, file: Partial<UpstreamFile> = {}, settings = {}) {
@@ -47,7 +41,6 @@ describe('broken transfers without resume (no strong ETag or no ranges)', () => 
         assert.ok(response.status === 200 || response.status === 0, String(response.status));
         assert.equal(response.complete, false, 'the client must see the transfer fail');
         assert.ok(response.body.length < body.length);
-        assertWholeOrBroken(response, body);
       }
       assert.equal(upstream.requestsFor(FILE).length, 1);
       assert.equal(mirror.stats().failedFills, 1);

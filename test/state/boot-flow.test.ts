@@ -171,7 +171,6 @@ function deadStore(): DeviceStore {
     kind: 'dead',
     migrate: () => Promise.resolve(),
     recordEvents: fail,
-    saveBootPlan: fail,
     getBootPlan: fail,
     getDevice: fail,
     listDevices: fail,

@@ -131,10 +131,11 @@ export function storeSuite(name: string, open: OpenStore): void {
     it('saves boot plans and prunes old and excess events', async (t) => {
       const store = await open(t);
       if (!store) return;
-      await store.saveBootPlan({ id: 'b1', deviceId: MAC, createdAt: T0.toISOString(), profile: 'p', downloads: { '/assets/k': 'kernel' } });
+      // A boot plan is saved with the script event that starts its boot.
+      const plan = { id: 'b1', deviceId: MAC, createdAt: T0.toISOString(), profile: 'p', downloads: { '/assets/k': 'kernel' as const } };
+      await store.recordEvents(Array.from({ length: 10 }, (_, i) => (i === 1 ? { ...script('b1', 60), plan } : script(`b${i}`, i * 60))));
       assert.deepEqual((await store.getBootPlan('b1'))?.downloads, { '/assets/k': 'kernel' });
       assert.equal(await store.getBootPlan('nope'), undefined);
-      await store.recordEvents(Array.from({ length: 10 }, (_, i) => script(`b${i}`, i * 60)));
       const removed = await pruneAll(store, at(120), 5);
       // Events at 0 and 60 s are older than 120 s; of the 8 left, the oldest 3 exceed 5 per device; and the plan.
       assert.equal(removed, 6);

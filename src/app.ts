@@ -8,7 +8,7 @@ import swagger from '@fastify/swagger';
 import assetUploads from './api/asset-uploads.ts';
 import deviceApi from './api/devices.ts';
 import assetRoutes from './assets/routes.ts';
-import type { CatalogueStore } from './boot/catalogue-store.ts';
+import type { LiveCatalogue } from './boot/live-catalogue.ts';
 import bootRoutes from './boot/routes.ts';
 import type { Config } from './config/schema.ts';
 import errors from './http/errors.ts';
@@ -28,7 +28,7 @@ export interface AppDependencies {
   config: Config;
   /** A pino logger (the server's) or any Fastify-compatible one. */
   logger: FastifyBaseLogger;
-  catalogue: CatalogueStore;
+  catalogue: LiveCatalogue;
   assets: AssetReader;
   /** Boot state (recording and next-boot rules); without it scripts are decided from data alone. */
   bootState?: BootState;

@@ -9,7 +9,7 @@ import { removeStaleUploads } from './assets/upload.ts';
 import { PullThroughMirror } from './mirror/mirror.ts';
 import { auditCatalogue } from './boot/audit.ts';
 import { lastGoodDir } from './boot/last-good.ts';
-import { createCatalogueStore, type CatalogueStore } from './boot/catalogue-store.ts';
+import { openLiveCatalogue, type LiveCatalogue } from './boot/live-catalogue.ts';
 import type { Config } from './config/schema.ts';
 import { checkDirectories, directoriesFor } from './config/directories.ts';
 import { BootState } from './state/boot-state.ts';
@@ -21,7 +21,7 @@ export interface RunningServer {
   app: FastifyInstance;
   /** e.g. `http://127.0.0.1:8080` */
   url: string;
-  catalogue: CatalogueStore;
+  catalogue: LiveCatalogue;
   close(): Promise<void>;
 }
 
@@ -68,7 +68,7 @@ export function describeListenError(error: NodeJS.ErrnoException, host: string, 
  * A store that does not open at start does not stop the server: machines boot from the data
  * alone while it is retried in the background, and /readyz says so.
  */
-async function openState(config: Config, logger: Logger, catalogue: CatalogueStore, options: StartOptions) {
+async function openState(config: Config, logger: Logger, catalogue: LiveCatalogue, options: StartOptions) {
   const choice: StoreChoice = {
     databaseUrl: config.state.databaseUrl,
     sqlitePath: config.state.sqlitePath,
@@ -101,7 +101,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   if (directoryProblems.length > 0) throw new StartError(directoryProblems);
   const assets = createAssetReader(config.paths.assets);
   // The same audit as `bootdepot check`, so the log and /metrics report what check reports.
-  const catalogue = await createCatalogueStore(config.paths.data, logger, {
+  const catalogue = await openLiveCatalogue(config.paths.data, logger, {
     audit: (loaded) => auditCatalogue({ config, catalogue: loaded, assets }),
     lastGoodDir: lastGoodDir(config.state.sqlitePath),
   });

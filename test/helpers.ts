@@ -8,7 +8,7 @@ import { pino, type Logger } from 'pino';
 import type { TestContext } from 'node:test';
 import { buildApp } from '../src/app.ts';
 import { createAssetReader } from '../src/assets/asset-root.ts';
-import { createCatalogueStore } from '../src/boot/catalogue-store.ts';
+import { openLiveCatalogue } from '../src/boot/live-catalogue.ts';
 import { loadConfig, type Override, type OverrideKey } from '../src/config/loader.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
 import type { Config } from '../src/config/schema.ts';
@@ -68,7 +68,7 @@ export async function testApp(t: TestContext, options: TestAppOptions) {
   const assetsDir = await makeTree(t, options.assets ?? {});
   const config = testConfig(dataDir, assetsDir, options.yaml, options.overrides);
   const logger = options.logger ?? silentLogger;
-  const catalogue = await createCatalogueStore(config.paths.data, logger);
+  const catalogue = await openLiveCatalogue(config.paths.data, logger);
   let store: DeviceStore | undefined;
   if (options.store !== false) {
     store = options.store ?? new SqliteDeviceStore(path.join(await makeTree(t, {}), 'bootdepot.db'));

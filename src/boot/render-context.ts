@@ -9,7 +9,7 @@ import type { FlatcarVersionSource } from '../mirror/flatcar.ts';
 import type { PullThroughMirror } from '../mirror/mirror.ts';
 import type { NextBoot } from '../state/model.ts';
 import type { ParsedDevice } from '../common/identity.ts';
-import { labelQuery, type BootPlan } from './script.ts';
+import { labelQuery, type ScriptPlan } from './script.ts';
 
 export interface RenderContext {
   /** Public base URL without a trailing slash, e.g. `http://10.0.0.5:8080`. */
@@ -46,7 +46,7 @@ export type MirrorView = FlatcarVersionSource & Partial<Pick<PullThroughMirror, 
  * What a profile kind produces: a plan to boot, a finished script, or a reason to wait.
  * `notes` are things the operator should know that do not stop the boot (logged at warn).
  */
-export type KindResult = { plan: BootPlan; notes?: string[] } | { script: string } | { wait: string };
+export type KindResult = { plan: ScriptPlan; notes?: string[] } | { script: string } | { wait: string };
 
 export type KindRenderer = (profile: Profile, group: Group | undefined, ctx: RenderContext) => Promise<KindResult>;
 

@@ -11,9 +11,9 @@ import { renderFlatcar } from './kinds/flatcar.ts';
 import { renderLinuxKit } from './kinds/linuxkit.ts';
 import { renderMatchboxBoot } from './kinds/matchbox.ts';
 import { renderTemplate } from './kinds/template.ts';
-import type { DownloadRole } from '../state/model.ts';
+import type { DownloadRole, ScriptAction } from '../state/model.ts';
 import { askAgainUrl, beaconUrl, type KindRenderer, type RenderContext } from './render-context.ts';
-import { echoText, renderBootPlan, renderWaitScript } from './script.ts';
+import { echoText, renderScriptPlan, renderWaitScript } from './script.ts';
 
 const KINDS: Record<ProfileKind, KindRenderer> = {
   boot: renderMatchboxBoot,
@@ -22,10 +22,10 @@ const KINDS: Record<ProfileKind, KindRenderer> = {
   flatcar: renderFlatcar,
 };
 
-export type ScriptOutcome = 'boot' | 'wait' | 'notFound' | 'local' | 'hold';
 
 export interface RenderedScript {
-  outcome: ScriptOutcome;
+  /** What the answer does; the same word is recorded with the script event. */
+  outcome: ScriptAction;
   /** The script, or for `notFound` a plain-text explanation. */
   body: string;
   decision: BootDecision;
@@ -95,7 +95,7 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
   for (const file of mirrored) ctx.mirror?.protect?.(file.name, file.path);
   return {
     outcome: 'boot',
-    body: renderBootPlan(plan, ctx.boot.retry, askAgainUrl(ctx), beaconUrl(ctx)),
+    body: renderScriptPlan(plan, ctx.boot.retry, askAgainUrl(ctx), beaconUrl(ctx)),
     downloads,
     ...(result.notes ? { notes: result.notes } : {}),
   };

@@ -9,12 +9,12 @@ import { HttpError } from '../common/http-error.ts';
 import type { Config } from '../config/schema.ts';
 import { requestBaseUrl } from '../http/base-url.ts';
 import { renderBootstrap } from './bootstrap.ts';
-import type { CatalogueStore } from './catalogue-store.ts';
+import type { LiveCatalogue } from './live-catalogue.ts';
 import type { Profile } from './catalogue.ts';
 import { ID_PATTERN } from './data-schema.ts';
 import { renderIgnition, renderMetadata, type ConfigResult, type ConfigTarget } from './device-configs.ts';
 import { decideBoot, matchGroup } from './decision.ts';
-import { identityAgrees, type BootPlanRecord } from '../state/model.ts';
+import { identityAgrees, type BootRecord } from '../state/model.ts';
 import { IdentityError, parseDevice, type IdentityField, type QueryInput } from '../common/identity.ts';
 import type { MirrorView, RenderContext } from './render-context.ts';
 import { isBootId, newBootId, type BootState } from '../state/boot-state.ts';
@@ -22,7 +22,7 @@ import { renderDeviceScript, renderProfile } from './render.ts';
 
 export interface BootRoutesOptions {
   config: Config;
-  catalogue: CatalogueStore;
+  catalogue: LiveCatalogue;
   assets: AssetReader;
   /** Boot state: decides with the device's next boot and records every script. */
   bootState?: BootState;
@@ -160,14 +160,14 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
       if (!profile) return { status: 503, message: `profile ${profileId ?? '(none)'} of this boot is not loaded now` };
       return { profile, group: groupId ? now.groups.find((g) => g.id === groupId) : undefined };
     };
-    const fromPlan = (plan: BootPlanRecord) => {
+    const fromPlan = (plan: BootRecord) => {
       const target = targetOf(plan.profile, plan.group);
       if ('status' in target) return target;
       const ctx = context(request, [], plan.labels ?? { mac: plan.deviceId });
       ctx.bootId = plan.id;
       return { target, ctx };
     };
-    const refuse = async (deviceId: string | undefined, plan: BootPlanRecord | undefined, reason: string): Promise<ConfigResult> => {
+    const refuse = async (deviceId: string | undefined, plan: BootRecord | undefined, reason: string): Promise<ConfigResult> => {
       request.log.warn({ device: deviceId, boot: plan?.id, ip: request.ip, what, reason }, `${what} refused`);
       // Recorded on a device bootdepot knows (one with a boot): refusals must not create devices.
       if (plan && bootState) await bootState.recordConfig(plan.deviceId, plan.id, { what, status: 403, ip: request.ip, reason });
@@ -192,7 +192,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     };
     if (!bootState) return decided();
     let mac = ctx.device.identity.mac;
-    let plan: BootPlanRecord | undefined;
+    let plan: BootRecord | undefined;
     try {
       mac ??= await bootState.deviceByIp(request.ip);
       plan = mac ? await bootState.currentBootOf(mac) : undefined;

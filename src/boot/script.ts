@@ -16,7 +16,7 @@ export interface RetryPolicy {
 /** One step of a boot: a plain line, or a download that is retried when it fails. */
 export type BootStep = { line: string } | { download: string; what: string; role?: 'kernel' | 'initrd' };
 
-export interface BootPlan {
+export interface ScriptPlan {
   /** Comment lines after `#!ipxe`, without the leading `# `. */
   comments: string[];
   /** Lines before the retry loop (e.g. `dhcp`, `set base-url ...`). */
@@ -63,7 +63,7 @@ const LABEL = 'bootdepot';
  * failed, waits and starts over (images loaded so far are freed); after the last attempt the
  * machine waits longer and asks bootdepot again, so it never sits at a dead prompt.
  */
-export function renderBootPlan(plan: BootPlan, retry: RetryPolicy, askAgainUrl: string, beaconUrl?: string): string {
+export function renderScriptPlan(plan: ScriptPlan, retry: RetryPolicy, askAgainUrl: string, beaconUrl?: string): string {
   const lines = ['#!ipxe', ...plan.comments.map(commentLine), ...plan.preamble];
   lines.push(`set ${LABEL}-attempt:int32 0`, `:${LABEL}-start`);
   const failures: string[] = [];

@@ -15,7 +15,7 @@ import { normaliseMac } from '../common/identity.ts';
 import { HttpError } from '../common/http-error.ts';
 import { sendProblem } from '../http/errors.ts';
 import { isBootId, type BootState } from './boot-state.ts';
-import { REPORT_STATES, type BootPlanRecord } from './model.ts';
+import { REPORT_STATES, type BootRecord } from './model.ts';
 
 const ReportBody = Type.Object(
   {
@@ -43,7 +43,7 @@ function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): voi
    * Records a download of a boot: started, then completed, aborted (the client hung up) or
    * failed (an error status, with the reason: for the mirror, what it knows of the upstream).
    */
-  const observe = (plan: BootPlanRecord, key: string, ip: string, why?: () => { upstream: string; error: string } | undefined) => ({
+  const observe = (plan: BootRecord, key: string, ip: string, why?: () => { upstream: string; error: string } | undefined) => ({
     started: () => void bootState.recordDownload(plan, key, 'started', 0, 200, ip),
     finished: ({ status, bytes, complete }: { status: number; bytes: number; complete: boolean }) => {
       if (status >= 400) {
@@ -96,7 +96,7 @@ function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): voi
       }
     });
 
-    const report = async (request: FastifyRequest<{ Body: ReportBody }>, reply: FastifyReply, deviceId: string | undefined, via: 'events' | 'state-api' | 'boot', knownBoot?: BootPlanRecord) => {
+    const report = async (request: FastifyRequest<{ Body: ReportBody }>, reply: FastifyReply, deviceId: string | undefined, via: 'events' | 'state-api' | 'boot', knownBoot?: BootRecord) => {
       if (!deviceId) return sendProblem(request, reply, 404, 'unknown device: pass ?mac=, or report from the address the device booted from');
       request.deviceMac = deviceId;
       const { state, code, message } = request.body;

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { HttpError } from '../common/http-error.ts';
-import type { BootPlanRecord, Device, NewEvent, NextBoot, ReportState, StoredEvent } from './model.ts';
+import type { BootRecord, Device, NewEvent, NextBoot, ReportState, StoredEvent } from './model.ts';
 import { EventRecorder, withTimeout, type RecorderLogger } from './recorder.ts';
 import type { DeviceStore } from './store.ts';
 
@@ -56,7 +56,7 @@ export interface ReportInput {
   ip: string;
   via: 'events' | 'state-api' | 'boot';
   /** The boot the report is verified to speak for (by its id, or its script's address); none: unverified. */
-  boot: BootPlanRecord | undefined;
+  boot: BootRecord | undefined;
 }
 
 export class BootState {
@@ -66,7 +66,7 @@ export class BootState {
   private readonly log: BootStateLogger;
   private readonly catalogue: () => ProfilesInService;
   private readonly readTimeoutMs: number;
-  private readonly plans = new LRUCache<string, BootPlanRecord>({ max: 20_000 });
+  private readonly plans = new LRUCache<string, BootRecord>({ max: 20_000 });
 
   constructor(options: BootStateOptions) {
     this.store = options.store;
@@ -97,7 +97,7 @@ export class BootState {
    * script went to it. None: the report is unverified (another machine on the network could
    * have sent it) and is recorded without changing anything.
    */
-  async bootReportedFrom(deviceId: string, ip: string): Promise<BootPlanRecord | undefined> {
+  async bootReportedFrom(deviceId: string, ip: string): Promise<BootRecord | undefined> {
     const device = await withTimeout(this.store.getDevice(deviceId), this.readTimeoutMs, 'reading the device');
     const boot = device?.recentBoots?.find((recent) => recent.ip === ip);
     return boot ? this.planFor(boot.id) : undefined;
@@ -107,8 +107,8 @@ export class BootState {
    * Records a script answer; a boot's plan (what its downloads and beacon refer to) goes in the
    * same transaction, and into memory at once for this replica's own requests.
    */
-  async recordScript(event: NewEvent, plan: Omit<BootPlanRecord, 'id' | 'deviceId' | 'createdAt'> | undefined): Promise<void> {
-    let record: BootPlanRecord | undefined;
+  async recordScript(event: NewEvent, plan: Omit<BootRecord, 'id' | 'deviceId' | 'createdAt'> | undefined): Promise<void> {
+    let record: BootRecord | undefined;
     if (plan && event.bootId) {
       record = { id: event.bootId, deviceId: event.deviceId, createdAt: event.at.toISOString(), ...plan };
       this.plans.set(record.id, record);
@@ -118,7 +118,7 @@ export class BootState {
   }
 
   /** The plan of a boot, from memory or (another replica's boot) from the store. */
-  async planFor(bootId: string): Promise<BootPlanRecord | undefined> {
+  async planFor(bootId: string): Promise<BootRecord | undefined> {
     const cached = this.plans.get(bootId);
     if (cached) return cached;
     try {
@@ -133,7 +133,7 @@ export class BootState {
   }
 
   /** The device's current boot (its latest script that started one), when the store knows it. */
-  async currentBootOf(deviceId: string): Promise<BootPlanRecord | undefined> {
+  async currentBootOf(deviceId: string): Promise<BootRecord | undefined> {
     const device = await withTimeout(this.store.getDevice(deviceId), this.readTimeoutMs, 'reading the device');
     return device?.lastBootId ? this.planFor(device.lastBootId) : undefined;
   }
@@ -148,13 +148,13 @@ export class BootState {
     await this.recorder.record({ deviceId, ...(bootId ? { bootId } : {}), at: new Date(), detail: { type: 'config', ...detail } });
   }
 
-  async recordDownload(plan: BootPlanRecord, path: string, phase: 'started' | 'completed' | 'aborted' | 'failed', bytes: number, status: number, ip: string, reason?: string): Promise<void> {
+  async recordDownload(plan: BootRecord, path: string, phase: 'started' | 'completed' | 'aborted' | 'failed', bytes: number, status: number, ip: string, reason?: string): Promise<void> {
     const role = plan.downloads[path] ?? 'other';
     await this.recorder.record({ deviceId: plan.deviceId, bootId: plan.id, at: new Date(), detail: { type: 'download', path, role, phase, bytes, status, ip, ...(reason ? { reason } : {}) } });
   }
 
   /** The script says its images are loaded and it is booting: the boot has started. */
-  async recordBeacon(plan: BootPlanRecord, ip: string): Promise<void> {
+  async recordBeacon(plan: BootRecord, ip: string): Promise<void> {
     await this.recorder.record({ deviceId: plan.deviceId, bootId: plan.id, at: new Date(), detail: { type: 'beacon', ip } });
     try {
       const device = await this.store.getDevice(plan.deviceId);

@@ -94,7 +94,7 @@ export interface NewEvent {
   at: Date;
   detail: EventDetail;
   /** A script event that starts a boot carries its plan, saved in the same transaction. */
-  plan?: BootPlanRecord;
+  plan?: BootRecord;
 }
 
 export interface StoredEvent extends Omit<NewEvent, 'plan'> {
@@ -136,7 +136,7 @@ export interface RecentBoot {
 export const RECENT_BOOTS = 5;
 
 /** What a boot's script planned: which downloads are its kernel and initrds. */
-export interface BootPlanRecord {
+export interface BootRecord {
   id: string;
   deviceId: string;
   createdAt: string;

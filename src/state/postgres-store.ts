@@ -7,7 +7,7 @@
  * transaction so they are delivered exactly when it commits.
  */
 import pg from 'pg';
-import { applyEvent, type BootPlanRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
+import { applyEvent, type BootRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
 import { DEFAULT_LIMITS, eventSlack, isBooted, type DeviceFilter, type DeviceStore, type EventListener, type StoreLimits } from './store.ts';
 
 const CHANNEL = 'bootdepot_events';
@@ -307,8 +307,8 @@ export class PostgresDeviceStore implements DeviceStore {
     return stored;
   }
 
-  async getBootPlan(id: string): Promise<BootPlanRecord | undefined> {
-    const { rows } = await this.pool.query<{ data: BootPlanRecord }>('SELECT data FROM boots WHERE id = $1', [id]);
+  async getBootPlan(id: string): Promise<BootRecord | undefined> {
+    const { rows } = await this.pool.query<{ data: BootRecord }>('SELECT data FROM boots WHERE id = $1', [id]);
     return rows[0]?.data;
   }
 

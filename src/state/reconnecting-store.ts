@@ -7,7 +7,7 @@
  * Once it opens, every call goes to it, and live-event listeners carry over.
  */
 import { HttpError } from '../common/http-error.ts';
-import type { BootPlanRecord, Device, NewEvent, NextBoot, StoredEvent } from './model.ts';
+import type { BootRecord, Device, NewEvent, NextBoot, StoredEvent } from './model.ts';
 import type { DeviceFilter, DeviceStore, EventListener } from './store.ts';
 
 export interface ReconnectingStoreLogger {
@@ -145,7 +145,7 @@ export class ReconnectingDeviceStore implements DeviceStore {
   }
 
 
-  getBootPlan(id: string): Promise<BootPlanRecord | undefined> {
+  getBootPlan(id: string): Promise<BootRecord | undefined> {
     return this.call((store) => store.getBootPlan(id));
   }
 

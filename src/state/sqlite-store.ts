@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
-import { applyEvent, type BootPlanRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
+import { applyEvent, type BootRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
 import { DEFAULT_LIMITS, eventSlack, isBooted, type DeviceFilter, type DeviceStore, type EventListener, type StoreLimits } from './store.ts';
 
 /** Schema versions, applied in order, each once. */
@@ -333,9 +333,9 @@ export class SqliteDeviceStore implements DeviceStore {
     return Promise.resolve(stored);
   }
 
-  getBootPlan(id: string): Promise<BootPlanRecord | undefined> {
+  getBootPlan(id: string): Promise<BootRecord | undefined> {
     const row = this.statement('getBoot').get(id) as { data: string } | undefined;
-    return Promise.resolve(row ? (JSON.parse(row.data) as BootPlanRecord) : undefined);
+    return Promise.resolve(row ? (JSON.parse(row.data) as BootRecord) : undefined);
   }
 
   getDevice(id: string): Promise<Device | undefined> {

@@ -2,7 +2,7 @@
  * The device store: one interface, two implementations (SQLite for one process, PostgreSQL for
  * several replicas acting as one service). A shared test suite runs against both.
  */
-import type { BootPlanRecord, Device, NewEvent, NextBoot, Stage, StoredEvent } from './model.ts';
+import type { BootRecord, Device, NewEvent, NextBoot, Stage, StoredEvent } from './model.ts';
 
 const BOOTED_STAGES: readonly (Stage | null)[] = ['booting', 'running', 'succeeded', 'failed'];
 
@@ -52,7 +52,7 @@ export interface DeviceStore {
   migrate(): Promise<void>;
   /** Appends events and updates their devices, atomically, in order. */
   recordEvents(events: readonly NewEvent[]): Promise<StoredEvent[]>;
-  getBootPlan(id: string): Promise<BootPlanRecord | undefined>;
+  getBootPlan(id: string): Promise<BootRecord | undefined>;
   getDevice(id: string): Promise<Device | undefined>;
   listDevices(filter?: DeviceFilter): Promise<Device[]>;
   /** Newest first. */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { createAssetReader } from '../../src/assets/asset-root.ts';
 import { auditCatalogue } from '../../src/boot/audit.ts';
-import { createCatalogueStore } from '../../src/boot/catalogue-store.ts';
+import { openLiveCatalogue } from '../../src/boot/live-catalogue.ts';
 import { buildApp } from '../../src/app.ts';
 import { makeTree, runBootdepot, silentLogger, startTestServer, testConfig, waitFor } from '../helpers.ts';
 
@@ -87,7 +87,7 @@ describe('broken data fails closed', () => {
     const assetsDir = await makeTree(t, { 'linuxkit/sshd-kernel': 'k', 'linuxkit/sshd-initrd.img': 'i' });
     const config = testConfig(dataDir, assetsDir);
     const assets = createAssetReader(assetsDir);
-    const store = await createCatalogueStore(dataDir, silentLogger, { audit: (catalogue) => auditCatalogue({ config, catalogue, assets }), auditIntervalMs: 50 });
+    const store = await openLiveCatalogue(dataDir, silentLogger, { audit: (catalogue) => auditCatalogue({ config, catalogue, assets }), auditIntervalMs: 50 });
     t.after(() => store.close());
     assert.deepEqual(store.current().problems, []);
     await rm(path.join(assetsDir, 'linuxkit/sshd-kernel'));
@@ -158,7 +158,7 @@ describe('a broken group never moves its machines to another group', () => {
     const dataDir = await makeTree(t, { ...DATA, 'groups/db.yaml': '{{{ not yaml' });
     const assetsDir = await makeTree(t, IMAGES);
     const config = testConfig(dataDir, assetsDir, 'boot:\n  brokenGroups: ignore\n');
-    const catalogue = await createCatalogueStore(dataDir, silentLogger);
+    const catalogue = await openLiveCatalogue(dataDir, silentLogger);
     const app = await buildApp({ config, logger: silentLogger, catalogue, assets: createAssetReader(assetsDir) });
     t.after(async () => {
       catalogue.close();

@@ -8,7 +8,7 @@ import { formatProblem, type Problem } from '../common/problems.ts';
 import { loadCatalogue, type Catalogue } from './catalogue.ts';
 import { saveLastGood } from './last-good.ts';
 
-export interface CatalogueStore {
+export interface LiveCatalogue {
   current(): Catalogue;
   /** Loads the data directory again; the new catalogue replaces the old one in one step. */
   reload(): Promise<Catalogue>;
@@ -20,7 +20,7 @@ export interface CatalogueStore {
 const RELOAD_DEBOUNCE_MS = 150;
 const WATCHED = /^(profiles|groups|ignition|templates)(\/|$)/;
 
-export interface CatalogueStoreOptions {
+export interface LiveCatalogueOptions {
   /**
    * Problems beyond the files' own (what each group's machines would get: `auditCatalogue`),
    * folded into the catalogue's problems so the server reports what `check` reports. Run after
@@ -34,7 +34,7 @@ export interface CatalogueStoreOptions {
 
 const AUDIT_INTERVAL_MS = 30_000;
 
-export async function createCatalogueStore(dataDir: string, log: Logger, options: CatalogueStoreOptions = {}): Promise<CatalogueStore> {
+export async function openLiveCatalogue(dataDir: string, log: Logger, options: LiveCatalogueOptions = {}): Promise<LiveCatalogue> {
   const { audit } = options;
   /** The files' own problems of the catalogue in service, before audit problems are added. */
   let fileProblems: readonly Problem[] = [];

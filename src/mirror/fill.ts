@@ -149,8 +149,6 @@ export class Fill {
   stoppedBy: FillStop | undefined;
   /** Still waiting for an upstream slot: nothing sent yet. */
   waitingForSlot = true;
-  /** When a version lookup found it slower than its budget (ms), so the next one need not wait again. */
-  slowSince: number | undefined;
 
   state: FillState = 'requesting';
   /** Body bytes received from the upstream. */
@@ -162,8 +160,6 @@ export class Fill {
   error: FillFailedError | undefined;
   /** The disk failed: bytes from `onDisk` on are only in memory and nothing will be cached. */
   diskFailed = false;
-  /** Purged while filling: serve the clients, keep nothing. */
-  discard = false;
   digestVerified = false;
 
   contentType: string | undefined;
@@ -199,6 +195,8 @@ export class Fill {
   private holds = 0;
   private abandonTimer: NodeJS.Timeout | undefined;
   private releaseSlot: (() => void) | undefined;
+  private slowSinceAt: number | undefined;
+  private discardRequested = false;
 
   constructor(request: FillRequest, ctx: FillContext) {
     this.key = request.key;
@@ -216,6 +214,25 @@ export class Fill {
       this.resolveOutcome = resolve;
     });
     this.done = this.run();
+  }
+
+  /** When a version lookup found it slower than its budget (ms), so the next one need not wait again. */
+  get slowSince(): number | undefined {
+    return this.slowSinceAt;
+  }
+
+  /** A version lookup gave up waiting on this fill; the first time counts. */
+  markSlow(at: number): void {
+    this.slowSinceAt ??= at;
+  }
+
+  /** Purged while filling: serve the clients, keep nothing. */
+  get discard(): boolean {
+    return this.discardRequested;
+  }
+
+  discardResult(): void {
+    this.discardRequested = true;
   }
 
   get tempPath(): string {

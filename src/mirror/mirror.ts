@@ -15,7 +15,6 @@
  * redirects go only where the mirror's policy allows. It also remembers what just failed, so a
  * script can be told at once (`knownProblem`) instead of waiting on an upstream.
  */
-import { open } from 'node:fs/promises';
 import type { LookupFunction } from 'node:net';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
@@ -24,10 +23,18 @@ import { publishedSha512 } from './digests.ts';
 import { Fill, FillFailedError, writeWholeChunk, type FillContext, type FillOutcome, type Verifier } from './fill.ts';
 import { FillReader } from './fill-reader.ts';
 import { FillSlots, SlotsFullError } from './fill-slots.ts';
-import { cacheKey, digestsPathFor, isImmutablePath, mirrorPathSegments, splitMirrorPath, upstreamUrl } from './paths.ts';
+import { MirrorError } from './mirror-error.ts';
+import { acceptsPath, cacheKey, digestsPathFor, isImmutablePath, mirrorPathSegments, upstreamUrl } from './paths.ts';
+import { SMALL_FILE_LIMIT, SmallFiles, type TextResult } from './small-files.ts';
 import { CacheIndex, newObjectId, ObjectStore, type CacheEntry, type EntryMeta, type Lease } from './store.ts';
-import { readBody, UpstreamClient, UpstreamError, withoutCredentials, type UpstreamResponse } from './upstream.ts';
+import { UpstreamClient, withoutCredentials, type UpstreamResponse } from './upstream.ts';
+import { warm, type WarmEvent, type WarmResult, type WarmSummary, type WarmTarget } from './warming.ts';
+import { AdminViews, type CachedFileInfo, type FillingFileInfo, type MirrorCounters, type MirrorStats } from './admin-views.ts';
 import type { FileHandle } from 'node:fs/promises';
+
+export type { CachedFileInfo, FillingFileInfo, MirrorStats } from './admin-views.ts';
+export type { TextResult } from './small-files.ts';
+export type { WarmEvent, WarmOutcome, WarmResult, WarmSummary } from './warming.ts';
 
 export interface MirrorLogger {
   info(fields: object, message: string): void;
@@ -37,15 +44,7 @@ export interface MirrorLogger {
 
 const silent: MirrorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
-/** An answer that is not a file: the status and a message for the client. */
-export class MirrorError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.name = 'MirrorError';
-    this.status = status;
-  }
-}
+export { MirrorError } from './mirror-error.ts';
 
 /** What the mirror knows right now about why a request for a file would fail. */
 export interface MirrorProblem {
@@ -59,13 +58,6 @@ export interface MirrorProblem {
 
 /** How long a failed fill is remembered as the file's problem (a 404 is remembered for `notFoundTtl`). */
 export const FAILURE_MEMORY_MS = 60_000;
-
-/** A small file's text, and why it is an old copy when it is one. */
-export interface TextResult {
-  text: string;
-  /** Set when the text is a stale copy, e.g. `upstream slow (no answer in 2 s)`, `upstream failed (HTTP 503)`. */
-  staleBecause?: string;
-}
 
 export interface LookupOptions {
   /** false keeps internal reads (digests, warm, version lookups) out of the hit counts. */
@@ -86,85 +78,6 @@ export type MirrorSource =
   | { kind: 'passthrough'; mirror: string; url: string; immutable: boolean }
   /** `retryAfter`: seconds, when the answer is a 503 for a full transfer queue. */
   | { kind: 'error'; status: number; message: string; retryAfter?: number };
-
-export interface MirrorStats {
-  /** Requests answered from a complete cached file (including after a 304 revalidation). */
-  hits: number;
-  /** Requests that started an upstream transfer. */
-  misses: number;
-  /** Requests that joined a transfer another request had started. */
-  coalesced: number;
-  /** Body bytes received from upstreams. */
-  upstreamBytes: number;
-  /** Transfers that ended without a usable file (upstream error, broken body, digest mismatch). */
-  failedFills: number;
-  /** Files deleted to stay within the byte budget. */
-  evictions: number;
-  /** Requests answered with a stale copy because the upstream failed. */
-  staleServed: number;
-  /** Requests answered 404 from the remembered upstream 404. */
-  notFoundCached: number;
-  /** Conditional requests sent upstream for stale mutable files. */
-  revalidations: number;
-  /** Broken transfers continued with a Range request. */
-  resumes: number;
-  cachedFiles: number;
-  cachedBytes: number;
-  maxBytes: number;
-  activeFills: number;
-  /** Transfers waiting for an upstream slot. */
-  queuedFills: number;
-  /** Transfers stopped because nobody wanted them any more. */
-  abandonedFills: number;
-  /** Requests refused with 503 because the transfer queue was full. */
-  rejectedFills: number;
-}
-
-export interface CachedFileInfo {
-  mirror: string;
-  path: string;
-  size: number;
-  /** Seconds since the file was fetched. */
-  age: number;
-  hits: number;
-  fetchedAt: string;
-  validatedAt: string;
-  lastUsedAt: string;
-  immutable: boolean;
-  sha512: string;
-  digestVerified: boolean;
-  readers: number;
-}
-
-export interface FillingFileInfo {
-  mirror: string;
-  path: string;
-  bytes: number;
-  total: number | null;
-  startedAt: string;
-}
-
-export type WarmOutcome = 'filled' | 'cached' | 'not-found' | 'failed';
-
-export interface WarmResult {
-  /** As asked: `MIRROR/path`. */
-  path: string;
-  outcome: WarmOutcome;
-  bytes: number;
-  error?: string;
-}
-
-export type WarmEvent = { type: 'progress'; path: string; bytes: number; total: number | null } | { type: 'result'; result: WarmResult };
-
-export interface WarmSummary {
-  requested: number;
-  filled: number;
-  cached: number;
-  notFound: number;
-  failed: number;
-  /** Bytes of the files now in the cache, fetched or already there. */
-  bytes: number;
-}
 
 export interface MirrorOptions {
   settings: MirrorSettings;
@@ -187,10 +100,6 @@ export interface MirrorOptions {
   lookup?: LookupFunction;
 }
 
-/** Largest DIGESTS or version.txt read through the mirror. */
-const SMALL_FILE_LIMIT = 1024 * 1024;
-const WARM_CONCURRENCY = 4;
-const WARM_PROGRESS_INTERVAL_MS = 250;
 
 export class PullThroughMirror {
   readonly settings: MirrorSettings;
@@ -208,7 +117,10 @@ export class PullThroughMirror {
   private readonly log: MirrorLogger;
   private readonly now: () => number;
   private readonly fillContext: FillContext;
-  private readonly counters = {
+  private readonly smallFiles: SmallFiles;
+  private readonly warmTarget: WarmTarget;
+  private readonly adminViews: AdminViews;
+  private readonly counters: MirrorCounters = {
     hits: 0,
     misses: 0,
     coalesced: 0,
@@ -265,6 +177,32 @@ export class PullThroughMirror {
         if (fill.state === 'failed' && fill.error) this.rememberProblem(fill, fill.error.brief);
       },
     };
+    this.smallFiles = new SmallFiles({
+      settings: this.settings,
+      readOnly: this.readOnly,
+      upstream: this.upstream,
+      index: this.index,
+      problems: this.problems,
+      now: this.now,
+      lookup: (name, relativePath, lookupOptions) => this.lookup(name, relativePath, lookupOptions),
+      fillFor: (key) => this.fills.get(key),
+    });
+    this.warmTarget = {
+      now: this.now,
+      lookup: (name, relativePath, lookupOptions) => this.lookup(name, relativePath, lookupOptions),
+      cachedEntry: (key) => this.index.peek(key),
+      markWarmed: (entry) => this.markWarmed(entry),
+    };
+    this.adminViews = new AdminViews({
+      index: this.index,
+      fills: this.fills,
+      notFound: this.notFound,
+      problems: this.problems,
+      counters: this.counters,
+      maxBytes: options.settings.maxBytes,
+      queuedFills: () => this.slots.queued,
+      now: this.now,
+    });
   }
 
   /**
@@ -318,11 +256,6 @@ export class PullThroughMirror {
     return Object.values(this.settings.mirrors);
   }
 
-  /** The path is one the mirror may fetch (its `paths` patterns, when it has any). */
-  private acceptsPath(mirror: MirrorDefinition, relativePath: string): boolean {
-    return mirror.paths === undefined || mirror.paths.some((pattern) => pattern.test(relativePath));
-  }
-
   /**
    * Finds the source for a request of `path` under mirror `name`: the cached file, the fill in
    * progress, or an error to answer with. Waits for the upstream's headers when it has to ask
@@ -335,7 +268,7 @@ export class PullThroughMirror {
     if (!mirror) return { kind: 'error', status: 404, message: `no mirror named ${JSON.stringify(name)}` };
     const segments = mirrorPathSegments(relativePath);
     if (!segments) return { kind: 'error', status: 400, message: `invalid path ${JSON.stringify(relativePath)}: no empty, "." or ".." segments, dotfiles, backslashes or NUL` };
-    if (!this.acceptsPath(mirror, relativePath)) return { kind: 'error', status: 404, message: `mirror ${name} does not serve ${JSON.stringify(relativePath)}: not one of its paths` };
+    if (!acceptsPath(mirror, relativePath)) return { kind: 'error', status: 404, message: `mirror ${name} does not serve ${JSON.stringify(relativePath)}: not one of its paths` };
     const key = cacheKey(name, relativePath);
     const immutable = isImmutablePath(segments);
 
@@ -440,7 +373,7 @@ export class PullThroughMirror {
     const key = cacheKey(name, relativePath);
     if (this.index.peek(key)) return undefined;
     const upstream = withoutCredentials(upstreamUrl(mirror.url, segments));
-    if (!this.acceptsPath(mirror, relativePath)) return { upstream, error: `not one of the paths mirror ${name} serves`, since: new Date(this.now()) };
+    if (!acceptsPath(mirror, relativePath)) return { upstream, error: `not one of the paths mirror ${name} serves`, since: new Date(this.now()) };
     const notFoundAt = this.notFound?.peek(key);
     if (notFoundAt !== undefined) return { upstream, error: 'HTTP 404', since: new Date(notFoundAt) };
     const problem = this.problems.peek(key);
@@ -590,8 +523,8 @@ export class PullThroughMirror {
    * other file. Throws a {@link MirrorError} when it cannot be had, or is larger than `maxBytes`.
    * A read-only mirror reads a file it has no fresh copy of from the upstream without keeping it.
    */
-  async readText(name: string, relativePath: string, maxBytes = SMALL_FILE_LIMIT, options: { urgent?: boolean } = {}): Promise<string> {
-    return (await this.readTextResult(name, relativePath, maxBytes, options.urgent ?? false)).text;
+  readText(name: string, relativePath: string, maxBytes = SMALL_FILE_LIMIT, options: { urgent?: boolean } = {}): Promise<string> {
+    return this.smallFiles.readText(name, relativePath, maxBytes, options);
   }
 
   /**
@@ -602,206 +535,16 @@ export class PullThroughMirror {
    * is known to be slow, the copy is returned at once. Throws a {@link MirrorError} when there
    * is neither an answer nor a copy.
    */
-  async readTextWithin(name: string, relativePath: string, options: { maxBytes?: number; budgetMs: number }): Promise<TextResult> {
-    const maxBytes = options.maxBytes ?? SMALL_FILE_LIMIT;
-    const key = cacheKey(name, relativePath);
-    const seconds = Math.round(options.budgetMs / 100) / 10;
-    const slow = `upstream slow (no answer in ${seconds} s)`;
-    const upstream = () => {
-      const mirror = this.settings.mirrors[name];
-      const segments = mirrorPathSegments(relativePath);
-      return mirror && segments ? `upstream ${withoutCredentials(upstreamUrl(mirror.url, segments))}` : `${name}/${relativePath}`;
-    };
-    if (this.fills.get(key)?.slowSince !== undefined) {
-      const copy = await this.readCopy(key, maxBytes);
-      if (copy !== undefined) return { text: copy, staleBecause: slow };
-      throw new MirrorError(504, `${upstream()} is slow (no answer in ${seconds} s) and no copy is cached`);
-    }
-    const reading = this.readTextResult(name, relativePath, maxBytes, false);
-    // Whatever happens to the answer after the budget, nobody waits for it here.
-    reading.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const budget = new Promise<'slow'>((resolve) => {
-      timer = setTimeout(() => resolve('slow'), options.budgetMs);
-    });
-    let result: TextResult | 'slow';
-    try {
-      result = await Promise.race([reading, budget]);
-    } catch (error) {
-      const copy = await this.readCopy(key, maxBytes);
-      if (copy === undefined) throw error;
-      return { text: copy, staleBecause: `upstream failed (${this.problems.peek(key)?.error ?? (error as Error).message})` };
-    } finally {
-      clearTimeout(timer);
-    }
-    if (result !== 'slow') return result;
-    const fill = this.fills.get(key);
-    if (fill) fill.slowSince ??= this.now();
-    const copy = await this.readCopy(key, maxBytes);
-    if (copy !== undefined) return { text: copy, staleBecause: slow };
-    throw new MirrorError(504, `${upstream()} gave no answer within ${seconds} s and no copy is cached`);
-  }
-
-  /** The text of the copy on disk, fresh or stale; undefined when there is none (or it is too large). */
-  private async readCopy(key: string, maxBytes: number): Promise<string | undefined> {
-    const entry = this.index.peek(key);
-    if (!entry || entry.meta.size > maxBytes) return undefined;
-    const lease = this.index.lease(entry);
-    try {
-      return await this.readLeased(lease);
-    } catch {
-      return undefined;
-    } finally {
-      lease.release();
-    }
-  }
-
-  private async readLeased(lease: Lease): Promise<string> {
-    const handle = await open(lease.file, 'r');
-    try {
-      return (await handle.readFile()).toString('utf8');
-    } finally {
-      await handle.close();
-    }
-  }
-
-  /** A read-only mirror's small file: a fresh copy, else the upstream's answer (not kept), else a stale copy. */
-  private async readTextUncached(name: string, relativePath: string, maxBytes: number): Promise<TextResult> {
-    const mirror = this.settings.mirrors[name];
-    if (!mirror) throw new MirrorError(404, `no mirror named ${JSON.stringify(name)}`);
-    const segments = mirrorPathSegments(relativePath);
-    if (!segments || !this.acceptsPath(mirror, relativePath)) throw new MirrorError(404, `mirror ${name} does not serve ${JSON.stringify(relativePath)}`);
-    const key = cacheKey(name, relativePath);
-    const entry = this.index.peek(key);
-    if (entry && (isImmutablePath(segments) || this.now() - Date.parse(entry.meta.validatedAt) < this.settings.mutableMaxAgeMs)) {
-      const copy = await this.readCopy(key, maxBytes);
-      if (copy !== undefined) return { text: copy };
-    }
-    const url = upstreamUrl(mirror.url, segments);
-    let failure: MirrorError;
-    try {
-      const response = await this.upstream.send(url, {}, { redirects: { upstream: mirror.url, ...(mirror.redirectHosts ? { hosts: mirror.redirectHosts } : {}) } });
-      if (response.statusCode === 200) {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        await readBody(response.body, url, this.settings.bodyInactivityMs, (chunk) => {
-          size += chunk.length;
-          if (size > maxBytes) throw new UpstreamError(502, `${name}/${relativePath} is larger than ${maxBytes} bytes`, `larger than ${maxBytes} bytes`);
-          chunks.push(chunk);
-        });
-        return { text: Buffer.concat(chunks).toString('utf8') };
-      }
-      response.body.destroy();
-      failure = new MirrorError(response.statusCode === 404 || response.statusCode === 410 ? 404 : 502, response.statusCode === 404 || response.statusCode === 410 ? `not found upstream: ${url}` : `upstream ${url} answered ${response.statusCode}`);
-      this.problems.set(key, { upstream: withoutCredentials(url), error: `HTTP ${response.statusCode}`, since: new Date(this.now()) });
-    } catch (error) {
-      const upstreamError = error instanceof UpstreamError ? error : new UpstreamError(502, (error as Error).message);
-      failure = new MirrorError(upstreamError.status, upstreamError.message);
-      this.problems.set(key, { upstream: withoutCredentials(url), error: upstreamError.brief, since: new Date(this.now()) });
-    }
-    const stale = failure.status === 404 ? undefined : await this.readCopy(key, maxBytes);
-    if (stale !== undefined) return { text: stale, staleBecause: `upstream failed (${this.problems.peek(key)?.error ?? failure.message})` };
-    throw failure;
-  }
-
-  private async readTextResult(name: string, relativePath: string, maxBytes: number, urgent: boolean): Promise<TextResult> {
-    if (this.readOnly) return this.readTextUncached(name, relativePath, maxBytes);
-    const source = await this.lookup(name, relativePath, { counted: false, urgent });
-    switch (source.kind) {
-      case 'error':
-        throw new MirrorError(source.status, source.message);
-      case 'passthrough':
-        throw new MirrorError(503, `${name}/${relativePath} cannot be read while the cache disk is failing`);
-      case 'cached': {
-        try {
-          if (source.lease.entry.meta.size > maxBytes) throw new MirrorError(502, `${name}/${relativePath} is larger than ${maxBytes} bytes`);
-          const text = await this.readLeased(source.lease);
-          if (!source.stale) return { text };
-          return { text, staleBecause: `upstream failed (${this.problems.peek(cacheKey(name, relativePath))?.error ?? 'no answer'})` };
-        } finally {
-          source.lease.release();
-        }
-      }
-      case 'filling': {
-        const { reader } = source;
-        try {
-          await reader.complete();
-          const size = reader.fill.expected ?? 0;
-          if (size > maxBytes) throw new MirrorError(502, `${name}/${relativePath} is larger than ${maxBytes} bytes`);
-          const buffer = Buffer.alloc(size);
-          let position = 0;
-          while (position < size) {
-            const { bytesRead } = await reader.read(buffer, position, size - position, position);
-            if (bytesRead === 0) break;
-            position += bytesRead;
-          }
-          return { text: buffer.subarray(0, position).toString('utf8') };
-        } catch (error) {
-          if (error instanceof MirrorError) throw error;
-          throw new MirrorError((error as FillFailedError).status ?? 502, (error as Error).message);
-        } finally {
-          reader.close();
-        }
-      }
-    }
+  readTextWithin(name: string, relativePath: string, options: { maxBytes?: number; budgetMs: number }): Promise<TextResult> {
+    return this.smallFiles.readTextWithin(name, relativePath, options);
   }
 
   /**
    * Fills the cache with `MIRROR/path` files ahead of boots, a few at a time. Reports progress
    * and each result through `onEvent`; never throws for a single file.
    */
-  async warm(paths: readonly string[], onEvent: (event: WarmEvent) => void = () => undefined): Promise<{ results: WarmResult[]; summary: WarmSummary }> {
-    const results: WarmResult[] = new Array<WarmResult>(paths.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < paths.length) {
-        const index = next++;
-        const asked = paths[index] ?? '';
-        const result = await this.warmOne(asked, onEvent);
-        results[index] = result;
-        onEvent({ type: 'result', result });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(WARM_CONCURRENCY, paths.length) }, worker));
-    const summary: WarmSummary = { requested: paths.length, filled: 0, cached: 0, notFound: 0, failed: 0, bytes: 0 };
-    for (const result of results) {
-      if (result.outcome === 'filled') summary.filled += 1;
-      else if (result.outcome === 'cached') summary.cached += 1;
-      else if (result.outcome === 'not-found') summary.notFound += 1;
-      else summary.failed += 1;
-      summary.bytes += result.bytes;
-    }
-    return { results, summary };
-  }
-
-  private async warmOne(asked: string, onEvent: (event: WarmEvent) => void): Promise<WarmResult> {
-    const parsed = splitMirrorPath(asked);
-    if (!parsed) return { path: asked, outcome: 'failed', bytes: 0, error: 'expected MIRROR/path, e.g. flatcar-stable/amd64-usr/4152.2.0/flatcar_production_pxe.vmlinuz' };
-    const source = await this.lookup(parsed.mirror, parsed.path, { counted: false });
-    switch (source.kind) {
-      case 'error':
-        return { path: asked, outcome: source.status === 404 ? 'not-found' : 'failed', bytes: 0, error: source.message };
-      case 'passthrough':
-        return { path: asked, outcome: 'failed', bytes: 0, error: 'the cache disk is failing; nothing can be kept' };
-      case 'cached': {
-        const { entry } = source.lease;
-        const bytes = entry.meta.size;
-        this.markWarmed(entry);
-        source.lease.release();
-        return { path: asked, outcome: 'cached', bytes };
-      }
-      case 'filling': {
-        const { fill } = source.reader;
-        // Held, not read: the warm wants the fill to finish without reading its bytes.
-        const release = fill.hold();
-        source.reader.close();
-        try {
-          return await this.followWarmFill(asked, fill, onEvent);
-        } finally {
-          release();
-        }
-      }
-    }
+  warm(paths: readonly string[], onEvent?: (event: WarmEvent) => void): Promise<{ results: WarmResult[]; summary: WarmSummary }> {
+    return warm(this.warmTarget, paths, onEvent);
   }
 
   /** Warmed files are protected from eviction, and stay so across restarts (sidecar). */
@@ -811,53 +554,13 @@ export class PullThroughMirror {
     this.index.persistMeta(entry);
   }
 
-  private async followWarmFill(asked: string, fill: Fill, onEvent: (event: WarmEvent) => void): Promise<WarmResult> {
-    let reported = 0;
-    // One pass per change of the fill; it ends when the fill does.
-    while (fill.state === 'requesting' || fill.state === 'streaming' || fill.state === 'verifying') {
-      await Promise.race([fill.changed(), fill.done]);
-      const now = this.now();
-      if (now - reported >= WARM_PROGRESS_INTERVAL_MS) {
-        reported = now;
-        onEvent({ type: 'progress', path: asked, bytes: fill.received, total: fill.expected ?? null });
-      }
-    }
-    const { committed } = await fill.done;
-    if (fill.state === 'failed') return { path: asked, outcome: 'failed', bytes: 0, error: fill.error?.message ?? 'transfer failed' };
-    if (!committed) return { path: asked, outcome: 'failed', bytes: 0, error: 'fetched but not kept (disk full, purged, or larger than the cache)' };
-    const entry = this.index.peek(fill.key);
-    if (entry) this.markWarmed(entry);
-    onEvent({ type: 'progress', path: asked, bytes: fill.received, total: fill.received });
-    return { path: asked, outcome: 'filled', bytes: fill.received };
-  }
-
   /** Cached files, most recently used first. */
   list(): CachedFileInfo[] {
-    const now = this.now();
-    return this.index.entries().map(({ meta, readers }) => ({
-      mirror: meta.mirror,
-      path: meta.path,
-      size: meta.size,
-      age: Math.max(0, Math.round((now - Date.parse(meta.fetchedAt)) / 1000)),
-      hits: meta.hits,
-      fetchedAt: meta.fetchedAt,
-      validatedAt: meta.validatedAt,
-      lastUsedAt: meta.lastUsedAt,
-      immutable: isImmutablePath(meta.path.split('/')),
-      sha512: meta.sha512,
-      digestVerified: meta.digestVerified,
-      readers,
-    }));
+    return this.adminViews.list();
   }
 
   filling(): FillingFileInfo[] {
-    return [...this.fills.values()].map((fill) => ({
-      mirror: fill.mirror.name,
-      path: fill.path,
-      bytes: fill.received,
-      total: fill.expected ?? null,
-      startedAt: new Date(fill.startedAt).toISOString(),
-    }));
+    return this.adminViews.filling();
   }
 
   /**
@@ -866,24 +569,16 @@ export class PullThroughMirror {
    * was nothing to forget.
    */
   purge(name: string, relativePath: string): boolean {
-    const key = cacheKey(name, relativePath);
-    const fill = this.fills.get(key);
-    if (fill) fill.discard = true;
-    const notFound = this.notFound?.delete(key) ?? false;
-    this.problems.delete(key);
-    return this.index.delete(key) || fill !== undefined || notFound;
+    return this.adminViews.purge(name, relativePath);
   }
 
   /** Forgets every file; returns how many cached files were dropped. */
   purgeAll(): number {
-    for (const fill of this.fills.values()) fill.discard = true;
-    this.notFound?.clear();
-    this.problems.clear();
-    return this.index.clear();
+    return this.adminViews.purgeAll();
   }
 
   stats(): MirrorStats {
-    return { ...this.counters, cachedFiles: this.index.size, cachedBytes: this.index.usedBytes, maxBytes: this.settings.maxBytes, activeFills: this.fills.size, queuedFills: this.slots.queued };
+    return this.adminViews.stats();
   }
 
   /** Resolves when no fill is running and deferred deletes and sidecar writes have finished. */

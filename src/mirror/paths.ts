@@ -4,6 +4,7 @@
  */
 import { safeSegments } from '../assets/asset-root.ts';
 import { encodeUriComponentStrict } from '../common/escape.ts';
+import type { MirrorDefinition } from './config.ts';
 
 export const MIRROR_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$';
 const MIRROR_NAME = new RegExp(MIRROR_NAME_PATTERN);
@@ -70,4 +71,9 @@ export function digestsPathFor(segments: readonly string[]): string | undefined 
   const name = segments[segments.length - 1];
   if (name === undefined || segments.length < 3 || UNDIGESTED.test(name) || MOVING_NAMES.has(name)) return undefined;
   return `${segments.join('/')}.DIGESTS`;
+}
+
+/** The path is one the mirror may fetch (its `paths` patterns, when it has any). */
+export function acceptsPath(mirror: Pick<MirrorDefinition, 'paths'>, relativePath: string): boolean {
+  return mirror.paths === undefined || mirror.paths.some((pattern) => pattern.test(relativePath));
 }

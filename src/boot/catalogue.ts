@@ -198,25 +198,52 @@ async function loadEntry<T extends Entry>(state: LoadState, rel: string, parse: 
   return entry;
 }
 
-async function loadProfiles(state: LoadState): Promise<Map<string, Profile>> {
-  const profiles = new Map<string, Profile>();
-  for (const name of await listFiles(path.join(state.dataDir, 'profiles'))) {
-    const rel = `profiles/${name}`;
-    if (!DATA_EXTENSIONS.includes(path.extname(name).toLowerCase())) {
-      state.problems.push({ source: rel, message: 'not a .json, .yaml or .yml file; ignored' });
+/**
+ * One kind of data file (profiles, groups, Ignition configs, templates): which files of its
+ * folder it takes, how one parses, and what its entries are called when two share an id.
+ */
+interface FileKind<T extends Entry> {
+  dir: 'profiles' | 'groups' | 'ignition' | 'templates';
+  /** Why a file name is not loaded at all, or undefined to load it. */
+  refuse(name: string): string | undefined;
+  parse(rel: string, name: string, text: string): T | undefined;
+  /** `profile id`, `group id`: a second entry with an id is reported and ignored. Unset: ids are file names. */
+  idLabel?: string;
+  /** Told about a file that does not load and has no good version (with the text that failed). */
+  broken?(rel: string, text: string | undefined, problems: Problem[]): void;
+}
+
+const NOT_DATA = (name: string) => (DATA_EXTENSIONS.includes(path.extname(name).toLowerCase()) ? undefined : 'not a .json, .yaml or .yml file; ignored');
+
+/** Loads every file of one kind, in file-name order; entries by id. */
+async function loadKind<T extends Entry>(state: LoadState, kind: FileKind<T>): Promise<Map<string, T>> {
+  const entries = new Map<string, T>();
+  for (const name of await listFiles(path.join(state.dataDir, kind.dir))) {
+    const rel = `${kind.dir}/${name}`;
+    const refused = kind.refuse(name);
+    if (refused) {
+      state.problems.push({ source: rel, message: refused });
       continue;
     }
-    const profile = await loadEntry(state, rel, (text) => parseProfile(state, rel, text));
-    if (!profile) continue;
-    const existing = profiles.get(profile.id);
-    if (existing) {
-      state.problems.push({ source: rel, path: 'id', message: `profile id "${profile.id}" is also used by ${existing.file}; this one is ignored` });
+    const before = state.problems.length;
+    let firstText: string | undefined;
+    const entry = await loadEntry(state, rel, (text) => {
+      firstText ??= text;
+      return kind.parse(rel, name, text);
+    });
+    if (!entry) {
+      if (state.problems.length > before) kind.broken?.(rel, firstText, state.problems.slice(before));
       continue;
     }
-    profiles.set(profile.id, profile);
-    state.byFile.set(rel, profile);
+    const existing = entries.get(entry.id);
+    if (existing && kind.idLabel) {
+      state.problems.push({ source: rel, path: 'id', message: `${kind.idLabel} "${entry.id}" is also used by ${existing.file}; this one is ignored` });
+      continue;
+    }
+    entries.set(entry.id, entry);
+    state.byFile.set(rel, entry);
   }
-  return profiles;
+  return entries;
 }
 
 function parseProfile(state: LoadState, rel: string, text: string): Profile | undefined {
@@ -240,37 +267,6 @@ function parseProfile(state: LoadState, rel: string, text: string): Profile | un
     return undefined;
   }
   return { ...checked.value, id: checked.value.id ?? stripExtension(path.basename(rel)), kind: kinds[0] as ProfileKind, file: rel };
-}
-
-async function loadGroups(state: LoadState): Promise<Group[]> {
-  const groups: Group[] = [];
-  const ids = new Map<string, string>();
-  for (const name of await listFiles(path.join(state.dataDir, 'groups'))) {
-    const rel = `groups/${name}`;
-    if (!DATA_EXTENSIONS.includes(path.extname(name).toLowerCase())) {
-      state.problems.push({ source: rel, message: 'not a .json, .yaml or .yml file; ignored' });
-      continue;
-    }
-    const before = state.problems.length;
-    let lastText: string | undefined;
-    const group = await loadEntry(state, rel, (text) => {
-      lastText ??= text;
-      return parseGroup(state, rel, text);
-    });
-    if (!group) {
-      if (state.problems.length > before) state.brokenGroups.push(brokenGroup(rel, lastText, state.problems.slice(before)));
-      continue;
-    }
-    const existing = ids.get(group.id);
-    if (existing) {
-      state.problems.push({ source: rel, path: 'id', message: `group id "${group.id}" is also used by ${existing}; this one is ignored` });
-      continue;
-    }
-    ids.set(group.id, rel);
-    groups.push(group);
-    state.byFile.set(rel, group);
-  }
-  return groups.sort(compareGroups);
 }
 
 /** What can be read of a group file that does not load: its first problem, and its selector if it parses. */
@@ -323,23 +319,6 @@ function parseGroup(state: LoadState, rel: string, text: string): Group | undefi
   };
 }
 
-async function loadIgnition(state: LoadState, engine: Liquid): Promise<Map<string, IgnitionConfig>> {
-  const configs = new Map<string, IgnitionConfig>();
-  for (const name of await listFiles(path.join(state.dataDir, 'ignition'))) {
-    const rel = `ignition/${name}`;
-    const lower = name.toLowerCase();
-    if (lower.endsWith('.yaml') || lower.endsWith('.yml') || lower.endsWith('.bu')) {
-      state.problems.push({ source: rel, message: 'Butane configs are not transpiled by bootdepot; run `butane --strict` and save the result as .ign' });
-      continue;
-    }
-    const config = await loadEntry(state, rel, (text) => parseIgnition(state, rel, name, engine, text));
-    if (!config) continue;
-    configs.set(config.id, config);
-    state.byFile.set(rel, config);
-  }
-  return configs;
-}
-
 function parseIgnition(state: LoadState, rel: string, name: string, engine: Liquid, text: string): IgnitionConfig | undefined {
   const lower = name.toLowerCase();
   if (lower.endsWith('.liquid')) {
@@ -363,22 +342,6 @@ function parseIgnition(state: LoadState, rel: string, name: string, engine: Liqu
     return undefined;
   }
   return { id: name, file: rel, kind: 'json', json: JSON.stringify(value) };
-}
-
-async function loadTemplates(state: LoadState, engine: Liquid): Promise<Map<string, ScriptTemplate>> {
-  const templates = new Map<string, ScriptTemplate>();
-  for (const name of await listFiles(path.join(state.dataDir, 'templates'))) {
-    const rel = `templates/${name}`;
-    const entry = await loadEntry<ScriptTemplate>(state, rel, (text) => {
-      const { template, error } = compileTemplate(engine, text, rel);
-      if (error) state.problems.push({ source: rel, line: error.line, column: error.column, message: error.message });
-      return template && !error ? { id: stripExtension(name), file: rel, template } : undefined;
-    });
-    if (!entry) continue;
-    templates.set(entry.id, entry);
-    state.byFile.set(rel, entry);
-  }
-  return templates;
 }
 
 function crossCheck(state: LoadState, catalogue: Pick<Catalogue, 'profiles' | 'groups' | 'ignition' | 'templates'>): void {
@@ -421,10 +384,32 @@ export async function loadCatalogue(dataDir: string, previous?: Catalogue, lastG
   if (!dirStat?.isDirectory()) state.problems.push({ source: dataDir, message: 'data directory does not exist or is not a directory' });
   const scriptEngine = previous?.scriptEngine ?? createScriptTemplateEngine();
   const jsonEngine = previous?.jsonEngine ?? createJsonTemplateEngine();
-  const profiles = await loadProfiles(state);
-  const groups = await loadGroups(state);
-  const ignition = await loadIgnition(state, jsonEngine);
-  const templates = await loadTemplates(state, scriptEngine);
+  const profiles = await loadKind(state, { dir: 'profiles', refuse: NOT_DATA, idLabel: 'profile id', parse: (rel, _name, text) => parseProfile(state, rel, text) });
+  const groups = [
+    ...(
+      await loadKind(state, {
+        dir: 'groups',
+        refuse: NOT_DATA,
+        idLabel: 'group id',
+        parse: (rel, _name, text) => parseGroup(state, rel, text),
+        broken: (rel, text, problems) => state.brokenGroups.push(brokenGroup(rel, text, problems)),
+      })
+    ).values(),
+  ].sort(compareGroups);
+  const ignition = await loadKind(state, {
+    dir: 'ignition',
+    refuse: (name) => (/\.(ya?ml|bu)$/i.test(name) ? 'Butane configs are not transpiled by bootdepot; run `butane --strict` and save the result as .ign' : undefined),
+    parse: (rel, name, text) => parseIgnition(state, rel, name, jsonEngine, text),
+  });
+  const templates = await loadKind<ScriptTemplate>(state, {
+    dir: 'templates',
+    refuse: () => undefined,
+    parse: (rel, name, text) => {
+      const { template, error } = compileTemplate(scriptEngine, text, rel);
+      if (error) state.problems.push({ source: rel, line: error.line, column: error.column, message: error.message });
+      return template && !error ? { id: stripExtension(name), file: rel, template } : undefined;
+    },
+  });
   crossCheck(state, { profiles, groups, ignition, templates });
   return { profiles, groups, ignition, templates, problems: state.problems, byFile: state.byFile, brokenGroups: state.brokenGroups, sources: state.sources, scriptEngine, jsonEngine };
 }

@@ -14,11 +14,12 @@ import type { Profile } from './catalogue.ts';
 import { ID_PATTERN } from './data-schema.ts';
 import { renderIgnition, renderMetadata, type ConfigResult, type ConfigTarget } from './device-configs.ts';
 import { decideBoot, matchGroup } from './decision.ts';
-import { identityAgrees, type BootRecord } from '../state/model.ts';
+import type { BootRecord } from '../state/model.ts';
 import { IdentityError, parseDevice, type IdentityField, type QueryInput } from '../common/identity.ts';
 import type { MirrorView, RenderContext } from './render-context.ts';
-import { isBootId, newBootId, type BootState } from '../state/boot-state.ts';
-import { renderDeviceScript, renderProfile } from './render.ts';
+import { isBootId, type BootState } from '../state/boot-state.ts';
+import { renderProfile } from './render.ts';
+import { answerScript } from './script-answer.ts';
 
 export interface BootRoutesOptions {
   config: Config;
@@ -73,56 +74,10 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
   app.get('/boot.ipxe.0', bootstrap);
 
   app.get('/ipxe', async (request, reply) => {
-    const ctx = context(request, ['mac']);
-    const mac = ctx.device.identity.mac ?? '';
-    let verified = true;
-    if (bootState) {
-      const recorded = await bootState.deviceFor(mac);
-      ctx.nextBoot = recorded?.nextBoot ?? null;
-      ctx.bootId = newBootId();
-      // A request that contradicts the recorded UUID or serial is answered, but its boot changes
-      // nothing about the device: it cannot spoil a boot in progress or use up a `once`.
-      verified = !recorded || identityAgrees(recorded.identity, ctx.device.identity);
-      if (!verified) request.log.warn({ mac, sent: ctx.device.identity, recorded: recorded?.identity }, 'script request does not agree with the device\'s recorded identity: recorded as unverified');
-    }
-    const result = await renderDeviceScript(ctx);
-    const { decision } = result;
-    if (bootState) {
-      const starts = result.outcome === 'boot' || result.outcome === 'local';
-      const profile = decision.action === 'profile' ? decision.profile.id : undefined;
-      const group = 'group' in decision ? decision.group?.id : undefined;
-      await bootState.recordScript(
-        {
-          deviceId: mac,
-          ...(starts ? { bootId: ctx.bootId } : {}),
-          at: new Date(),
-          detail: {
-            type: 'script',
-            ip: request.ip,
-            userAgent: String(request.headers['user-agent'] ?? '').slice(0, 200),
-            identity: ctx.device.identity,
-            action: result.outcome,
-            reason: result.problem ? `${decision.reason}; ${result.problem}` : decision.reason,
-            ...(group ? { group } : {}),
-            ...(profile ? { profile } : {}),
-            ...(verified ? {} : { verified: false }),
-          },
-        },
-        result.outcome === 'boot' ? { profile: profile ?? null, group: group ?? null, labels: ctx.device.labels, ip: request.ip, downloads: result.downloads ?? {}, ...(verified ? {} : { verified: false }) } : undefined,
-      );
-    }
-    const fields = {
-      mac: ctx.device.identity.mac,
-      identity: ctx.device.identity,
-      group: 'group' in decision ? decision.group?.id : undefined,
-      profile: decision.action === 'profile' ? decision.profile.id : undefined,
-      outcome: result.outcome,
-      reason: decision.reason,
-    };
-    app.metrics.scripts.inc({ outcome: result.outcome });
-    for (const note of result.notes ?? []) request.log.warn({ ...fields, note }, note);
-    if (result.problem) request.log.warn({ ...fields, problem: result.problem }, 'machine has to wait');
-    else request.log.info(fields, 'script decided');
+    const result = await answerScript(
+      { ctx: context(request, ['mac']), ip: request.ip, userAgent: String(request.headers['user-agent'] ?? '') },
+      { recorder: bootState, log: request.log, count: (outcome) => app.metrics.scripts.inc({ outcome }) },
+    );
     if (result.outcome === 'notFound') return sendText(reply, 404, result.body);
     return sendScript(reply, result.body);
   });

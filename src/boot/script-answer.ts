@@ -1,0 +1,82 @@
+/**
+ * Answering a device's script request, framework-free: read what is recorded about the device,
+ * decide and render (`renderDeviceScript`), record the script with its boot, log and count it.
+ * The `/ipxe` route only turns HTTP into this call and the result back into a reply.
+ */
+import { newBootId } from '../state/boot-state.ts';
+import { identityAgrees, type BootRecord, type Device, type NewEvent, type ScriptAction } from '../state/model.ts';
+import type { RenderContext } from './render-context.ts';
+import { renderDeviceScript, type RenderedScript } from './render.ts';
+
+/** What answering needs of boot state (declared here, where it is used; BootState is one). */
+export interface ScriptRecorder {
+  deviceFor(deviceId: string): Promise<Device | null>;
+  recordScript(event: NewEvent, plan: Omit<BootRecord, 'id' | 'deviceId' | 'createdAt'> | undefined): Promise<void>;
+}
+
+export interface ScriptLog {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+export interface ScriptRequest {
+  ctx: RenderContext;
+  /** Source address of the request. */
+  ip: string;
+  userAgent: string;
+}
+
+export interface ScriptAnswerDeps {
+  /** Absent when boot state is off: decided from the data alone, nothing recorded. */
+  recorder?: ScriptRecorder | undefined;
+  log: ScriptLog;
+  count(outcome: ScriptAction): void;
+}
+
+export async function answerScript(request: ScriptRequest, deps: ScriptAnswerDeps): Promise<RenderedScript> {
+  const { ctx } = request;
+  const { recorder, log } = deps;
+  const mac = ctx.device.identity.mac ?? '';
+  let verified = true;
+  if (recorder) {
+    const recorded = await recorder.deviceFor(mac);
+    ctx.nextBoot = recorded?.nextBoot ?? null;
+    ctx.bootId = newBootId();
+    // A request that contradicts the recorded UUID or serial is answered, but its boot changes
+    // nothing about the device: it cannot spoil a boot in progress or use up a `once`.
+    verified = !recorded || identityAgrees(recorded.identity, ctx.device.identity);
+    if (!verified) log.warn({ mac, sent: ctx.device.identity, recorded: recorded?.identity }, 'script request does not agree with the device\'s recorded identity: recorded as unverified');
+  }
+  const result = await renderDeviceScript(ctx);
+  const { decision } = result;
+  const profile = decision.action === 'profile' ? decision.profile.id : undefined;
+  const group = 'group' in decision ? decision.group?.id : undefined;
+  if (recorder) {
+    const starts = result.outcome === 'boot' || result.outcome === 'local';
+    await recorder.recordScript(
+      {
+        deviceId: mac,
+        ...(starts ? { bootId: ctx.bootId } : {}),
+        at: new Date(),
+        detail: {
+          type: 'script',
+          ip: request.ip,
+          userAgent: request.userAgent.slice(0, 200),
+          identity: ctx.device.identity,
+          action: result.outcome,
+          reason: result.problem ? `${decision.reason}; ${result.problem}` : decision.reason,
+          ...(group ? { group } : {}),
+          ...(profile ? { profile } : {}),
+          ...(verified ? {} : { verified: false }),
+        },
+      },
+      result.outcome === 'boot' ? { profile: profile ?? null, group: group ?? null, labels: ctx.device.labels, ip: request.ip, downloads: result.downloads ?? {}, ...(verified ? {} : { verified: false }) } : undefined,
+    );
+  }
+  const fields = { mac: ctx.device.identity.mac, identity: ctx.device.identity, group, profile, outcome: result.outcome, reason: decision.reason };
+  deps.count(result.outcome);
+  for (const note of result.notes ?? []) log.warn({ ...fields, note }, note);
+  if (result.problem) log.warn({ ...fields, problem: result.problem }, 'machine has to wait');
+  else log.info(fields, 'script decided');
+  return result;
+}

@@ -11,7 +11,7 @@ import { createAssetReader } from '../../src/assets/asset-root.ts';
 import { auditCatalogue } from '../../src/boot/audit.ts';
 import { openLiveCatalogue } from '../../src/boot/live-catalogue.ts';
 import { buildApp } from '../../src/app.ts';
-import { makeTree, runBootdepot, silentLogger, startTestServer, testConfig, waitFor } from '../helpers.ts';
+import { captureLogger, makeTree, runBootdepot, silentLogger, startTestServer, testApp, testConfig, waitFor } from '../helpers.ts';
 
 const MAC = '52:54:00:12:34:56';
 const ASSETS = {
@@ -166,5 +166,22 @@ describe('a broken group never moves its machines to another group', () => {
     });
     const res = await app.inject({ url: `/ipxe?mac=${MAC}` });
     assert.match(res.body, /\nkernel \S+\/wipe-and-install/);
+  });
+});
+
+describe('a config that cannot be served is logged', () => {
+  it('logs an Ignition template that fails at /ignition, with the file and the error', async (t) => {
+    const { logger, lines } = captureLogger();
+    const { app } = await testApp(t, {
+      data: { 'profiles/node.yaml': `${FLATCAR}ignition_id: node.ign.liquid\n`, 'ignition/node.ign.liquid': '{"x": {{ group.metadata.missing | json }} }', 'groups/default.yaml': 'profile: node\n' },
+      store: false,
+      logger,
+    });
+    const res = await app.inject({ url: `/ignition?mac=${MAC}` });
+    assert.equal(res.statusCode, 500);
+    const line = lines.find((l) => l.msg === 'ignition cannot be served');
+    assert.ok(line, 'an error line');
+    assert.equal(line.level, 50);
+    assert.match(String(line.problem), /Ignition template ignition\/node\.ign\.liquid failed: undefined variable: group\.metadata\.missing/);
   });
 });

@@ -22,10 +22,13 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
-import { parseHttpDate } from '../assets/conditional.ts';
 import type { MirrorDefinition } from './config.ts';
+import { FillFailedError } from './errors.ts';
+import { asUpstreamError, conditionalHeaders, isResumable, readFileHeaders, redirectPolicyFor, requestResume } from './fill-upstream.ts';
 import type { EntryMeta, ObjectStore } from './store.ts';
-import { discardBody, headerValue, printableHeader, readBody, UpstreamError, UpstreamStalledError, type RedirectPolicy, type UpstreamClient, type UpstreamResponse } from './upstream.ts';
+import { discardBody, headerValue, printableHeader, readBody, UpstreamError, UpstreamStalledError, type UpstreamClient, type UpstreamResponse } from './upstream.ts';
+
+export { FillFailedError } from './errors.ts';
 
 /** Resumes of one fill before it is given up. */
 const MAX_RESUMES = 3;
@@ -41,19 +44,6 @@ export type FillOutcome =
   | { kind: 'not-found' }
   /** `staleAllowed`: an upstream failure (5xx, timeout, network) rather than a refusal. */
   | { kind: 'upstream-error'; error: UpstreamError; staleAllowed: boolean };
-
-/** The fill failed; readers throw this and the clients' sockets are destroyed. */
-export class FillFailedError extends Error {
-  readonly status: number;
-  /** One short line without the URL, e.g. `SHA-512 does not match FILE.DIGESTS`. */
-  readonly brief: string;
-  constructor(message: string, status = 502, brief?: string) {
-    super(message);
-    this.name = 'FillFailedError';
-    this.status = status;
-    this.brief = brief ?? message;
-  }
-}
 
 /** `3 MiB`, `512 KiB`, `100 bytes`: sizes in one-line reasons. */
 export function formatSize(bytes: number): string {
@@ -361,10 +351,6 @@ export class Fill {
     this.releaseSlot = undefined;
   }
 
-  private redirectPolicy(): RedirectPolicy {
-    return { upstream: this.mirror.url, ...(this.mirror.redirectHosts ? { hosts: this.mirror.redirectHosts } : {}) };
-  }
-
   private notify(): void {
     const current = this.progress;
     this.progress = Promise.withResolvers<void>();
@@ -377,13 +363,6 @@ export class Fill {
     this.resolveOutcome(outcome);
   }
 
-  private conditionalHeaders(): Record<string, string> {
-    const headers: Record<string, string> = {};
-    if (this.revalidating?.etag) headers['if-none-match'] = this.revalidating.etag;
-    if (this.revalidating?.lastModified) headers['if-modified-since'] = this.revalidating.lastModified;
-    return headers;
-  }
-
   private async run(): Promise<{ committed: boolean }> {
     let response: UpstreamResponse;
     try {
@@ -391,10 +370,10 @@ export class Fill {
       await Promise.resolve();
       this.releaseSlot = await this.ctx.acquireSlot(this, this.abortController.signal);
       this.waitingForSlot = false;
-      response = await this.ctx.upstream.send(this.url, this.conditionalHeaders(), { signal: this.abortController.signal, redirects: this.redirectPolicy() });
+      response = await this.ctx.upstream.send(this.url, conditionalHeaders(this.revalidating), { signal: this.abortController.signal, redirects: redirectPolicyFor(this.mirror) });
     } catch (error) {
       this.waitingForSlot = false;
-      const upstreamError = this.asUpstreamError(error);
+      const upstreamError = asUpstreamError(error, this.url, this.abortController.signal);
       return this.end({ kind: 'upstream-error', error: upstreamError, staleAllowed: true }, upstreamError);
     }
     const status = response.statusCode;
@@ -408,11 +387,18 @@ export class Fill {
       return this.end({ kind: 'upstream-error', error, staleAllowed: status >= 500 }, error);
     }
 
-    const problem = this.acceptHeaders(response);
-    if (problem) {
+    const headers = readFileHeaders(response, this.url, () => this.ctx.now());
+    if (headers instanceof UpstreamError) {
       response.body.destroy();
-      return this.end({ kind: 'upstream-error', error: problem, staleAllowed: true }, problem);
+      return this.end({ kind: 'upstream-error', error: headers, staleAllowed: true }, headers);
     }
+    this.expected = headers.expected;
+    this.contentType = headers.contentType;
+    this.contentEncoding = headers.contentEncoding;
+    this.upstreamEtag = headers.upstreamEtag;
+    this.upstreamLastModified = headers.upstreamLastModified;
+    this.acceptRanges = headers.acceptRanges;
+    this.mtimeSeconds = headers.mtimeSeconds;
     await this.openTemp();
     this.state = 'streaming';
     this.settleOutcome({ kind: 'streaming' });
@@ -435,33 +421,6 @@ export class Fill {
     return this.keep();
   }
 
-  private asUpstreamError(error: unknown): UpstreamError {
-    if (error instanceof UpstreamError) return error;
-    const reason: unknown = this.abortController.signal.reason;
-    if (this.abortController.signal.aborted && reason instanceof Error) return new UpstreamError(502, reason.message, reason instanceof FillFailedError ? reason.brief : reason.message);
-    return new UpstreamError(502, `upstream ${this.url} failed: ${(error as Error).message}`, (error as Error).message);
-  }
-
-  /** Reads the 200's headers; an UpstreamError when they make the body unusable. */
-  private acceptHeaders(response: UpstreamResponse): UpstreamError | undefined {
-    const { headers } = response;
-    const length = headerValue(headers, 'content-length');
-    if (length !== undefined) {
-      if (!/^\d{1,15}$/.test(length.trim())) return new UpstreamError(502, `upstream ${this.url} sent an invalid Content-Length ${JSON.stringify(length)}`, 'invalid Content-Length');
-      this.expected = Number(length.trim());
-    }
-    this.contentType = printableHeader(headerValue(headers, 'content-type'));
-    this.contentEncoding = printableHeader(headerValue(headers, 'content-encoding'));
-    this.upstreamEtag = printableHeader(headerValue(headers, 'etag'));
-    this.upstreamLastModified = printableHeader(headerValue(headers, 'last-modified'));
-    this.acceptRanges = /\bbytes\b/i.test(headerValue(headers, 'accept-ranges') ?? '');
-    const now = Math.floor(this.ctx.now() / 1000);
-    const upstreamSeconds = parseHttpDate(this.upstreamLastModified)?.getTime();
-    // The upstream's date when it has a sane one: clients then see the upstream's Last-Modified.
-    this.mtimeSeconds = upstreamSeconds !== undefined && upstreamSeconds > 0 ? Math.min(Math.floor(upstreamSeconds / 1000), now) : now;
-    return undefined;
-  }
-
   private async openTemp(): Promise<void> {
     try {
       this.handle = await open(this.tempPath, 'wx+', 0o644);
@@ -473,11 +432,6 @@ export class Fill {
       this.diskFailed = true;
       this.window = { start: 0, chunks: [] };
     }
-  }
-
-  private canResume(): boolean {
-    const etag = this.upstreamEtag;
-    return this.acceptRanges && this.expected !== undefined && this.received < this.expected && etag !== undefined && etag.startsWith('"') && !this.abortController.signal.aborted;
   }
 
   private async receive(first: UpstreamResponse): Promise<void> {
@@ -495,12 +449,12 @@ export class Fill {
       }
       // Resume from where it broke; each failed attempt to resume counts too.
       for (;;) {
-        if (!this.canResume() || resumes >= MAX_RESUMES) throw failure;
+        if (!isResumable({ acceptRanges: this.acceptRanges, expected: this.expected, upstreamEtag: this.upstreamEtag }, this.received) || this.abortController.signal.aborted || resumes >= MAX_RESUMES) throw failure;
         resumes += 1;
         this.ctx.counters.resumes += 1;
         this.ctx.log.warn({ path: `${this.mirror.name}/${this.path}`, from: this.received, of: this.expected, attempt: resumes, reason: (failure as Error).message }, 'mirror transfer broke; resuming');
         try {
-          response = await this.resumeRequest();
+          response = await requestResume(this.ctx.upstream, { url: this.url, from: this.received, expected: this.expected ?? 0, etag: this.upstreamEtag ?? '' }, { signal: this.abortController.signal, headersTimeoutMs: this.ctx.headersTimeoutMs });
           break;
         } catch (error) {
           if (error instanceof FillFailedError) throw error;
@@ -508,32 +462,6 @@ export class Fill {
         }
       }
     }
-  }
-
-  private async resumeRequest(): Promise<UpstreamResponse> {
-    const etag = this.upstreamEtag ?? '';
-    const from = this.received;
-    const expected = this.expected ?? 0;
-    const response = await this.ctx.upstream.send(this.url, { range: `bytes=${from}-`, 'if-match': etag }, { signal: this.abortController.signal }).catch((error: unknown) => {
-      throw this.asUpstreamError(error);
-    });
-    const refuse = async (why: string): Promise<never> => {
-      await discardBody(response.body, this.ctx.headersTimeoutMs);
-      throw new FillFailedError(`cannot resume ${this.url} at byte ${from}: ${why}`, 502, `cannot resume at byte ${from}: ${why}`);
-    };
-    if (response.statusCode === 412) return refuse('the file changed upstream (If-Match failed)');
-    if (response.statusCode >= 500) {
-      await discardBody(response.body, this.ctx.headersTimeoutMs);
-      throw new UpstreamError(502, `upstream ${this.url} answered ${response.statusCode} to a resume request`, `HTTP ${response.statusCode} to a resume request`);
-    }
-    if (response.statusCode !== 206) return refuse(`the upstream answered ${response.statusCode}`);
-    const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(headerValue(response.headers, 'content-range')?.trim() ?? '');
-    if (!range || Number(range[1]) !== from || Number(range[2]) !== expected - 1 || Number(range[3]) !== expected) {
-      return refuse(`Content-Range ${JSON.stringify(headerValue(response.headers, 'content-range'))} is not bytes ${from}-${expected - 1}/${expected}`);
-    }
-    const etagNow = headerValue(response.headers, 'etag');
-    if (etagNow !== undefined && etagNow !== etag) return refuse(`the ETag changed from ${etag} to ${etagNow}`);
-    return response;
   }
 
   private async accept(chunk: Buffer): Promise<void> {

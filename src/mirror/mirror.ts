@@ -22,8 +22,9 @@ import { DEFAULT_FILLS_PER_MIRROR, type MirrorDefinition, type MirrorSettings } 
 import { publishedSha512 } from './digests.ts';
 import { Fill, FillFailedError, writeWholeChunk, type FillContext, type FillOutcome, type Verifier } from './fill.ts';
 import { FillReader } from './fill-reader.ts';
+import { redirectPolicyFor } from './fill-upstream.ts';
 import { FillSlots, SlotsFullError } from './fill-slots.ts';
-import { MirrorError } from './mirror-error.ts';
+import { MirrorError } from './errors.ts';
 import { acceptsPath, cacheKey, digestsPathFor, isImmutablePath, mirrorPathSegments, upstreamUrl } from './paths.ts';
 import { SMALL_FILE_LIMIT, SmallFiles, type TextResult } from './small-files.ts';
 import { CacheIndex, newObjectId, ObjectStore, type CacheEntry, type EntryMeta, type Lease } from './store.ts';
@@ -44,7 +45,7 @@ export interface MirrorLogger {
 
 const silent: MirrorLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
-export { MirrorError } from './mirror-error.ts';
+export { MirrorError } from './errors.ts';
 
 /** What the mirror knows right now about why a request for a file would fail. */
 export interface MirrorProblem {
@@ -509,7 +510,7 @@ export class PullThroughMirror {
     this.slots.checkRoom(name, limit);
     const release = await this.slots.acquire(name, limit);
     try {
-      const response = await this.upstream.send(url, {}, { method, redirects: { upstream: mirror.url, ...(mirror.redirectHosts ? { hosts: mirror.redirectHosts } : {}) } });
+      const response = await this.upstream.send(url, {}, { method, redirects: redirectPolicyFor(mirror) });
       response.body.once('close', release);
       return response;
     } catch (error) {

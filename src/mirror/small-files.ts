@@ -6,13 +6,13 @@
  */
 import { open } from 'node:fs/promises';
 import type { LRUCache } from 'lru-cache';
-import type { MirrorDefinition, MirrorSettings } from './config.ts';
-import type { FillFailedError } from './fill.ts';
-import { MirrorError } from './mirror-error.ts';
+import type { MirrorSettings } from './config.ts';
+import { MirrorError, type FillFailedError } from './errors.ts';
+import { redirectPolicyFor } from './fill-upstream.ts';
 import type { LookupOptions, MirrorProblem, MirrorSource } from './mirror.ts';
 import { acceptsPath, cacheKey, isImmutablePath, mirrorPathSegments, upstreamUrl } from './paths.ts';
 import type { CacheIndex, Lease } from './store.ts';
-import { readBody, UpstreamError, withoutCredentials, type RedirectPolicy, type UpstreamClient } from './upstream.ts';
+import { readBody, UpstreamError, withoutCredentials, type UpstreamClient } from './upstream.ts';
 
 /** Largest DIGESTS or version.txt read through the mirror. */
 export const SMALL_FILE_LIMIT = 1024 * 1024;
@@ -122,7 +122,7 @@ export class SmallFiles {
     const url = upstreamUrl(mirror.url, segments);
     let failure: MirrorError;
     try {
-      const response = await this.source.upstream.send(url, {}, { redirects: redirectPolicy(mirror) });
+      const response = await this.source.upstream.send(url, {}, { redirects: redirectPolicyFor(mirror) });
       if (response.statusCode === 200) {
         const chunks: Buffer[] = [];
         let size = 0;
@@ -196,8 +196,4 @@ async function readLeased(lease: Lease): Promise<string> {
   } finally {
     await handle.close();
   }
-}
-
-function redirectPolicy(mirror: MirrorDefinition): RedirectPolicy {
-  return { upstream: mirror.url, ...(mirror.redirectHosts ? { hosts: mirror.redirectHosts } : {}) };
 }

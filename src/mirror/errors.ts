@@ -1,24 +1,34 @@
-/** The mirror's errors that become answers. */
+/**
+ * The mirror's errors that are answers. Each is an {@link HttpError}: read `statusCode`.
+ * `status` stays as a getter for callers that still read it.
+ */
+import { HttpError } from '../common/http-error.ts';
 
 /** An answer that is not a file: the status and a message for the client. */
-export class MirrorError extends Error {
-  readonly status: number;
+export class MirrorError extends HttpError {
   constructor(status: number, message: string) {
-    super(message);
+    super(status, message);
     this.name = 'MirrorError';
-    this.status = status;
+  }
+
+  /** The same as `statusCode`. */
+  get status(): number {
+    return this.statusCode;
   }
 }
 
 /** The fill failed; readers throw this and the clients' sockets are destroyed. */
-export class FillFailedError extends Error {
-  readonly status: number;
+export class FillFailedError extends HttpError {
   /** One short line without the URL, e.g. `SHA-512 does not match FILE.DIGESTS`. */
   readonly brief: string;
   constructor(message: string, status = 502, brief?: string) {
-    super(message);
+    super(status, message);
     this.name = 'FillFailedError';
-    this.status = status;
     this.brief = brief ?? message;
+  }
+
+  /** The same as `statusCode`. */
+  get status(): number {
+    return this.statusCode;
   }
 }

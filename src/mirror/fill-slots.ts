@@ -6,14 +6,20 @@
  * new ones are refused, and the caller answers 503 with Retry-After.
  */
 
+import { HttpError } from '../common/http-error.ts';
+
 /** The queue is full: the caller answers 503 and asks the client to come back. */
-export class SlotsFullError extends Error {
-  readonly status = 503;
+export class SlotsFullError extends HttpError {
   readonly retryAfterSeconds: number;
   constructor(message: string, retryAfterSeconds: number) {
-    super(message);
+    super(503, message);
     this.name = 'SlotsFullError';
     this.retryAfterSeconds = retryAfterSeconds;
+  }
+
+  /** The same as `statusCode` (503). */
+  get status(): 503 {
+    return 503;
   }
 }
 

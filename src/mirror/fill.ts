@@ -531,7 +531,7 @@ export class Fill {
     this.freeSlot();
     this.settleOutcome(outcome);
     if (error) {
-      this.error = new FillFailedError(error.message, error.status, error.brief);
+      this.error = new FillFailedError(error.message, error.statusCode, error.brief);
       this.state = 'failed';
       if (!this.stoppedBy) this.ctx.counters.failedFills += 1;
     } else this.state = 'complete';
@@ -546,7 +546,7 @@ export class Fill {
     const reason: unknown = this.abortController.signal.reason;
     // A stopped fill fails with the reason it was stopped, not with what the abort broke.
     const cause = this.stoppedBy && reason instanceof FillFailedError ? reason : error;
-    const status = cause instanceof UpstreamError || cause instanceof FillFailedError ? cause.status : 502;
+    const status = cause instanceof UpstreamError || cause instanceof FillFailedError ? cause.statusCode : 502;
     let brief = cause instanceof UpstreamError || cause instanceof FillFailedError ? cause.brief : (cause as Error).message;
     if (cause instanceof UpstreamStalledError) brief = `stalled after ${formatSize(this.received)}`;
     this.error = new FillFailedError((cause as Error).message, status, brief);

@@ -423,7 +423,7 @@ export class PullThroughMirror {
   private sourceFromOutcome(fill: Fill, outcome: FillOutcome, immutable: boolean, counted: boolean): MirrorSource | undefined {
     switch (outcome.kind) {
       case 'streaming': {
-        if (fill.state === 'failed') return { kind: 'error', status: fill.error?.status ?? 502, message: fill.error?.message ?? 'upstream transfer failed' };
+        if (fill.state === 'failed') return { kind: 'error', status: fill.error?.statusCode ?? 502, message: fill.error?.message ?? 'upstream transfer failed' };
         if (!fill.servesFromStart()) return { kind: 'passthrough', mirror: fill.mirror.name, url: fill.url, immutable };
         const reader = FillReader.attach(fill);
         return reader ? { kind: 'filling', reader, immutable } : undefined;
@@ -443,7 +443,7 @@ export class PullThroughMirror {
           this.log.warn({ path: fill.key, reason: outcome.error.message, validatedAt: stale.meta.validatedAt }, 'mirror upstream failed; serving the stale copy');
           return this.leaseEntry(stale, immutable, true, counted);
         }
-        return { kind: 'error', status: outcome.error.status, message: outcome.error.message };
+        return { kind: 'error', status: outcome.error.statusCode, message: outcome.error.message };
       }
     }
   }
@@ -466,7 +466,7 @@ export class PullThroughMirror {
     return async (sha512) => {
       const { text, error } = await digests;
       if (text === undefined) {
-        if (error instanceof MirrorError && error.status === 404) {
+        if (error instanceof MirrorError && error.statusCode === 404) {
           this.log.info({ path: fill.key }, 'no DIGESTS published upstream; kept without a digest check');
           return false;
         }

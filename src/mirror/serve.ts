@@ -14,10 +14,12 @@ import { open } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import type { RequestHeaders } from '../assets/conditional.ts';
 import { ClientGoneError, writeChunk, type BufferPool } from '../assets/file-stream.ts';
+import { HttpError } from '../common/http-error.ts';
 import { contentTypeFor } from '../assets/routes.ts';
 import { sendFile } from '../assets/send-file.ts';
 import type { Download } from '../assets/download.ts';
 import type { FillReader } from './fill-reader.ts';
+import { SlotsFullError } from './fill-slots.ts';
 import type { MirrorSource, PullThroughMirror } from './mirror.ts';
 import { discardBody, headerValue, printableHeader, readBody } from './upstream.ts';
 
@@ -207,8 +209,8 @@ async function servePassthrough(res: ServerResponse, mirror: PullThroughMirror, 
   try {
     response = await mirror.passthrough(name, url, method);
   } catch (error) {
-    const status = (error as { status?: number }).status ?? 502;
-    return endWithText(res, status, (error as Error).message, 'error', (error as { retryAfterSeconds?: number }).retryAfterSeconds);
+    const status = error instanceof HttpError ? error.statusCode : 502;
+    return endWithText(res, status, (error as Error).message, 'error', error instanceof SlotsFullError ? error.retryAfterSeconds : undefined);
   }
   if (response.statusCode !== 200) {
     await discardBody(response.body, mirror.settings.headersTimeoutMs);

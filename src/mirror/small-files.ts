@@ -7,7 +7,8 @@
 import { open } from 'node:fs/promises';
 import type { LRUCache } from 'lru-cache';
 import type { MirrorSettings } from './config.ts';
-import { MirrorError, type FillFailedError } from './errors.ts';
+import { HttpError } from '../common/http-error.ts';
+import { MirrorError } from './errors.ts';
 import { redirectPolicyFor } from './fill-upstream.ts';
 import type { LookupOptions, MirrorProblem, MirrorSource } from './mirror.ts';
 import { acceptsPath, cacheKey, isImmutablePath, mirrorPathSegments, upstreamUrl } from './paths.ts';
@@ -138,10 +139,10 @@ export class SmallFiles {
       problems.set(key, { upstream: withoutCredentials(url), error: `HTTP ${response.statusCode}`, since: new Date(this.source.now()) });
     } catch (error) {
       const upstreamError = error instanceof UpstreamError ? error : new UpstreamError(502, (error as Error).message);
-      failure = new MirrorError(upstreamError.status, upstreamError.message);
+      failure = new MirrorError(upstreamError.statusCode, upstreamError.message);
       problems.set(key, { upstream: withoutCredentials(url), error: upstreamError.brief, since: new Date(this.source.now()) });
     }
-    const stale = failure.status === 404 ? undefined : await this.readCopy(key, maxBytes);
+    const stale = failure.statusCode === 404 ? undefined : await this.readCopy(key, maxBytes);
     if (stale !== undefined) return { text: stale, staleBecause: `upstream failed (${problems.peek(key)?.error ?? failure.message})` };
     throw failure;
   }
@@ -180,7 +181,7 @@ export class SmallFiles {
           return { text: buffer.subarray(0, position).toString('utf8') };
         } catch (error) {
           if (error instanceof MirrorError) throw error;
-          throw new MirrorError((error as FillFailedError).status ?? 502, (error as Error).message);
+          throw new MirrorError(error instanceof HttpError ? error.statusCode : 502, (error as Error).message);
         } finally {
           reader.close();
         }

@@ -15,6 +15,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import type * as Undici from 'undici';
 import type { Agent, Dispatcher } from 'undici';
+import { HttpError } from '../common/http-error.ts';
 
 /** undici is loaded when an upstream is first contacted: ~25 MiB a server without mirror traffic never pays. */
 let undiciModule: Promise<typeof Undici> | undefined;
@@ -30,15 +31,18 @@ export interface UpstreamResponse {
 }
 
 /** An upstream failure, with the status the mirror answers it with (502 or 504). */
-export class UpstreamError extends Error {
-  readonly status: 502 | 504;
+export class UpstreamError extends HttpError {
   /** The failure in one short line without the URL, e.g. `HTTP 503`, `connect ECONNREFUSED 127.0.0.1:9`. */
   readonly brief: string;
   constructor(status: 502 | 504, message: string, brief?: string) {
-    super(message);
+    super(status, message);
     this.name = 'UpstreamError';
-    this.status = status;
     this.brief = brief ?? message;
+  }
+
+  /** The same as `statusCode` (always 502 or 504). */
+  get status(): 502 | 504 {
+    return this.statusCode === 504 ? 504 : 502;
   }
 }
 

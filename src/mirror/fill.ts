@@ -24,6 +24,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import type { MirrorDefinition } from './config.ts';
 import { FillFailedError } from './errors.ts';
+import { MemoryWindow } from './fill-window.ts';
 import { asUpstreamError, conditionalHeaders, isResumable, readFileHeaders, redirectPolicyFor, requestResume } from './fill-upstream.ts';
 import type { EntryMeta, ObjectStore } from './store.ts';
 import { discardBody, headerValue, printableHeader, readBody, UpstreamError, UpstreamStalledError, type UpstreamClient, type UpstreamResponse } from './upstream.ts';
@@ -176,7 +177,7 @@ export class Fill {
   /** Readers holding the temp file's handle open; the fill itself holds it until it ends. */
   private handleUsers = 0;
   private fillHoldsHandle = false;
-  private window: { start: number; chunks: Buffer[] } | undefined;
+  private window: MemoryWindow | undefined;
   private acceptRanges = false;
   private readonly sha512: Hash = createHash('sha512');
   private readonly sha256: Hash = createHash('sha256');
@@ -320,18 +321,7 @@ export class Fill {
   copyFromWindow(buffer: Buffer, offset: number, length: number, position: number): number {
     const window = this.window;
     if (!window || position < window.start) throw new FillFailedError(`bytes from ${position} of ${this.path} are no longer available`);
-    let chunkStart = window.start;
-    let copied = 0;
-    for (const chunk of window.chunks) {
-      const chunkEnd = chunkStart + chunk.length;
-      const from = position + copied;
-      if (from < chunkEnd) {
-        copied += chunk.copy(buffer, offset + copied, from - chunkStart, Math.min(chunk.length, from - chunkStart + length - copied));
-        if (copied >= length) break;
-      }
-      chunkStart = chunkEnd;
-    }
-    return copied;
+    return window.copy(buffer, offset, length, position);
   }
 
   /** Stops the fill: clients are cut off and nothing is kept. */
@@ -430,7 +420,7 @@ export class Fill {
       // No temp file at all (disk full, too many open files): relay from memory, keep nothing.
       this.ctx.log.warn({ path: `${this.mirror.name}/${this.path}`, err: error }, 'cannot create a temp file; relaying without caching');
       this.diskFailed = true;
-      this.window = { start: 0, chunks: [] };
+      this.window = new MemoryWindow(0);
     }
   }
 
@@ -480,10 +470,10 @@ export class Fill {
         const code = (error as NodeJS.ErrnoException).code ?? '';
         if (!DISK_ERRORS.has(code)) throw error;
         this.diskFailed = true;
-        this.window = { start: position, chunks: [chunk] };
+        this.window = new MemoryWindow(position, [chunk]);
         this.ctx.log.warn({ path: `${this.mirror.name}/${this.path}`, code, at: position }, 'cache disk failed while filling; relaying the rest from memory, not caching');
       }
-    } else this.window?.chunks.push(chunk);
+    } else this.window?.push(chunk);
     this.received = position + chunk.length;
     this.ctx.counters.upstreamBytes += chunk.length;
     this.notify();
@@ -517,13 +507,7 @@ export class Fill {
     if (!window) return;
     let floor = this.received;
     for (const reader of this.readers) floor = Math.min(floor, Math.max(reader.position, this.onDisk));
-    while (window.chunks.length > 0) {
-      const first = window.chunks[0] as Buffer;
-      if (window.start + first.length > floor) break;
-      window.start += first.length;
-      window.chunks.shift();
-    }
-    if (window.chunks.length === 0) window.start = this.received;
+    window.dropBefore(floor, this.received);
   }
 
   /** Ends a fill that never got to streaming (304, 404, upstream error). */

@@ -9,6 +9,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import { HttpError } from '../common/http-error.ts';
 import type { RequestHeaders } from './conditional.ts';
 import { DownloadLog } from './download-log.ts';
 import { ClientGoneError, type BufferPool } from './file-stream.ts';
@@ -138,7 +139,7 @@ export class DownloadResponder {
         // Never end a short body cleanly: the client must see the transfer fail.
         res.destroy();
       } else if (!res.destroyed) {
-        const status = (error as { status?: number }).status;
+        const status = error instanceof HttpError ? error.statusCode : undefined;
         const answer = status !== undefined && status >= 500 && status < 600 ? status : 502;
         const message = `${(error as Error).message}\n`;
         res.writeHead(answer, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(message)), 'Cache-Control': 'no-store' });

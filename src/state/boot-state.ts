@@ -21,6 +21,9 @@ export interface BootStateLogger extends RecorderLogger {
 
 const BOOT_ID = /^[0-9a-f]{32}$/;
 
+/** How often "device store unavailable" is logged for one effect while the store is down. */
+const STORE_DOWN_LOG_MS = 10_000;
+
 /**
  * A new boot's id: 128 random bits as 32 hex digits. It is also the boot's credential: every URL
  * of the boot's script carries it, and what is secret (Ignition, metadata) is served under it,
@@ -67,6 +70,7 @@ export class BootState {
   private readonly catalogue: () => ProfilesInService;
   private readonly readTimeoutMs: number;
   private readonly plans = new LRUCache<string, BootRecord>({ max: 20_000 });
+  private readonly storeDownLogged = new Map<string, { at: number; since: number }>();
 
   constructor(options: BootStateOptions) {
     this.store = options.store;
@@ -74,6 +78,21 @@ export class BootState {
     this.catalogue = options.catalogue;
     this.readTimeoutMs = options.readTimeoutMs ?? 1000;
     this.recorder = new EventRecorder(options.store, options.log);
+  }
+
+  /**
+   * Logs that the store is down at most once per {@link STORE_DOWN_LOG_MS} for each effect,
+   * with how often it happened meanwhile: while it is down every request would say so.
+   */
+  private storeDown(error: unknown, effect: string): void {
+    const now = Date.now();
+    const last = this.storeDownLogged.get(effect);
+    if (last && now - last.at < STORE_DOWN_LOG_MS) {
+      last.since += 1;
+      return;
+    }
+    this.log.warn({ err: error, ...(last ? { sinceLastLine: last.since } : {}) }, `device store unavailable: ${effect}`);
+    this.storeDownLogged.set(effect, { at: now, since: 0 });
   }
 
   /** The device's next boot, or null when there is none or the store cannot say. */
@@ -87,7 +106,7 @@ export class BootState {
       return (await withTimeout(this.store.getDevice(deviceId), this.readTimeoutMs, 'reading the device')) ?? null;
     } catch (error) {
       this.failures.reads += 1;
-      this.log.warn({ err: error, device: deviceId }, 'device store unavailable: deciding without recorded state');
+      this.storeDown(error, 'deciding without recorded state');
       return null;
     }
   }
@@ -127,7 +146,7 @@ export class BootState {
       return plan;
     } catch (error) {
       this.failures.reads += 1;
-      this.log.warn({ err: error, boot: bootId }, 'device store unavailable: download not tied to its boot');
+      this.storeDown(error, 'downloads not tied to their boots');
       return undefined;
     }
   }

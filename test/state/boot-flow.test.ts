@@ -199,4 +199,11 @@ describe('with the store down', () => {
     assert.equal(report.statusCode, 503);
     assert.match(report.json<{ error: string }>().error, /report again later/);
   });
+
+  it('says the store is down once, not on every request', async (t) => {
+    const { app, lines } = await setup(t, deadStore());
+    for (let i = 0; i < 50; i++) assert.equal((await app.inject({ url: `/ipxe?mac=${MAC}` })).statusCode, 200);
+    const said = lines.filter((l) => l.msg === 'device store unavailable: deciding without recorded state');
+    assert.equal(said.length, 1);
+  });
 });

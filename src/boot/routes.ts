@@ -115,18 +115,21 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
       if (!profile) return { status: 503, message: `profile ${profileId ?? '(none)'} of this boot is not loaded now` };
       return { profile, group: groupId ? now.groups.find((g) => g.id === groupId) : undefined };
     };
-    const fromPlan = (plan: BootRecord) => {
-      const target = targetOf(plan.profile, plan.group);
-      if ('status' in target) return target;
-      const ctx = context(request, [], plan.labels ?? { mac: plan.deviceId });
-      ctx.bootId = plan.id;
-      return { target, ctx };
-    };
     const refuse = async (deviceId: string | undefined, plan: BootRecord | undefined, reason: string): Promise<ConfigResult> => {
       request.log.warn({ device: deviceId, boot: plan?.id, ip: request.ip, what, reason }, `${what} refused`);
       // Recorded on a device bootdepot knows (one with a boot): refusals must not create devices.
       if (plan && bootState) await bootState.recordConfig(plan.deviceId, plan.id, { what, status: 403, ip: request.ip, reason });
       return { status: 403, message: `${what} refused: ${reason}` };
+    };
+    /** Answers from a boot whose credential the caller has shown: unless it expired, or the boot was unverified. */
+    const fromPlan = async (plan: BootRecord) => {
+      if (Date.now() - Date.parse(plan.createdAt) > configLifetimeMs) return refuse(plan.deviceId, plan, `this boot's credential expired (boot started ${plan.createdAt}); boot again`);
+      if (plan.verified === false) return refuse(plan.deviceId, plan, 'the script request of this boot did not agree with the device\'s recorded UUID or serial (a replaced board? `bootdepot devices delete` the device)');
+      const target = targetOf(plan.profile, plan.group);
+      if ('status' in target) return target;
+      const ctx = context(request, [], plan.labels ?? { mac: plan.deviceId });
+      ctx.bootId = plan.id;
+      return { target, ctx };
     };
 
     if (bootId !== undefined) {
@@ -134,8 +137,6 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
       const plan = await bootState.planFor(bootId);
       if (!plan) return { status: 404, message: 'unknown boot' };
       request.deviceMac = plan.deviceId;
-      if (Date.now() - Date.parse(plan.createdAt) > configLifetimeMs) return refuse(plan.deviceId, plan, `this boot's credential expired (boot started ${plan.createdAt}); boot again`);
-      if (plan.verified === false) return refuse(plan.deviceId, plan, 'the script request of this boot did not agree with the device\'s recorded UUID or serial (a replaced board? `bootdepot devices delete` the device)');
       return fromPlan(plan);
     }
 
@@ -162,8 +163,6 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     }
     if (!plan) return refuse(mac, undefined, 'this machine has no boot in progress: fetch it from the URL in its boot script');
     if (plan.ip !== undefined && plan.ip !== request.ip) return refuse(mac, plan, `asked from ${request.ip}, but this boot's script went to ${plan.ip}`);
-    if (Date.now() - Date.parse(plan.createdAt) > configLifetimeMs) return refuse(mac, plan, `this boot's credential expired (boot started ${plan.createdAt}); boot again`);
-    if (plan.verified === false) return refuse(mac, plan, 'the script request of this boot did not agree with the device\'s recorded UUID or serial');
     return fromPlan(plan);
   }
 

@@ -51,7 +51,7 @@ export interface ScriptTemplate {
 
 export interface Catalogue {
   profiles: ReadonlyMap<string, Profile>;
-  /** In matching order: most selectors first, then by selector key, then by id. */
+  /** In matching order: most selectors first, then the greater selector key, then by file name (see compareGroups). */
   groups: readonly Group[];
   ignition: ReadonlyMap<string, IgnitionConfig>;
   templates: ReadonlyMap<string, ScriptTemplate>;
@@ -126,12 +126,17 @@ export function canonicalSelector(selector: Record<string, string>): string {
     .join(',');
 }
 
-/** Matching order: more selectors first; ties broken by the sorted selector text, then by id. */
+/**
+ * Matching order, as matchbox's (`sort.Reverse(ByReqs)`): more selectors first; between as
+ * many, the greater sorted selector text (`zone=a` before `rack=1`); between equal selectors,
+ * the file that comes first by name (matchbox lists its directory in name order and, for the
+ * few groups that share a selector, keeps that order; `check` reports them).
+ */
 export function compareGroups(a: Group, b: Group): number {
   const bySize = Object.keys(b.selector).length - Object.keys(a.selector).length;
   if (bySize !== 0) return bySize;
-  if (a.selectorKey !== b.selectorKey) return a.selectorKey < b.selectorKey ? -1 : 1;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  if (a.selectorKey !== b.selectorKey) return a.selectorKey > b.selectorKey ? -1 : 1;
+  return a.file < b.file ? -1 : a.file > b.file ? 1 : 0;
 }
 
 interface LoadState {

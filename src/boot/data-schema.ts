@@ -96,8 +96,11 @@ export const GroupSchema = Type.Object(
     name: Type.Optional(Type.String()),
     /** Profile id this group's machines boot. */
     profile: Type.String({ pattern: ID_PATTERN }),
-    /** Labels a machine must all have; none makes this the default group. */
-    selector: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), Type.String({ minLength: 1 }), {
+    /**
+     * Labels a machine must all have; none makes this the default group. An empty value matches
+     * a machine that does not send the label (as in matchbox).
+     */
+    selector: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' }), Type.String(), {
       default: {},
     }),
     /** Free-form data for templates, Ignition and /metadata. */

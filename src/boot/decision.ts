@@ -18,10 +18,18 @@ export type BootDecision =
   | { action: 'local'; group: Group | undefined; reason: string }
   | { action: 'notFound'; reason: string };
 
-/** matchbox semantics: a group matches when every selector equals the device's label. */
+/**
+ * matchbox semantics: a group matches when every selector equals the device's label. A label
+ * the device did not send reads as empty, as in matchbox (a Go map's missing value), so a
+ * selector with an empty value matches machines that do not send that label.
+ */
+export function groupMatches(group: Pick<Group, 'selector'>, labels: Readonly<Record<string, string>>): boolean {
+  return Object.entries(group.selector).every(([key, value]) => (labels[key] ?? '') === value);
+}
+
 export function matchGroup(groups: readonly Group[], labels: Readonly<Record<string, string>>): Group | undefined {
   // `groups` is kept in precedence order by the catalogue, so the first match is the winner.
-  return groups.find((group) => Object.entries(group.selector).every(([key, value]) => labels[key] === value));
+  return groups.find((group) => groupMatches(group, labels));
 }
 
 function describeSelector(group: Group): string {
@@ -41,7 +49,7 @@ export function brokenGroupsConcerning(catalogue: Catalogue, labels: Readonly<Re
     if (!broken.selector) return true;
     const entries = Object.entries(broken.selector);
     if (entries.length < matchedSize) return false;
-    return entries.every(([key, value]) => value === undefined || labels[key] === value);
+    return entries.every(([key, value]) => value === undefined || (labels[key] ?? '') === value);
   });
 }
 

@@ -24,8 +24,8 @@ describe('group matching precedence', () => {
     ['more selectors over fewer', { mac: '52:54:00:12:34:56', os: 'installed' }, 'by-mac-and-os'],
     ['an arch alias normalised like the selector', { mac: '52:54:00:00:00:01', arch: 'aarch64' }, 'by-arch'],
     ['a partial match is no match', { mac: '52:54:00:00:00:01', os: 'installed' }, 'default'],
-    // by-region and by-zone both have one selector: the sorted selector text decides (region=ams < zone=a).
-    ['ties broken by the sorted selector text', { mac: '52:54:00:00:00:01', region: 'ams', zone: 'a' }, 'by-region'],
+    // by-region and by-zone both have one selector: as in matchbox, the greater selector text is tried first (zone=a > region=ams).
+    ['ties broken by the sorted selector text, greater first', { mac: '52:54:00:00:00:01', region: 'ams', zone: 'a' }, 'by-zone'],
     ['label values compared exactly', { mac: '52:54:00:00:00:01', region: 'AMS' }, 'default'],
   ];
   for (const [name, query, expected] of cases) {
@@ -45,7 +45,7 @@ describe('group matching precedence', () => {
       'profiles/p.json': profile('p'),
     });
     const catalogue = await loadCatalogue(dir);
-    assert.equal(matchGroup(catalogue.groups, { region: 'ams', zone: 'a' })?.id, 'region-group');
+    assert.equal(matchGroup(catalogue.groups, { region: 'ams', zone: 'a' })?.id, 'zone-group');
   });
 });
 

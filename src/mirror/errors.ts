@@ -1,6 +1,5 @@
 /**
  * The mirror's errors that are answers. Each is an {@link HttpError}: read `statusCode`.
- * `status` stays as a getter for callers that still read it.
  */
 import { HttpError } from '../common/http-error.ts';
 
@@ -9,11 +8,6 @@ export class MirrorError extends HttpError {
   constructor(status: number, message: string) {
     super(status, message);
     this.name = 'MirrorError';
-  }
-
-  /** The same as `statusCode`. */
-  get status(): number {
-    return this.statusCode;
   }
 }
 
@@ -25,10 +19,5 @@ export class FillFailedError extends HttpError {
     super(status, message);
     this.name = 'FillFailedError';
     this.brief = brief ?? message;
-  }
-
-  /** The same as `statusCode`. */
-  get status(): number {
-    return this.statusCode;
   }
 }

@@ -16,11 +16,6 @@ export class SlotsFullError extends HttpError {
     this.name = 'SlotsFullError';
     this.retryAfterSeconds = retryAfterSeconds;
   }
-
-  /** The same as `statusCode` (503). */
-  get status(): 503 {
-    return 503;
-  }
 }
 
 /** Seconds a refused client is asked to wait before trying again. */

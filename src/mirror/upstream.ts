@@ -39,11 +39,6 @@ export class UpstreamError extends HttpError {
     this.name = 'UpstreamError';
     this.brief = brief ?? message;
   }
-
-  /** The same as `statusCode` (always 502 or 504). */
-  get status(): 502 | 504 {
-    return this.statusCode === 504 ? 504 : 502;
-  }
 }
 
 /** The body sent nothing for longer than the inactivity limit. */

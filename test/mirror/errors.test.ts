@@ -29,7 +29,6 @@ describe('mirror failures are HTTP answers', () => {
     const unknown = await rejection(mirror.readText('nope', `${V}/version.txt`));
     assert.ok(unknown instanceof MirrorError && unknown instanceof HttpError);
     assert.equal(unknown.statusCode, 404);
-    assert.equal(unknown.status, 404);
     const missing = await rejection(mirror.readText('up', `${V}/version.txt`));
     assert.ok(missing instanceof HttpError);
     assert.equal(missing.statusCode, 404);
@@ -45,7 +44,6 @@ describe('mirror failures are HTTP answers', () => {
     const passthrough = await rejection(mirror.passthrough('up', `http://127.0.0.1:${port}/${V}/file`, 'HEAD'));
     assert.ok(passthrough instanceof UpstreamError && passthrough instanceof HttpError);
     assert.equal(passthrough.statusCode, 502);
-    assert.equal(passthrough.status, 502);
     assert.match(passthrough.brief, /ECONNREFUSED/);
   });
 
@@ -59,7 +57,6 @@ describe('mirror failures are HTTP answers', () => {
       const error = await rejection(source.reader.complete());
       assert.ok(error instanceof FillFailedError && error instanceof HttpError);
       assert.equal(error.statusCode, 502);
-      assert.equal(error.status, 502);
     } finally {
       source.reader.close();
     }
@@ -78,7 +75,6 @@ describe('mirror failures are HTTP answers', () => {
       }
       assert.ok(refused instanceof SlotsFullError && refused instanceof HttpError);
       assert.equal(refused.statusCode, 503);
-      assert.equal(refused.status, 503);
       assert.ok(refused.retryAfterSeconds > 0);
     } finally {
       release();

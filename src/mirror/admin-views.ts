@@ -6,7 +6,7 @@ import type { LRUCache } from 'lru-cache';
 import type { Fill } from './fill.ts';
 import type { MirrorProblem } from './mirror.ts';
 import { cacheKey, isImmutablePath } from './paths.ts';
-import type { CacheIndex } from './store.ts';
+import type { CacheIndex } from './cache-disk.ts';
 
 export interface MirrorCounters {
   /** Requests answered from a complete cached file (including after a 304 revalidation). */

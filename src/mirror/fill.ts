@@ -26,7 +26,7 @@ import type { MirrorDefinition } from './config.ts';
 import { FillFailedError } from './errors.ts';
 import { MemoryWindow } from './fill-window.ts';
 import { asUpstreamError, conditionalHeaders, isResumable, readFileHeaders, redirectPolicyFor, requestResume } from './fill-upstream.ts';
-import type { EntryMeta, ObjectStore } from './store.ts';
+import type { EntryMeta, CacheDisk } from './cache-disk.ts';
 import { discardBody, headerValue, printableHeader, readBody, UpstreamError, UpstreamStalledError, type UpstreamClient, type UpstreamResponse } from './upstream.ts';
 
 export { FillFailedError } from './errors.ts';
@@ -82,7 +82,7 @@ export type Verifier = (sha512: string) => Promise<boolean>;
 
 export interface FillContext {
   upstream: UpstreamClient;
-  store: ObjectStore;
+  store: CacheDisk;
   counters: FillCounters;
   log: FillLogger;
   bodyInactivityMs: number;

@@ -27,7 +27,7 @@ import { FillSlots, SlotsFullError } from './fill-slots.ts';
 import { MirrorError } from './errors.ts';
 import { acceptsPath, cacheKey, digestsPathFor, isImmutablePath, mirrorPathSegments, upstreamUrl } from './paths.ts';
 import { SMALL_FILE_LIMIT, SmallFiles, type TextResult } from './small-files.ts';
-import { CacheIndex, newObjectId, ObjectStore, type CacheEntry, type EntryMeta, type Lease } from './store.ts';
+import { CacheIndex, newObjectId, CacheDisk, type CacheEntry, type EntryMeta, type Lease } from './cache-disk.ts';
 import { UpstreamClient, withoutCredentials, type UpstreamResponse } from './upstream.ts';
 import { warm, type WarmEvent, type WarmResult, type WarmSummary, type WarmTarget } from './warming.ts';
 import { AdminViews, type CachedFileInfo, type FillingFileInfo, type MirrorCounters, type MirrorStats } from './admin-views.ts';
@@ -104,7 +104,7 @@ export interface MirrorOptions {
 
 export class PullThroughMirror {
   readonly settings: MirrorSettings;
-  private readonly store: ObjectStore;
+  private readonly store: CacheDisk;
   private readonly index: CacheIndex;
   private readonly upstream: UpstreamClient;
   private readonly fills = new Map<string, Fill>();
@@ -142,7 +142,7 @@ export class PullThroughMirror {
     this.log = options.log ?? silent;
     this.now = options.now ?? Date.now;
     this.readOnly = options.readOnly ?? false;
-    this.store = new ObjectStore(options.settings.cacheDir);
+    this.store = new CacheDisk(options.settings.cacheDir);
     this.upstream = new UpstreamClient({ ...options.settings, ...(options.lookup ? { lookup: options.lookup } : {}) });
     this.slots = new FillSlots(options.settings.maxConcurrentFills, options.settings.maxQueuedFills);
     this.notFound = options.settings.notFoundTtlMs > 0 ? new LRUCache<string, number>({ max: 10_000, ttl: options.settings.notFoundTtlMs }) : undefined;

@@ -12,7 +12,7 @@ import { MirrorError } from './errors.ts';
 import { redirectPolicyFor } from './fill-upstream.ts';
 import type { LookupOptions, MirrorProblem, MirrorSource } from './mirror.ts';
 import { acceptsPath, cacheKey, isImmutablePath, mirrorPathSegments, upstreamUrl } from './paths.ts';
-import type { CacheIndex, Lease } from './store.ts';
+import type { CacheIndex, Lease } from './cache-disk.ts';
 import { readBody, UpstreamError, withoutCredentials, type UpstreamClient } from './upstream.ts';
 
 /** Largest DIGESTS or version.txt read through the mirror. */

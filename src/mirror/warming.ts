@@ -5,7 +5,7 @@
 import type { Fill } from './fill.ts';
 import type { LookupOptions, MirrorSource } from './mirror.ts';
 import { splitMirrorPath } from './paths.ts';
-import type { CacheEntry } from './store.ts';
+import type { CacheEntry } from './cache-disk.ts';
 
 const WARM_CONCURRENCY = 4;
 const WARM_PROGRESS_INTERVAL_MS = 250;

@@ -109,7 +109,7 @@ function isMeta(value: unknown): value is EntryMeta {
   );
 }
 
-export class ObjectStore {
+export class CacheDisk {
   readonly root: string;
   readonly objectsDir: string;
   readonly tmpDir: string;
@@ -244,7 +244,7 @@ export interface CacheIndexOptions {
 const entrySize = (entry: CacheEntry) => Math.max(1, entry.meta.size);
 
 export class CacheIndex {
-  private readonly store: ObjectStore;
+  private readonly store: CacheDisk;
   private readonly lru: LRUCache<string, CacheEntry>;
   private readonly events: IndexEvents;
   private readonly pending = new Set<Promise<void>>();
@@ -252,7 +252,7 @@ export class CacheIndex {
   private readonly readOnly: boolean;
   readonly maxBytes: number;
 
-  constructor(store: ObjectStore, maxBytes: number, events: IndexEvents, options: CacheIndexOptions = {}) {
+  constructor(store: CacheDisk, maxBytes: number, events: IndexEvents, options: CacheIndexOptions = {}) {
     this.store = store;
     this.maxBytes = maxBytes;
     this.events = events;

@@ -37,7 +37,7 @@ export class FillReader implements FillReaderLike, ReadableContent {
   stat(): Promise<Pick<BigIntStats, 'ino' | 'size' | 'mtimeNs'>> {
     const { fill } = this;
     if (fill.expected === undefined) return Promise.reject(new Error(`the size of ${fill.path} is not known yet`));
-    return Promise.resolve({ ino: fill.ino, size: BigInt(fill.expected), mtimeNs: BigInt(fill.mtimeSeconds) * 1_000_000_000n });
+    return Promise.resolve({ ino: fill.file.ino, size: BigInt(fill.expected), mtimeNs: BigInt(fill.mtimeSeconds) * 1_000_000_000n });
   }
 
   async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number; buffer: Buffer }> {
@@ -52,15 +52,9 @@ export class FillReader implements FillReaderLike, ReadableContent {
       if (fill.state === 'complete') return { bytesRead: 0, buffer };
       await Promise.race([fill.changed(), this.cutOff.promise]);
     }
-    const want = Math.min(length, end - position);
-    let bytesRead: number;
-    if (position < fill.onDisk && fill.handle) {
-      ({ bytesRead } = await fill.handle.read(buffer, offset, Math.min(want, fill.onDisk - position), position));
-    } else {
-      bytesRead = fill.copyFromWindow(buffer, offset, want, position);
-    }
+    const bytesRead = await fill.file.readAt(buffer, offset, Math.min(length, end - position), position);
     this.position = position + bytesRead;
-    fill.readerMoved();
+    fill.file.readerMoved();
     return { bytesRead, buffer };
   }
 

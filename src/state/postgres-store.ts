@@ -7,6 +7,7 @@
  * transaction so they are delivered exactly when it commits.
  */
 import pg from 'pg';
+import { initialSchema } from './sql-schema.ts';
 import { applyEvent, type BootRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
 import { DEFAULT_LIMITS, eventSlack, isBooted, type DeviceFilter, type DeviceStore, type EventListener, type StoreLimits } from './store.ts';
 
@@ -15,32 +16,7 @@ const CHANNEL = 'bootdepot_events';
 const MAX_NOTIFY = 7000;
 
 const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE devices (
-     id TEXT PRIMARY KEY,
-     data JSONB NOT NULL,
-     stage TEXT,
-     last_profile TEXT,
-     last_seen TIMESTAMPTZ NOT NULL,
-     last_ip TEXT
-   );
-   CREATE INDEX devices_last_ip ON devices (last_ip, last_seen);
-   CREATE TABLE events (
-     id BIGSERIAL PRIMARY KEY,
-     device_id TEXT NOT NULL,
-     boot_id TEXT,
-     at TIMESTAMPTZ NOT NULL,
-     type TEXT NOT NULL,
-     detail JSONB NOT NULL
-   );
-   CREATE INDEX events_device ON events (device_id, id);
-   CREATE INDEX events_at ON events (at);
-   CREATE TABLE boots (
-     id TEXT PRIMARY KEY,
-     device_id TEXT NOT NULL,
-     created_at TIMESTAMPTZ NOT NULL,
-     data JSONB NOT NULL
-   );
-   CREATE INDEX boots_created ON boots (created_at);`,
+  initialSchema({ eventId: 'BIGSERIAL PRIMARY KEY', time: 'TIMESTAMPTZ', json: 'JSONB' }),
   // As in SQLite (see sqlite-store.ts): event counts, and whether a device booted or has a
   // next boot, so the per-device cap and the unknown-device limit need no scan of events.
   `ALTER TABLE devices ADD COLUMN event_count INTEGER NOT NULL DEFAULT 0,

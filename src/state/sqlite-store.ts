@@ -17,37 +17,13 @@ import { pathToFileURL } from 'node:url';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
+import { initialSchema } from './sql-schema.ts';
 import { applyEvent, type BootRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
 import { DEFAULT_LIMITS, eventSlack, isBooted, type DeviceFilter, type DeviceStore, type EventListener, type StoreLimits } from './store.ts';
 
 /** Schema versions, applied in order, each once. */
 const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE devices (
-     id TEXT PRIMARY KEY,
-     data TEXT NOT NULL,
-     stage TEXT,
-     last_profile TEXT,
-     last_seen TEXT NOT NULL,
-     last_ip TEXT
-   );
-   CREATE INDEX devices_last_ip ON devices (last_ip, last_seen);
-   CREATE TABLE events (
-     id INTEGER PRIMARY KEY AUTOINCREMENT,
-     device_id TEXT NOT NULL,
-     boot_id TEXT,
-     at TEXT NOT NULL,
-     type TEXT NOT NULL,
-     detail TEXT NOT NULL
-   );
-   CREATE INDEX events_device ON events (device_id, id);
-   CREATE INDEX events_at ON events (at);
-   CREATE TABLE boots (
-     id TEXT PRIMARY KEY,
-     device_id TEXT NOT NULL,
-     created_at TEXT NOT NULL,
-     data TEXT NOT NULL
-   );
-   CREATE INDEX boots_created ON boots (created_at);`,
+  initialSchema({ eventId: 'INTEGER PRIMARY KEY AUTOINCREMENT', time: 'TEXT', json: 'TEXT' }),
   // What keeps the store bounded without reading every row: each device's event count (the
   // per-device cap is held at write time), and whether it ever booted or has a next boot (a
   // device with neither is one of the unknown devices, pruned first). Backfilled from the rows.

@@ -11,6 +11,7 @@ import assetRoutes from './assets/routes.ts';
 import type { LiveCatalogue } from './boot/live-catalogue.ts';
 import bootRoutes from './boot/routes.ts';
 import type { Config } from './config/schema.ts';
+import { isWarning } from './common/problems.ts';
 import errors from './http/errors.ts';
 import metricsPlugin, { Metrics } from './http/metrics.ts';
 import mirrorAdminRoutes from './mirror/admin-routes.ts';
@@ -58,7 +59,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   await app.register(errors);
   const metrics = new Metrics({
-    dataProblems: () => deps.catalogue.current().problems.length,
+    dataProblems: () => deps.catalogue.current().problems.filter((problem) => !isWarning(problem)).length,
     ...(deps.mirror ? { extra: mirrorGauges(deps.mirror) } : {}),
     ...(deps.bootState
       ? {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Liquid } from 'liquidjs';
 import { parseDocumentText, validateDocument } from '../common/documents.ts';
 import { formatProblem, type Problem } from '../common/problems.ts';
-import { GroupSchema, ProfileSchema, type GroupFile, type ProfileFile } from './data-schema.ts';
+import { GroupSchema, ID_PATTERN, ProfileSchema, type GroupFile, type ProfileFile } from './data-schema.ts';
 import { IDENTITY_FIELDS, normaliseArch, normaliseMac, normalisePlatform, normaliseUuid, type IdentityField } from '../common/identity.ts';
 import { compileTemplate, createJsonTemplateEngine, createScriptTemplateEngine, type CompiledTemplate } from './templates.ts';
 
@@ -19,14 +19,20 @@ export const PROFILE_KINDS = ['boot', 'template', 'linuxkit', 'flatcar'] as cons
 export type ProfileKind = (typeof PROFILE_KINDS)[number];
 
 export interface Profile extends ProfileFile {
+  /** The profile's name: its file name without extension, by which groups find it (as matchbox). */
   id: string;
+  /** The `id` written in the file, when it differs from the name (for messages). */
+  declaredId?: string;
   kind: ProfileKind;
   /** File it was loaded from, relative to the data directory. */
   file: string;
 }
 
 export interface Group extends GroupFile {
+  /** The group's name: its file name without extension. */
   id: string;
+  /** The `id` written in the file, when it differs from the name (for messages). */
+  declaredId?: string;
   /** Selector with identity values normalised (MAC in colon form and so on). */
   selector: Record<string, string>;
   /** Canonical `k=v,k=v` form of the selector, sorted: the deterministic tie-break. */
@@ -147,6 +153,8 @@ interface LoadState {
   byFile: Map<string, Profile | Group | IgnitionConfig | ScriptTemplate>;
   sources: Map<string, string>;
   brokenGroups: BrokenGroup[];
+  /** Warnings (files that load, maybe not as their author thinks), added to the problems at the end. */
+  warnings: Problem[];
 }
 
 /** Reads one file; a read failure is a problem, not an exception. */
@@ -212,13 +220,31 @@ interface FileKind<T extends Entry> {
   /** Why a file name is not loaded at all, or undefined to load it. */
   refuse(name: string): string | undefined;
   parse(rel: string, name: string, text: string): T | undefined;
-  /** `profile id`, `group id`: a second entry with an id is reported and ignored. Unset: ids are file names. */
-  idLabel?: string;
+  /** `profile`, `group`: kinds whose files are found by name without extension, so `x.json` and `x.yaml` clash. */
+  nameLabel?: string;
   /** Told about a file that does not load and has no good version (with the text that failed). */
   broken?(rel: string, text: string | undefined, problems: Problem[]): void;
 }
 
 const NOT_DATA = (name: string) => (DATA_EXTENSIONS.includes(path.extname(name).toLowerCase()) ? undefined : 'not a .json, .yaml or .yml file; ignored');
+const NAME = new RegExp(ID_PATTERN);
+
+/** Profiles and groups are known by file name: it must be a name bootdepot can write into URLs and scripts. */
+function notNamedData(name: string): string | undefined {
+  const refused = NOT_DATA(name);
+  if (refused) return refused;
+  const stem = stripExtension(name);
+  return NAME.test(stem) ? undefined : `the file name ${JSON.stringify(stem)} is not a usable name (letters, digits, ".", "_", "-"; at most 128); not loaded`;
+}
+
+/** The name of a profile or group (its file name) and the id written in it, warning when they differ. */
+function entryName(state: LoadState, rel: string, declared: string | undefined, what: 'profile' | 'group', locate: { line: number; column: number } | undefined): { id: string; declaredId?: string } {
+  const id = stripExtension(path.basename(rel));
+  if (declared === undefined || declared === id) return { id };
+  const by = what === 'profile' ? `groups name it as "${id}" (profiles are found by file name, as matchbox does)` : `it is known as "${id}" in records and logs`;
+  state.warnings.push({ source: rel, ...locate, path: 'id', severity: 'warning', message: `id "${declared}" differs from the file name; ${by}` });
+  return { id, declaredId: declared };
+}
 
 /** Loads every file of one kind, in file-name order; entries by id. */
 async function loadKind<T extends Entry>(state: LoadState, kind: FileKind<T>): Promise<Map<string, T>> {
@@ -241,8 +267,8 @@ async function loadKind<T extends Entry>(state: LoadState, kind: FileKind<T>): P
       continue;
     }
     const existing = entries.get(entry.id);
-    if (existing && kind.idLabel) {
-      state.problems.push({ source: rel, path: 'id', message: `${kind.idLabel} "${entry.id}" is also used by ${existing.file}; this one is ignored` });
+    if (existing && kind.nameLabel) {
+      state.problems.push({ source: rel, message: `${kind.nameLabel} "${entry.id}" is also ${existing.file} (a ${kind.nameLabel} is known by its file name without extension); this one is ignored` });
       continue;
     }
     entries.set(entry.id, entry);
@@ -271,7 +297,8 @@ function parseProfile(state: LoadState, rel: string, text: string): Profile | un
     });
     return undefined;
   }
-  return { ...checked.value, id: checked.value.id ?? stripExtension(path.basename(rel)), kind: kinds[0] as ProfileKind, file: rel };
+  const named = entryName(state, rel, checked.value.id, 'profile', parsed.document.locate(['id']));
+  return { ...checked.value, ...named, kind: kinds[0] as ProfileKind, file: rel };
 }
 
 /** What can be read of a group file that does not load: its first problem, and its selector if it parses. */
@@ -315,9 +342,10 @@ function parseGroup(state: LoadState, rel: string, text: string): Group | undefi
     selector[key] = value;
   }
   if (!valid) return undefined;
+  const named = entryName(state, rel, checked.value.id, 'group', parsed.document.locate(['id']));
   return {
     ...checked.value,
-    id: checked.value.id ?? stripExtension(path.basename(rel)),
+    ...named,
     selector,
     selectorKey: canonicalSelector(selector),
     file: rel,
@@ -384,18 +412,18 @@ function crossCheck(state: LoadState, catalogue: Pick<Catalogue, 'profiles' | 'g
  * stand in for files that are broken now.
  */
 export async function loadCatalogue(dataDir: string, previous?: Catalogue, lastGood?: LastGoodSource): Promise<Catalogue> {
-  const state: LoadState = { dataDir, previous, lastGood, problems: [], byFile: new Map(), sources: new Map(), brokenGroups: [] };
+  const state: LoadState = { dataDir, previous, lastGood, problems: [], byFile: new Map(), sources: new Map(), brokenGroups: [], warnings: [] };
   const dirStat = await stat(dataDir).catch(() => undefined);
   if (!dirStat?.isDirectory()) state.problems.push({ source: dataDir, message: 'data directory does not exist or is not a directory' });
   const scriptEngine = previous?.scriptEngine ?? createScriptTemplateEngine();
   const jsonEngine = previous?.jsonEngine ?? createJsonTemplateEngine();
-  const profiles = await loadKind(state, { dir: 'profiles', refuse: NOT_DATA, idLabel: 'profile id', parse: (rel, _name, text) => parseProfile(state, rel, text) });
+  const profiles = await loadKind(state, { dir: 'profiles', refuse: notNamedData, nameLabel: 'profile', parse: (rel, _name, text) => parseProfile(state, rel, text) });
   const groups = [
     ...(
       await loadKind(state, {
         dir: 'groups',
-        refuse: NOT_DATA,
-        idLabel: 'group id',
+        refuse: notNamedData,
+        nameLabel: 'group',
         parse: (rel, _name, text) => parseGroup(state, rel, text),
         broken: (rel, text, problems) => state.brokenGroups.push(brokenGroup(rel, text, problems)),
       })
@@ -416,5 +444,5 @@ export async function loadCatalogue(dataDir: string, previous?: Catalogue, lastG
     },
   });
   crossCheck(state, { profiles, groups, ignition, templates });
-  return { profiles, groups, ignition, templates, problems: state.problems, byFile: state.byFile, brokenGroups: state.brokenGroups, sources: state.sources, scriptEngine, jsonEngine };
+  return { profiles, groups, ignition, templates, problems: [...state.problems, ...state.warnings], byFile: state.byFile, brokenGroups: state.brokenGroups, sources: state.sources, scriptEngine, jsonEngine };
 }

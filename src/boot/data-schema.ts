@@ -57,10 +57,16 @@ const Flatcar = Type.Object(
   { additionalProperties: false },
 );
 
+/** The `id` written in a profile or group file: named in messages only (files are found by name). */
+const DeclaredId = OneLine({ maxLength: 256 });
+
 export const ProfileSchema = Type.Object(
   {
-    /** Defaults to the file name without extension. */
-    id: Type.Optional(Type.String({ pattern: ID_PATTERN })),
+    /**
+     * matchbox's profile id. Groups find a profile by its file name (`profiles/NAME.json`), as
+     * matchbox does; the id is named in messages, and `check` warns when it differs.
+     */
+    id: Type.Optional(DeclaredId),
     name: Type.Optional(Type.String()),
     /** matchbox: kernel, initrds and arguments. */
     boot: Type.Optional(MatchboxBoot),
@@ -91,10 +97,10 @@ export const ProfileSchema = Type.Object(
 
 export const GroupSchema = Type.Object(
   {
-    /** Defaults to the file name without extension. */
-    id: Type.Optional(Type.String({ pattern: ID_PATTERN })),
+    /** matchbox's group id: named in messages; the group is known by its file name. */
+    id: Type.Optional(DeclaredId),
     name: Type.Optional(Type.String()),
-    /** Profile id this group's machines boot. */
+    /** The profile this group's machines boot: its file name in profiles/ without extension. */
     profile: Type.String({ pattern: ID_PATTERN }),
     /**
      * Labels a machine must all have; none makes this the default group. An empty value matches

@@ -2,14 +2,14 @@
  * `bootdepot check`: validates the config, every data file and template, and renders every
  * group's script and Ignition config for a machine that group would match, so a missing
  * image or a template that fails on a group's metadata is found before a machine finds it.
- * Lists every problem with its file and location; exits 1 if there is any.
+ * Lists every problem with its file and location; exits 1 if there is any (warnings alone: 0).
  */
 import { Command } from 'commander';
 import { createAssetReader } from '../assets/asset-root.ts';
 import { auditCatalogue } from '../boot/audit.ts';
 import { lastGoodDir } from '../boot/last-good.ts';
 import { loadCatalogue, type Catalogue } from '../boot/catalogue.ts';
-import { formatProblem, type Problem } from '../common/problems.ts';
+import { formatProblem, isWarning, type Problem } from '../common/problems.ts';
 import type { Config } from '../config/schema.ts';
 import { checkDirectories, directoriesFor } from '../config/directories.ts';
 import { addFlags, CONFIG_FLAG, configFromCommand, configLine, PATH_FLAGS } from './options.ts';
@@ -44,8 +44,11 @@ export function checkCommand(): Command {
     const all = [...catalogue.problems, ...(await checkRendering(config, catalogue))];
     for (const problem of all) process.stdout.write(`${formatProblem(problem)}\n`);
     const summary = `${catalogue.profiles.size} profile(s), ${catalogue.groups.length} group(s), ${catalogue.ignition.size} Ignition config(s), ${catalogue.templates.size} template(s) in ${config.paths.data}`;
-    process.stdout.write(all.length === 0 ? `ok: ${summary}\n` : `${all.length} problem(s); loaded ${summary}\n`);
-    if (all.length > 0) process.exitCode = 1;
+    const errors = all.filter((problem) => !isWarning(problem)).length;
+    const warnings = all.length - errors;
+    const warned = warnings > 0 ? `${warnings} warning(s); ` : '';
+    process.stdout.write(errors === 0 ? `ok: ${warned}${summary}\n` : `${errors} problem(s); ${warned}loaded ${summary}\n`);
+    if (errors > 0) process.exitCode = 1;
   });
   return command;
 }

@@ -13,6 +13,15 @@ export interface Problem {
   /** Location inside the document, as a dotted path (e.g. `boot.kernel`), when it applies. */
   path?: string;
   message: string;
+  /**
+   * `warning`: worth saying, but nothing is refused or stops a machine (a file that loads
+   * differently from what its author may think). `check` lists warnings and still exits 0.
+   */
+  severity?: 'warning';
+}
+
+export function isWarning(problem: Problem): boolean {
+  return problem.severity === 'warning';
 }
 
 export function formatProblem(problem: Problem): string {
@@ -20,5 +29,5 @@ export function formatProblem(problem: Problem): string {
   if (problem.line !== undefined) where += `:${problem.line}`;
   if (problem.line !== undefined && problem.column !== undefined) where += `:${problem.column}`;
   const at = problem.path ? ` ${problem.path}:` : '';
-  return `${where}:${at} ${problem.message}`;
+  return `${where}:${isWarning(problem) ? ' warning:' : ''}${at} ${problem.message}`;
 }

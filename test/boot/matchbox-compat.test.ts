@@ -10,6 +10,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { loadCatalogue } from '../../src/boot/catalogue.ts';
 import { matchGroup } from '../../src/boot/decision.ts';
 import { parseDevice } from '../../src/common/identity.ts';
+import { formatProblem, isWarning } from '../../src/common/problems.ts';
 import { makeTree, testApp } from '../helpers.ts';
 
 const FIXTURE = path.join(import.meta.dirname, 'matchbox-data');
@@ -62,10 +63,10 @@ describe('selection as matchbox', () => {
   it('orders groups as matchbox sorts them, whatever their file names', async (t) => {
     const dir = await makeTree(t, await fixture());
     const catalogue = await loadCatalogue(dir);
-    assert.deepEqual(catalogue.problems, []);
+    assert.deepEqual(catalogue.problems.filter((p) => !isWarning(p)), []);
     assert.deepEqual(
       catalogue.groups.map((g) => g.id),
-      ['region-ams-zone-a', 'region-ams-rack-9', 'node1-installed', 'zone-a', 'rack-1', 'node1', 'default'],
+      ['region-ams-zone-a', 'region-ams-rack-9', 'node1-installed', 'zone-a', 'workers', 'rack-1', 'node1', 'default'],
     );
   });
 
@@ -89,5 +90,35 @@ describe('selection as matchbox', () => {
     const catalogue = await loadCatalogue(dir);
     assert.equal(matchGroup(catalogue.groups, parseDevice({ mac: MAC, zone: 'a' }).labels)?.id, 'no-os');
     assert.equal(matchGroup(catalogue.groups, parseDevice({ mac: MAC, zone: 'a', os: 'installed' }).labels)?.id, 'zone');
+  });
+});
+
+describe('profiles found by file name, as matchbox', () => {
+  it('boots a profile whose id differs from its file name, and check warns about it', async (t) => {
+    const answer = await ipxe(t, `mac=52:54:00:00:00:01&role=worker`);
+    assert.equal(answer.group, 'workers', answer.body);
+    assert.equal(answer.profile, 'worker');
+    assert.match(answer.body, /images\.example\.invalid\/worker\/vmlinuz/);
+    const catalogue = await loadCatalogue(await makeTree(t, await fixture()));
+    const warning = catalogue.problems.find((p) => p.source === 'profiles/worker.json');
+    assert.ok(warning && isWarning(warning));
+    assert.equal(formatProblem(warning), 'profiles/worker.json:2:9: warning: id: id "worker-v2" differs from the file name; groups name it as "worker" (profiles are found by file name, as matchbox does)');
+  });
+
+  it('does not find a profile by an id that is not its file name', async (t) => {
+    const answer = await ipxe(t, `mac=52:54:00:00:00:01&role=worker`, { 'groups/workers.json': '{"id":"workers","profile":"worker-v2","selector":{"role":"worker"}}' });
+    assert.equal(answer.profile, undefined);
+    assert.match(answer.body, /group workers names profile worker-v2, which is not loaded/);
+  });
+
+  it('reports two files of one name, and a file name that cannot be a name', async (t) => {
+    const catalogue = await loadCatalogue(await makeTree(t, {
+      'profiles/p.json': '{"id":"p","boot":{"kernel":"http://x.invalid/k"}}',
+      'profiles/p.yaml': 'boot: {kernel: "http://x.invalid/other"}\n',
+      'profiles/bad name.json': '{"id":"bad","boot":{"kernel":"http://x.invalid/k"}}',
+    }));
+    assert.equal(catalogue.profiles.get('p')?.boot?.kernel, 'http://x.invalid/k');
+    assert.ok(catalogue.problems.some((p) => p.source === 'profiles/p.yaml' && /profile "p" is also profiles\/p\.json/.test(p.message) && !isWarning(p)));
+    assert.ok(catalogue.problems.some((p) => p.source === 'profiles/bad name.json' && /not a usable name/.test(p.message) && !isWarning(p)));
   });
 });

@@ -45,7 +45,7 @@ describe('group matching precedence', () => {
       'profiles/p.json': profile('p'),
     });
     const catalogue = await loadCatalogue(dir);
-    assert.equal(matchGroup(catalogue.groups, { region: 'ams', zone: 'a' })?.id, 'zone-group');
+    assert.equal(matchGroup(catalogue.groups, { region: 'ams', zone: 'a' })?.file, 'groups/a.json');
   });
 });
 

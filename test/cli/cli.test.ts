@@ -19,6 +19,17 @@ describe('bootdepot check', () => {
     assert.match(result.stdout, /^ok: 3 profile\(s\), 2 group\(s\)/);
   });
 
+  it('lists warnings and still exits 0 when nothing else is wrong', async (t) => {
+    const data = await makeTree(t, {
+      'profiles/worker.json': '{"id": "worker-v2", "boot": {"kernel": "http://images.invalid/k"}}',
+      'groups/workers.json': '{"id": "workers", "profile": "worker", "selector": {"role": "worker"}}',
+    });
+    const result = await run(['check', '--config', SHIPPED, '--data-dir', data]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /^profiles\/worker\.json:1:8: warning: id: id "worker-v2" differs from the file name/m);
+    assert.match(result.stdout, /^ok: 1 warning\(s\); 1 profile\(s\), 1 group\(s\)/m);
+  });
+
   it('lists every problem with its file and location and exits 1', async (t) => {
     const data = await makeTree(t, {
       'profiles/p.yaml': 'boot:\n  kernel: /k\n  args: [1, 2]\n',

@@ -18,7 +18,9 @@ export interface RenderContext {
   catalogue: Catalogue;
   assets: AssetReader;
   boot: Config['boot'];
-  /** URL a script re-fetches to ask again; default: this device's `/ipxe` with its labels. */
+  /** The language of the answer: an iPXE script (default), or a GRUB config for `/grub`. */
+  format?: ScriptFormat;
+  /** URL a script re-fetches to ask again; default: this device's `/ipxe` (or `/grub`) with its labels. */
   selfUrl?: string;
   /**
    * This boot's id. When set, asset URLs go through `/b/<id>/` so each download is tied to the
@@ -38,6 +40,8 @@ export interface RenderContext {
    */
   resolveFlatcarCurrent?: boolean;
 }
+
+export type ScriptFormat = 'ipxe' | 'grub';
 
 /** What the boot code needs of the mirror. */
 export type MirrorView = FlatcarVersionSource & Partial<Pick<PullThroughMirror, 'knownProblem' | 'protect'>>;
@@ -66,7 +70,7 @@ export function beaconUrl(ctx: Pick<RenderContext, 'baseUrl' | 'bootId'>): strin
 
 /** URL that renders this device's script again, with the same labels. */
 export function askAgainUrl(ctx: RenderContext): string {
-  return ctx.selfUrl ?? `${ctx.baseUrl}/ipxe?${labelQuery(ctx.device.labels)}`;
+  return ctx.selfUrl ?? `${ctx.baseUrl}/${ctx.format === 'grub' ? 'grub' : 'ipxe'}?${labelQuery(ctx.device.labels)}`;
 }
 
 /**

@@ -14,6 +14,7 @@ import { renderTemplate } from './kinds/template.ts';
 import type { DownloadRole, ScriptAction } from '../state/model.ts';
 import { askAgainUrl, beaconUrl, type KindRenderer, type RenderContext } from './render-context.ts';
 import { echoText, renderScriptPlan, renderWaitScript } from './script.ts';
+import { renderGrubBoot, renderGrubLocal, renderGrubWait } from './grub.ts';
 
 const KINDS: Record<ProfileKind, KindRenderer> = {
   boot: renderMatchboxBoot,
@@ -46,6 +47,12 @@ function downloadKey(ctx: RenderContext, url: string): string {
   return prefix && url.startsWith(`${prefix}/`) ? url.slice(prefix.length) : url;
 }
 
+/** A wait-and-ask-again answer in the context's language. */
+function waitBody(ctx: RenderContext, comments: string[], message: string, interval: number): string {
+  if (ctx.format === 'grub') return renderGrubWait(comments, message, interval, askAgainUrl(ctx), ctx.baseUrl);
+  return renderWaitScript(comments, message, interval, askAgainUrl(ctx));
+}
+
 export interface RenderedProfile {
   outcome: 'boot' | 'wait';
   body: string;
@@ -60,7 +67,7 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
   const comments = [`bootdepot: profile ${profile.id} for ${deviceLabel(ctx)}: ${reason}`];
   const wait = (problem: string) => ({
     outcome: 'wait' as const,
-    body: renderWaitScript(comments, `${problem} (${deviceLabel(ctx)})`, ctx.boot.pollInterval, askAgainUrl(ctx)),
+    body: waitBody(ctx, comments, `${problem} (${deviceLabel(ctx)})`, ctx.boot.pollInterval),
     problem,
   });
   // A profile whose Ignition config cannot be served must not boot: the machine would come up
@@ -76,7 +83,11 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
     return wait(`profile ${profile.id} failed to render: ${(error as Error).message.split('\n')[0] ?? ''}`);
   }
   if ('wait' in result) return wait(result.wait);
-  if ('script' in result) return { outcome: 'boot', body: result.script };
+  if ('script' in result) {
+    if (ctx.format === 'grub') return wait(`profile ${profile.id} renders an iPXE template, which GRUB cannot run: boot this machine through /ipxe, or give it a profile of another kind`);
+    return { outcome: 'boot', body: result.script };
+  }
+  if (ctx.format === 'grub' && !result.plan.image) return wait(`profile ${profile.id} cannot be written as a GRUB config`);
   const plan = { ...result.plan, comments: [...comments, ...result.plan.comments] };
   const downloads: Record<string, DownloadRole> = {};
   for (const step of plan.steps) if ('download' in step) downloads[downloadKey(ctx, step.what)] = step.role ?? 'other';
@@ -92,10 +103,16 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
   }
   // Files machines boot are evicted from the mirror's cache last: requests for other paths
   // must not push out what the fleet is booting.
+  let body: string;
+  if (ctx.format === 'grub' && plan.image) {
+    const grub = renderGrubBoot({ comments: plan.comments, title: profile.id, image: plan.image, baseUrl: ctx.baseUrl, retry: ctx.boot.retry, beaconUrl: beaconUrl(ctx), askAgainUrl: askAgainUrl(ctx) });
+    if ('unreachable' in grub) return wait(`profile ${profile.id}: GRUB cannot fetch ${grub.unreachable} (only http:// and https:// URLs)`);
+    body = grub.config;
+  } else body = renderScriptPlan(plan, ctx.boot.retry, askAgainUrl(ctx), beaconUrl(ctx));
   for (const file of mirrored) ctx.mirror?.protect?.(file.name, file.path);
   return {
     outcome: 'boot',
-    body: renderScriptPlan(plan, ctx.boot.retry, askAgainUrl(ctx), beaconUrl(ctx)),
+    body,
     downloads,
     ...(result.notes ? { notes: result.notes } : {}),
   };
@@ -119,6 +136,7 @@ function mirrorFileOf(ctx: RenderContext, key: string): { name: string; path: st
  * bootstrap ask again: so a sanboot that fails (no disk) must `goto` an explicit `exit`.
  */
 function renderLocalBoot(ctx: RenderContext, reason: string): string {
+  if (ctx.format === 'grub') return renderGrubLocal(`bootdepot: local disk for ${deviceLabel(ctx)}: ${reason}`, reason);
   const command = ctx.device.identity.platform === 'efi' ? ctx.boot.localBoot.efi : ctx.boot.localBoot.pcbios;
   return [
     '#!ipxe',
@@ -140,7 +158,7 @@ export async function renderDeviceScript(ctx: RenderContext): Promise<RenderedSc
     case 'poll':
     case 'hold': {
       const message = decision.action === 'hold' ? `held by the operator: ${decision.reason}` : decision.reason;
-      const body = renderWaitScript([`bootdepot: waiting: ${message}`], `${message} (${deviceLabel(ctx)})`, decision.interval, askAgainUrl(ctx));
+      const body = waitBody(ctx, [`bootdepot: waiting: ${message}`], `${message} (${deviceLabel(ctx)})`, decision.interval);
       return decision.action === 'hold' ? { outcome: 'hold', body, decision } : { outcome: 'wait', body, decision, problem: decision.reason };
     }
     case 'local':

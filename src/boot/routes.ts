@@ -1,5 +1,5 @@
 /**
- * Script routes: `/boot.ipxe` (bootstrap), `/ipxe` (a device's script), `/linuxkit/NAME.ipxe`
+ * Script routes: `/boot.ipxe` (bootstrap), `/ipxe` (a device's script), `/grub` (the same as a GRUB config), `/linuxkit/NAME.ipxe`
  * (a LinuxKit set by name, for a provider URL with no data entry), `/ignition`, `/metadata`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -16,7 +16,7 @@ import { renderIgnition, renderMetadata, type ConfigResult, type ConfigTarget } 
 import { decideBoot, matchGroup } from './decision.ts';
 import type { BootRecord } from '../state/model.ts';
 import { IdentityError, parseDevice, type IdentityField, type QueryInput } from '../common/identity.ts';
-import type { MirrorView, RenderContext } from './render-context.ts';
+import type { MirrorView, RenderContext, ScriptFormat } from './render-context.ts';
 import { isBootId, type BootState } from '../state/boot-state.ts';
 import { renderProfile } from './render.ts';
 import { answerScript } from './script-answer.ts';
@@ -73,14 +73,19 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
   app.get('/boot.ipxe', bootstrap);
   app.get('/boot.ipxe.0', bootstrap);
 
-  app.get('/ipxe', async (request, reply) => {
+  /** `/ipxe` and `/grub`: one decision, recording and logging, answered in the machine's language. */
+  const deviceScript = (format: ScriptFormat) => async (request: FastifyRequest, reply: FastifyReply) => {
+    const ctx = context(request, ['mac']);
+    ctx.format = format;
     const result = await answerScript(
-      { ctx: context(request, ['mac']), ip: request.ip, userAgent: String(request.headers['user-agent'] ?? '') },
+      { ctx, ip: request.ip, userAgent: String(request.headers['user-agent'] ?? '') },
       { recorder: bootState, log: request.log, count: (outcome) => app.metrics.scripts.inc({ outcome }) },
     );
     if (result.outcome === 'notFound') return sendText(reply, 404, result.body);
     return sendScript(reply, result.body);
-  });
+  };
+  app.get('/ipxe', deviceScript('ipxe'));
+  app.get('/grub', deviceScript('grub'));
 
   app.get<{ Params: { file: string } }>('/linuxkit/:file', async (request, reply) => {
     const { file } = request.params;

@@ -16,12 +16,27 @@ export interface RetryPolicy {
 /** One step of a boot: a plain line, or a download that is retried when it fails. */
 export type BootStep = { line: string } | { download: string; what: string; role?: 'kernel' | 'initrd' };
 
+/**
+ * What a boot loads, as plain URLs and arguments: the form GRUB configs are written from
+ * (iPXE scripts are written from the steps, which also carry iPXE's own options).
+ */
+export interface BootImage {
+  /** The kernel's URL, or a path on bootdepot (`/assets/...`). */
+  kernel: string;
+  /** Kernel arguments, one per word, without iPXE's `initrd=NAME` (GRUB hands initrds over itself). */
+  args: string[];
+  /** The initrds' URLs, in order. */
+  initrds: string[];
+}
+
 export interface ScriptPlan {
   /** Comment lines after `#!ipxe`, without the leading `# `. */
   comments: string[];
   /** Lines before the retry loop (e.g. `dhcp`, `set base-url ...`). */
   preamble: string[];
   steps: BootStep[];
+  /** The same boot for GRUB; a plan without one cannot answer `/grub`. */
+  image?: BootImage;
 }
 
 /**

@@ -54,3 +54,48 @@ export function ipxeToken(value: string): string {
 export function hasLineBreak(value: string): boolean {
   return /[\r\n\u2028\u2029\u0085]/.test(value);
 }
+
+/** Line breaks and other control characters: never left in a GRUB word (see {@link grubQuote}). */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must go
+const GRUB_CONTROL = /[\u0000-\u001f\u007f\u0085\u2028\u2029]/g;
+
+/**
+ * Makes any string one GRUB script word that stands for the string itself. GRUB expands
+ * `$name` and `${name}` outside single quotes and inside double quotes, splits words on
+ * whitespace, and treats `;`, `|`, `&`, `<`, `>`, `#`, `{`, `}` and quotes specially; inside
+ * single quotes nothing is special, but a single quote cannot appear there even after a
+ * backslash. So the value is single-quoted and each `'` written as `'\''` (close, an escaped
+ * quote, reopen), as in a POSIX shell. Control characters, line breaks included, become `_`:
+ * a quoted line break would carry the word onto the next line of the config.
+ */
+export function grubQuote(value: string): string {
+  return `'${value.replace(GRUB_CONTROL, '_').replace(/'/g, `'\\''`)}'`;
+}
+
+/** A GRUB variable reference: `$name`, `${name}`, or a positional `$1` / `${1}`. */
+const GRUB_VARIABLE = /^\$(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|\{(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)\})/;
+
+/**
+ * Writes an operator's string (a profile's kernel argument) as one GRUB word in double quotes,
+ * as matchbox's GRUB configs are read: GRUB variables (`${net_default_mac}`) still expand, while
+ * whitespace, `;`, `#` and the like stay literal. A `$` that does not start a well-formed GRUB
+ * variable (iPXE's `${mac:hexhyp}`) is escaped, since GRUB would reject the whole config over
+ * it; `"` and `\` are escaped, and control characters become `_`. Never for values a device
+ * sent: those go through {@link grubQuote}, where nothing expands.
+ */
+export function grubDoubleQuote(value: string): string {
+  const text = value.replace(GRUB_CONTROL, '_');
+  let out = '';
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i] ?? '';
+    if (ch === '\\' || ch === '"') out += `\\${ch}`;
+    else if (ch === '$') {
+      const variable = GRUB_VARIABLE.exec(text.slice(i))?.[0];
+      if (variable) {
+        out += variable;
+        i += variable.length - 1;
+      } else out += '\\$';
+    } else out += ch;
+  }
+  return `"${out}"`;
+}

@@ -119,9 +119,12 @@ export function normaliseArch(raw: string): BuildArch | undefined {
   return ARCH_ALIASES[value];
 }
 
+/** GRUB's `${grub_platform}` says `pc` for BIOS (and `efi` as iPXE does). */
+const PLATFORM_ALIASES: Record<string, Platform> = { pc: 'pcbios' };
+
 export function normalisePlatform(raw: string): Platform | undefined {
   const value = raw.trim().toLowerCase();
-  return (PLATFORMS as readonly string[]).includes(value) ? (value as Platform) : undefined;
+  return (PLATFORMS as readonly string[]).includes(value) ? (value as Platform) : PLATFORM_ALIASES[value];
 }
 
 function normaliseHostname(raw: string): string | undefined {
@@ -163,7 +166,7 @@ const EXPECTED: Record<IdentityField, string> = {
   hostname: 'an RFC 1123 host name',
   domain: 'an RFC 1123 domain name',
   arch: `one of ${BUILD_ARCHES.join(', ')} (or amd64, aarch64)`,
-  platform: `one of ${PLATFORMS.join(', ')}`,
+  platform: `one of ${PLATFORMS.join(', ')} (or GRUB's pc)`,
   manufacturer: `printable ASCII, at most ${MAX_FREE_TEXT} characters`,
   product: `printable ASCII, at most ${MAX_FREE_TEXT} characters`,
   asset: `printable ASCII, at most ${MAX_FREE_TEXT} characters`,

@@ -98,6 +98,7 @@ export const renderFlatcar: KindRenderer = async (profile, _group, ctx) => {
         { download: `kernel ${kernelUrl} ${args.join(' ')}`, what: kernelUrl, role: 'kernel' },
         { download: `initrd ${initrdUrl}`, what: initrdUrl, role: 'initrd' },
       ],
+      image: { kernel: kernelUrl, args: args.filter((arg) => arg !== `initrd=${FLATCAR_INITRD}`), initrds: [initrdUrl] },
     },
   };
 };

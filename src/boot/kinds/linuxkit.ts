@@ -45,8 +45,11 @@ export const renderLinuxKit: KindRenderer = async (profile: Profile, _group, ctx
   const initrdUrl = `${baseUrl}/${spec.name}-initrd.img`;
   const join = (...parts: (string | undefined)[]) => parts.filter((p) => p !== undefined && p !== '').join(' ');
 
+  const words = (text: string) => text.split(/\s+/).filter(Boolean);
   let steps: BootStep[];
+  let args: string[];
   if (arch === 'arm64') {
+    args = ['root=/dev/ram0', ...words(join('ip=dhcp nomodeset ro', cmdline))];
     steps = [
       { download: `initrd --name initrd \${base-url}/${spec.name}-initrd.img`, what: initrdUrl, role: 'initrd' },
       { line: join('set kernel-params ip=dhcp nomodeset ro', cmdline) },
@@ -54,6 +57,7 @@ export const renderLinuxKit: KindRenderer = async (profile: Profile, _group, ctx
     ];
   } else {
     const params = { line: join('set kernel-params ip=dhcp nomodeset ro serial', consoleFor(preset, cmdline), cmdline) };
+    args = words(join('ip=dhcp nomodeset ro serial', consoleFor(preset, cmdline), cmdline));
     steps = efi
       ? [
           { download: `initrd --name initrd \${base-url}/${spec.name}-initrd.img`, what: initrdUrl, role: 'initrd' },
@@ -71,6 +75,7 @@ export const renderLinuxKit: KindRenderer = async (profile: Profile, _group, ctx
       comments: [`LinuxKit ${spec.name} (${arch}${efi ? ', EFI' : ''}, preset ${preset})`],
       preamble: ['dhcp', `set base-url ${baseUrl}`],
       steps,
+      image: { kernel: kernelUrl, args, initrds: [initrdUrl] },
     },
   };
 };

@@ -90,6 +90,8 @@ export const renderMatchboxBoot: KindRenderer = async (profile, _group, ctx) => 
       comments: [`kernel and initrds from profile ${profile.id}${nameInitrds ? ' (EFI: initrds named)' : ''}`],
       preamble: [],
       steps: [kernelStep, ...initrdSteps],
+      // GRUB gets the profile as matchbox writes it: its own arguments, each initrd's URL.
+      image: { kernel: urlOf(kernel), args: [...spec.args], initrds: initrds.map((initrd) => initrd.url) },
     },
   };
 };

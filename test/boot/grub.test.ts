@@ -96,9 +96,9 @@ describe('GRUB configs', () => {
     assert.equal(result.outcome, 'wait');
     assert.match(result.problem ?? '', /iPXE template/);
     assert.match(result.body, /^echo 'bootdepot: profile tpl renders an iPXE template/m);
-    assert.match(result.body, /^  sleep 60$/m);
+    assert.match(result.body, /^ {2}sleep 60$/m);
     assert.match(result.body, /^reboot$/m);
-    assert.match(result.body, /^  configfile '\(http,10\.0\.0\.5:8080\)\/grub\?mac=52:54:00:12:34:56&case=tpl'$/m);
+    assert.match(result.body, /^ {2}configfile '\(http,10\.0\.0\.5:8080\)\/grub\?mac=52:54:00:12:34:56&case=tpl'$/m);
   });
 
   it('names files on other servers and refuses what GRUB cannot fetch', () => {
@@ -151,7 +151,7 @@ describe('/grub over HTTP', () => {
     await setNext('hold');
     const held = await server.inject({ url: `/grub?mac=${MAC}&case=lk` });
     assert.match(held.body, /^echo 'bootdepot: held by the operator: /m);
-    assert.match(held.body, /^  configfile '\(http,localhost\)\/grub\?mac=52:54:00:12:34:56&case=lk'$/m);
+    assert.match(held.body, /^ {2}configfile '\(http,localhost\)\/grub\?mac=52:54:00:12:34:56&case=lk'$/m);
     assert.doesNotMatch(held.body, /linux/);
     await setNext('local');
     const local = await server.inject({ url: `/grub?mac=${MAC}&case=lk` });
@@ -165,7 +165,7 @@ describe('/grub over HTTP', () => {
     assert.equal(res.statusCode, 200);
     const configfile = res.body.split('\n').find((line) => line.startsWith('  configfile '));
     assert.ok(configfile);
-    assert.match(configfile, /^  configfile '\(http,localhost\)\/grub\?[A-Za-z0-9_.~:%=&-]+'$/);
+    assert.match(configfile, /^ {2}configfile '\(http,localhost\)\/grub\?[A-Za-z0-9_.~:%=&-]+'$/);
     const again = /\(http,localhost\)(\/grub\?[^']+)/.exec(configfile)?.[1] ?? '';
     const second = await server.inject({ url: again });
     assert.equal(second.body, res.body);

@@ -1,0 +1,68 @@
+/**
+ * What a transpile reports: errors and warnings, each at a field of the Butane config in
+ * Butane's own path wording (`storage.files.0.mode`), with the line and column it was found at.
+ */
+export interface ButaneMessage {
+  /** Dotted path in the Butane config (`storage.files.0.path`); empty for the whole document. */
+  path: string;
+  message: string;
+  /** 1-based line and column in the Butane source, when known. */
+  line?: number;
+  column?: number;
+}
+
+export type Path = readonly (string | number)[];
+
+export function pathText(path: Path): string {
+  return path.join('.');
+}
+
+/** Errors and warnings in the order they were found, like Butane's report. */
+export class Report {
+  readonly errors: ButaneMessage[] = [];
+  readonly warnings: ButaneMessage[] = [];
+
+  private readonly locate: (path: Path, key?: boolean) => { line: number; column: number } | undefined;
+
+  constructor(locate: (path: Path, key?: boolean) => { line: number; column: number } | undefined = () => undefined) {
+    this.locate = locate;
+  }
+
+  error(path: Path, message: string, at?: { line: number; column: number }): void {
+    this.errors.push(this.message(path, message, at));
+  }
+
+  warn(path: Path, message: string, at?: { line: number; column: number }): void {
+    this.warnings.push(this.message(path, message, at));
+  }
+
+  /** A warning about a key itself (unused keys): positioned at the key, not its value. */
+  warnKey(path: Path, message: string): void {
+    this.warnings.push(this.message(path, message, this.locate(path, true)));
+  }
+
+  positionOf(path: Path): { line: number; column: number } | undefined {
+    return this.locate(path);
+  }
+
+  get fatal(): boolean {
+    return this.errors.length > 0;
+  }
+
+  private message(path: Path, message: string, at?: { line: number; column: number }): ButaneMessage {
+    const where = at ?? this.locate(path);
+    return { path: pathText(path), message, ...(where ? { line: where.line, column: where.column } : {}) };
+  }
+}
+
+/**
+ * One line for a problem, the way `bootdepot check` prints them:
+ * `FILE:LINE:COL: PATH: MESSAGE` (file, position and path as far as they are known).
+ */
+export function formatButaneMessage(message: ButaneMessage, file?: string): string {
+  let where = file ?? '';
+  if (message.line !== undefined) where += `${where ? ':' : ''}${message.line}`;
+  if (message.line !== undefined && message.column !== undefined) where += `:${message.column}`;
+  const parts = [where, message.path].filter((part) => part !== '');
+  return parts.length > 0 ? `${parts.join(': ')}: ${message.message}` : message.message;
+}

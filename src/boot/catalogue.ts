@@ -94,9 +94,19 @@ export interface LastGoodSource {
 const DATA_EXTENSIONS = ['.json', '.yaml', '.yml'];
 const MAX_DATA_FILE = 1024 * 1024;
 
-/** Selector keys that are identity fields get the same normalisation as device values. */
-const SELECTOR_NORMALISERS: Partial<Record<IdentityField, (raw: string) => string | undefined>> = {
-  mac: normaliseMac,
+/**
+ * The one selector value normalised, as in matchbox: `mac` (any case of the key), as Go's
+ * net.ParseMAC reads it. Every other value is compared as written.
+ */
+function normaliseSelector(key: string, raw: string): string | undefined {
+  return key.toLowerCase() === 'mac' ? normaliseMac(raw) : raw;
+}
+
+/**
+ * How bootdepot read identity selectors before it compared them as written, as matchbox does:
+ * a value one of these changes now matches only a machine that sends it exactly so.
+ */
+const FORMERLY_NORMALISED: Partial<Record<IdentityField, (raw: string) => string | undefined>> = {
   uuid: normaliseUuid,
   arch: normaliseArch,
   platform: normalisePlatform,
@@ -316,8 +326,7 @@ function brokenGroup(rel: string, text: string | undefined, problems: Problem[])
       selector[key] = undefined;
       continue;
     }
-    const normalise = (IDENTITY_FIELDS as readonly string[]).includes(key) ? SELECTOR_NORMALISERS[key as IdentityField] : undefined;
-    selector[key] = normalise ? normalise(String(raw)) : String(raw);
+    selector[key] = normaliseSelector(key, String(raw));
   }
   return { file: rel, problem, selector };
 }
@@ -332,12 +341,16 @@ function parseGroup(state: LoadState, rel: string, text: string): Group | undefi
   const selector: Record<string, string> = {};
   let valid = true;
   for (const [key, raw] of Object.entries(checked.value.selector)) {
-    const normalise = (IDENTITY_FIELDS as readonly string[]).includes(key) ? SELECTOR_NORMALISERS[key as IdentityField] : undefined;
-    const value = normalise ? normalise(raw) : raw;
+    const value = normaliseSelector(key, raw);
+    const at = { source: rel, ...parsed.document.locate(['selector', key]), path: `selector.${key}` };
     if (value === undefined) {
-      state.problems.push({ source: rel, ...parsed.document.locate(['selector', key]), path: `selector.${key}`, message: `invalid ${key} ${JSON.stringify(raw)}` });
+      state.problems.push({ ...at, message: `invalid ${key} ${JSON.stringify(raw)}: not a MAC address (matchbox does not load this group either)` });
       valid = false;
       continue;
+    }
+    const formerly = (IDENTITY_FIELDS as readonly string[]).includes(key) ? FORMERLY_NORMALISED[key as IdentityField]?.(raw) : undefined;
+    if (formerly !== undefined && formerly !== raw) {
+      state.warnings.push({ ...at, severity: 'warning', message: `${JSON.stringify(raw)} is compared as written, as matchbox does: a machine sending ${JSON.stringify(formerly)} does not match` });
     }
     selector[key] = value;
   }

@@ -73,8 +73,9 @@ export const IDENTITY_FIELDS: readonly IdentityField[] = [
 export interface ParsedDevice {
   identity: DeviceIdentity;
   /**
-   * Matching labels: every identity field in normalised form plus every other valid query
-   * parameter (matchbox treats all query parameters as labels).
+   * Matching labels, as matchbox takes them: every query parameter with its value as given
+   * (the first, when one is repeated), except `mac`, which is normalised (and dropped when it is
+   * not a MAC). Values are printable ASCII; anything else is dropped.
    */
   labels: Record<string, string>;
   /** Values that were dropped, one human-readable line each. */
@@ -96,12 +97,18 @@ type Normaliser = (raw: string) => string | undefined;
 const PRINTABLE_ASCII = /^[\x20-\x7e]+$/;
 const MAX_FREE_TEXT = 128;
 
+/**
+ * A MAC address as Go's `net.ParseMAC` reads it (which is what matchbox uses for `mac` labels and
+ * selectors): 6, 8 or 20 octets as `aa:bb:..`, `aa-bb-..` (one separator throughout) or dotted
+ * `aabb.ccdd.eeff`, in any case; plus bare hex of 6 octets (`525400123456`). Lowercase colon form.
+ */
 export function normaliseMac(raw: string): string | undefined {
   const value = raw.trim().toLowerCase();
-  // One separator style per address (`52:54-00...` is a typo, not a MAC), or none at all.
-  const separated = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/.test(value);
-  if (!separated && !/^[0-9a-f]{12}$/.test(value)) return undefined;
-  const hex = value.replace(/[:-]/g, '');
+  let hex: string | undefined;
+  if (/^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2})*$/.test(value)) hex = value.replace(/[:-]/g, '');
+  else if (/^[0-9a-f]{4}(?:\.[0-9a-f]{4})+$/.test(value)) hex = value.replace(/\./g, '');
+  else if (/^[0-9a-f]{12}$/.test(value)) hex = value;
+  if (hex === undefined || ![12, 16, 40].includes(hex.length)) return undefined;
   return hex.match(/../g)?.join(':');
 }
 
@@ -160,7 +167,7 @@ const NORMALISERS: Record<IdentityField, Normaliser> = {
 };
 
 const EXPECTED: Record<IdentityField, string> = {
-  mac: 'a MAC address such as 52:54:00:12:34:56, 52-54-00-12-34-56 or 525400123456',
+  mac: 'a MAC address such as 52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456 or 525400123456',
   uuid: 'a UUID such as 4c4c4544-0042-3510-8052-b7c04f4b4d31',
   serial: `printable ASCII, at most ${MAX_FREE_TEXT} characters`,
   hostname: 'an RFC 1123 host name',
@@ -172,6 +179,12 @@ const EXPECTED: Record<IdentityField, string> = {
   asset: `printable ASCII, at most ${MAX_FREE_TEXT} characters`,
   ip: 'an IPv4 or IPv6 address',
 };
+
+/** A label's value as given, when it is one bootdepot keeps: printable ASCII, not too long. */
+function labelValue(value: string | undefined): string | undefined {
+  if (value === undefined || value === '' || value.length > MAX_LABEL_VALUE || !PRINTABLE_ASCII.test(value)) return undefined;
+  return value;
+}
 
 /** Label names other than identity fields: short, and plain enough to appear in a selector. */
 const LABEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -239,10 +252,14 @@ export function parseDevice(query: QueryInput, options: ParseOptions = {}): Pars
 
   for (const field of IDENTITY_FIELDS) {
     const hex = HEX_FIELDS.includes(field) ? decodeHexParam(field, query[`${field}_hex`], warnings) : undefined;
-    const { value: raw, problem } = hex !== undefined ? { value: hex, problem: undefined } : single(field, query[field]);
+    const given = query[field];
+    const { value: raw, problem } = hex !== undefined ? { value: hex, problem: undefined } : single(field, given);
     if (problem !== undefined) {
       if (required.has(field)) throw new IdentityError(field, `${problem}; expected one ${EXPECTED[field]}`);
-      warnings.push(`${problem}; ignored`);
+      // matchbox matches on the first value; a MAC given twice could be either machine.
+      const first = field === 'mac' ? undefined : labelValue((given as readonly string[])[0]);
+      if (first !== undefined) labels[field] = first;
+      warnings.push(first !== undefined ? `${problem}; the first is matched, none kept as the device's ${field}` : `${problem}; ignored`);
       continue;
     }
     if (raw === undefined || raw.trim() === '') {
@@ -250,14 +267,16 @@ export function parseDevice(query: QueryInput, options: ParseOptions = {}): Pars
       continue;
     }
     const normalised = NORMALISERS[field](raw);
+    // Labels as matchbox takes them: the MAC normalised, everything else as given.
+    const label = field === 'mac' ? normalised : labelValue(raw);
+    if (label !== undefined) labels[field] = label;
     if (normalised === undefined) {
       const message = `invalid ${field} ${describeValue(raw)}: expected ${EXPECTED[field]}`;
       if (required.has(field)) throw new IdentityError(field, message);
-      warnings.push(`${message}; ignored`);
+      warnings.push(label !== undefined ? `${message}; matched as given, not kept as the device's ${field}` : `${message}; ignored`);
       continue;
     }
     (identity as Record<string, string>)[field] = normalised;
-    labels[field] = normalised;
   }
 
   let extra = 0;
@@ -280,11 +299,9 @@ export function parseDevice(query: QueryInput, options: ParseOptions = {}): Pars
       continue;
     }
     const { value: given, problem } = single(param, rawValue);
-    if (problem !== undefined) {
-      if (++dropped <= MAX_WARNINGS) warnings.push(`${problem}; ignored`);
-      continue;
-    }
-    let value = given;
+    // matchbox matches on a repeated parameter's first value.
+    if (problem !== undefined && ++dropped <= MAX_WARNINGS) warnings.push(`${problem}; the first is matched`);
+    let value = problem !== undefined ? (rawValue as readonly string[])[0] : given;
     if (isHex && value !== undefined && value !== '') {
       if (!/^(?:[0-9a-fA-F]{2})+$/.test(value) || value.length > MAX_LABEL_VALUE * 2) {
         if (++dropped <= MAX_WARNINGS) warnings.push(`invalid ${param} ${describeValue(value)}: expected hex bytes; ignored`);
@@ -293,6 +310,15 @@ export function parseDevice(query: QueryInput, options: ParseOptions = {}): Pars
       value = Buffer.from(value, 'hex').toString('latin1');
     }
     if (value === undefined || value === '') continue;
+    // `MAC` is matchbox's `mac` too: any case of the name is normalised as a MAC.
+    if (name.toLowerCase() === 'mac') {
+      const mac = normaliseMac(value);
+      if (mac === undefined) {
+        if (++dropped <= MAX_WARNINGS) warnings.push(`invalid ${name} ${describeValue(value)}: expected ${EXPECTED.mac}; ignored`);
+        continue;
+      }
+      value = mac;
+    }
     if (value.length > MAX_LABEL_VALUE || !PRINTABLE_ASCII.test(value)) {
       if (++dropped <= MAX_WARNINGS) warnings.push(`invalid value for label ${name} ${describeValue(value)}: expected printable ASCII; ignored`);
       continue;

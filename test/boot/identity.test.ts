@@ -11,11 +11,16 @@ describe('MAC addresses', () => {
     [' 52-54-00-ab-cd-ef ', '52:54:00:ab:cd:ef'],
     // Surrounding whitespace is trimmed: what is kept is the normalised address, nothing else.
     ['52:54:00:12:34:56\n', '52:54:00:12:34:56'],
+    // The forms Go's net.ParseMAC reads (matchbox's): dotted, and 8 or 20 octets.
+    ['5254.0012.3456', '52:54:00:12:34:56'],
+    ['5254.0000.0007', '52:54:00:00:00:07'],
+    ['02:00:5e:10:00:00:00:01', '02:00:5e:10:00:00:00:01'],
+    ['0200.5E10.0000.0001', '02:00:5e:10:00:00:00:01'],
   ];
   for (const [input, expected] of valid) {
     it(`accepts ${JSON.stringify(input)}`, () => assert.equal(normaliseMac(input), expected));
   }
-  const invalid = ['', '52:54:00:12:34', '52:54:00:12:34:56:78', '52:54-00:12:34:56', 'zz:54:00:12:34:56', '5254.0012.3456', '52:54:00:12:34:5g', '52:54:00:12:34:56\nchain x'];
+  const invalid = ['', '52:54:00:12:34', '52:54:00:12:34:56:78', '52:54-00:12:34:56', 'zz:54:00:12:34:56', '5254.0012.345', '5254:0012:3456', '5254.0012-3456', '52540012345678', '52:54:00:12:34:5g', '52:54:00:12:34:56\nchain x'];
   for (const input of invalid) {
     it(`rejects ${JSON.stringify(input)}`, () => assert.equal(normaliseMac(input), undefined));
   }
@@ -38,11 +43,34 @@ describe('UUIDs and arches', () => {
 });
 
 describe('parseDevice', () => {
-  it('normalises identity fields and keeps other parameters as labels', () => {
-    const parsed = parseDevice({ mac: '52-54-00-12-34-56', arch: 'x86_64', platform: 'EFI', os: 'installed', serial: '' });
-    assert.deepEqual(parsed.identity, { mac: '52:54:00:12:34:56', arch: 'x86_64', platform: 'efi' });
-    assert.deepEqual(parsed.labels, { mac: '52:54:00:12:34:56', arch: 'x86_64', platform: 'efi', os: 'installed' });
+  it('normalises identity fields, and labels only the MAC, as matchbox', () => {
+    const parsed = parseDevice({ mac: '52-54-00-12-34-56', arch: 'x86_64', platform: 'EFI', os: 'installed', serial: '', uuid: '4C4C4544-0042-3510-8052-B7C04F4B4D31' });
+    assert.deepEqual(parsed.identity, { mac: '52:54:00:12:34:56', arch: 'x86_64', platform: 'efi', uuid: '4c4c4544-0042-3510-8052-b7c04f4b4d31' });
+    assert.deepEqual(parsed.labels, { mac: '52:54:00:12:34:56', arch: 'x86_64', platform: 'EFI', os: 'installed', uuid: '4C4C4544-0042-3510-8052-B7C04F4B4D31' });
     assert.deepEqual(parsed.warnings, []);
+  });
+
+  it('keeps values bootdepot cannot use as identity as labels, as given', () => {
+    const parsed = parseDevice({ mac: '52:54:00:12:34:56', hostname: 'node_1', uuid: 'a1b2c3d4', platform: 'metal', arch: 'amd64' });
+    assert.deepEqual(parsed.identity, { mac: '52:54:00:12:34:56', arch: 'x86_64' });
+    assert.deepEqual(parsed.labels, { mac: '52:54:00:12:34:56', hostname: 'node_1', uuid: 'a1b2c3d4', platform: 'metal', arch: 'amd64' });
+    assert.equal(parsed.warnings.length, 3);
+    assert.ok(parsed.warnings.every((w) => /matched as given, not kept as the device's/.test(w)), parsed.warnings.join('\n'));
+  });
+
+  it('normalises a MAC under any case of its name, and drops one that is not a MAC', () => {
+    assert.equal(parseDevice({ MAC: '5254.0012.3456' }).labels.MAC, '52:54:00:12:34:56');
+    const bad = parseDevice({ mac: 'nope', MAC: 'nope' });
+    assert.deepEqual(bad.labels, {});
+    assert.equal(bad.warnings.length, 2);
+  });
+
+  it('matches the first of a repeated label, as matchbox', () => {
+    const parsed = parseDevice({ mac: '52:54:00:12:34:56', zone: ['a', 'b'], hostname: ['n1', 'n2'] });
+    assert.equal(parsed.labels.zone, 'a');
+    assert.equal(parsed.labels.hostname, 'n1');
+    assert.equal(parsed.identity.hostname, undefined);
+    assert.equal(parsed.warnings.length, 2);
   });
 
   it('rejects a missing or invalid required field with a message naming it', () => {

@@ -51,6 +51,12 @@ describe('selection as matchbox', () => {
     ['the other two-selector group when only it matches', `mac=52:54:00:00:00:01&rack=9&region=ams`, 'region-ams-rack-9'],
     ['the default group for anything else', `mac=52:54:00:00:00:02`, 'default'],
     ['values compared as given: case counts', `mac=52:54:00:00:00:01&zone=A`, 'default'],
+    // Only the MAC is normalised (as Go's net.ParseMAC); every other value is compared as given.
+    ['a hostname that is no RFC 1123 name', `mac=52:54:00:00:00:01&hostname=node_1`, 'node-1-by-hostname'],
+    ['a MAC selector in dotted form, the machine in hyphens', `mac=52-54-00-00-00-07`, 'node7-dotted-mac'],
+    ['a MAC sent dotted', `mac=5254.0000.0007`, 'node7-dotted-mac'],
+    ['a short uuid', `mac=52:54:00:00:00:01&uuid=a1b2c3d4`, 'short-uuid'],
+    ['a platform iPXE does not send', `mac=52:54:00:00:00:01&platform=metal`, 'metal'],
   ];
   for (const [what, query, group] of cases) {
     it(what, async (t) => {
@@ -66,7 +72,7 @@ describe('selection as matchbox', () => {
     assert.deepEqual(catalogue.problems.filter((p) => !isWarning(p)), []);
     assert.deepEqual(
       catalogue.groups.map((g) => g.id),
-      ['region-ams-zone-a', 'region-ams-rack-9', 'node1-installed', 'zone-a', 'workers', 'rack-1', 'node1', 'default'],
+      ['region-ams-zone-a', 'region-ams-rack-9', 'node1-installed', 'zone-a', 'short-uuid', 'workers', 'rack-1', 'metal', 'node1', 'node7-dotted-mac', 'node-1-by-hostname', 'default'],
     );
   });
 
@@ -120,5 +126,46 @@ describe('profiles found by file name, as matchbox', () => {
     assert.equal(catalogue.profiles.get('p')?.boot?.kernel, 'http://x.invalid/k');
     assert.ok(catalogue.problems.some((p) => p.source === 'profiles/p.yaml' && /profile "p" is also profiles\/p\.json/.test(p.message) && !isWarning(p)));
     assert.ok(catalogue.problems.some((p) => p.source === 'profiles/bad name.json' && /not a usable name/.test(p.message) && !isWarning(p)));
+  });
+});
+
+describe('labels as matchbox takes them', () => {
+  it('says when a selector bootdepot used to normalise is now compared as written', async (t) => {
+    const catalogue = await loadCatalogue(await makeTree(t, {
+      'profiles/p.json': '{"id":"p","boot":{"kernel":"http://x.invalid/k"}}',
+      'groups/arch.json': '{"id":"arch","profile":"p","selector":{"arch":"amd64"}}',
+      'groups/uuid.json': '{"id":"uuid","profile":"p","selector":{"uuid":"4C4C4544-0042-3510-8052-B7C04F4B4D31"}}',
+      'groups/fine.json': '{"id":"fine","profile":"p","selector":{"hostname":"node_1","platform":"metal","mac":"5254.0000.0007"}}',
+    }));
+    const lines = catalogue.problems.map(formatProblem);
+    assert.deepEqual(lines, [
+      'groups/arch.json:1:47: warning: selector.arch: "amd64" is compared as written, as matchbox does: a machine sending "x86_64" does not match',
+      'groups/uuid.json:1:47: warning: selector.uuid: "4C4C4544-0042-3510-8052-B7C04F4B4D31" is compared as written, as matchbox does: a machine sending "4c4c4544-0042-3510-8052-b7c04f4b4d31" does not match',
+    ]);
+    assert.equal(catalogue.groups.find((g) => g.id === 'fine')?.selector.mac, '52:54:00:00:00:07');
+  });
+
+  it('refuses a MAC selector that is not a MAC, as matchbox', async (t) => {
+    const catalogue = await loadCatalogue(await makeTree(t, {
+      'profiles/p.json': '{"id":"p","boot":{"kernel":"http://x.invalid/k"}}',
+      'groups/bad.json': '{"id":"bad","profile":"p","selector":{"mac":"52:54:00:00:07"}}',
+    }));
+    assert.equal(catalogue.groups.length, 0);
+    assert.match(catalogue.problems.map(formatProblem).join('\n'), /groups\/bad\.json:1:45: selector\.mac: invalid mac "52:54:00:00:07": not a MAC address/);
+  });
+
+  it('writes a value a machine sent into its script only escaped', async (t) => {
+    const hostname = 'node_1${x}&y';
+    const { app } = await testApp(t, {
+      data: await fixture({ 'groups/odd.json': JSON.stringify({ id: 'odd', profile: 'install', selector: { hostname } }) }),
+      yaml: 'boot:\n  unmatched: poll\n',
+      store: false,
+    });
+    const res = await app.inject({ url: `/ipxe?mac=52:54:00:00:00:01&hostname=${encodeURIComponent(hostname)}` });
+    assert.equal(chosen(res.body).group, 'odd', res.body);
+    // The group's own selector text may be named in a comment (operator data); no command has it.
+    const commands = res.body.split('\n').filter((line) => !line.startsWith('#'));
+    assert.ok(commands.every((line) => !line.includes('${x}') && !line.includes('&y')), res.body);
+    assert.ok(res.body.includes(`hostname_hex=${Buffer.from(hostname).toString('hex')}`), res.body);
   });
 });

@@ -22,7 +22,8 @@ describe('group matching precedence', () => {
     ['the default group when nothing else matches', { mac: '52:54:00:00:00:01' }, 'default'],
     ['a MAC selector written in hyphen form', { mac: '52:54:00:12:34:56' }, 'by-mac'],
     ['more selectors over fewer', { mac: '52:54:00:12:34:56', os: 'installed' }, 'by-mac-and-os'],
-    ['an arch alias normalised like the selector', { mac: '52:54:00:00:00:01', arch: 'aarch64' }, 'by-arch'],
+    ['an arch as iPXE sends it', { mac: '52:54:00:00:00:01', arch: 'arm64' }, 'by-arch'],
+    ['an arch alias compared as given, as matchbox', { mac: '52:54:00:00:00:01', arch: 'aarch64' }, 'default'],
     ['a partial match is no match', { mac: '52:54:00:00:00:01', os: 'installed' }, 'default'],
     // by-region and by-zone both have one selector: as in matchbox, the greater selector text is tried first (zone=a > region=ams).
     ['ties broken by the sorted selector text, greater first', { mac: '52:54:00:00:00:01', region: 'ams', zone: 'a' }, 'by-zone'],

@@ -28,7 +28,7 @@ import type { ButaneObject } from './decode.ts';
 import { text } from './values.ts';
 
 export type { ButaneMessage } from './messages.ts';
-export { formatButaneMessage } from './messages.ts';
+export { formatButaneMessage, toProblem } from './messages.ts';
 export { serializeIgnition } from './output.ts';
 
 export type ButaneResult =

@@ -2,6 +2,8 @@
  * What a transpile reports: errors and warnings, each at a field of the Butane config in
  * Butane's own path wording (`storage.files.0.mode`), with the line and column it was found at.
  */
+import { formatProblem, type Problem } from '../common/problems.ts';
+
 export interface ButaneMessage {
   /** Dotted path in the Butane config (`storage.files.0.path`); empty for the whole document. */
   path: string;
@@ -55,14 +57,18 @@ export class Report {
   }
 }
 
-/**
- * One line for a problem, the way `bootdepot check` prints them:
- * `FILE:LINE:COL: PATH: MESSAGE` (file, position and path as far as they are known).
- */
-export function formatButaneMessage(message: ButaneMessage, file?: string): string {
-  let where = file ?? '';
-  if (message.line !== undefined) where += `${where ? ':' : ''}${message.line}`;
-  if (message.line !== undefined && message.column !== undefined) where += `:${message.column}`;
-  const parts = [where, message.path].filter((part) => part !== '');
-  return parts.length > 0 ? `${parts.join(': ')}: ${message.message}` : message.message;
+/** The message as one of `bootdepot check`'s problems, in the file it came from. */
+export function toProblem(message: ButaneMessage, source: string): Problem {
+  return {
+    source,
+    ...(message.line !== undefined ? { line: message.line } : {}),
+    ...(message.column !== undefined ? { column: message.column } : {}),
+    ...(message.path !== '' ? { path: message.path } : {}),
+    message: message.message,
+  };
+}
+
+/** One line for a message, the way `bootdepot check` prints problems: `FILE:LINE:COL: PATH: MESSAGE`. */
+export function formatButaneMessage(message: ButaneMessage, file: string): string {
+  return formatProblem(toProblem(message, file));
 }

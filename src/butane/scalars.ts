@@ -78,8 +78,9 @@ export function decodeScalar(node: ScalarNode, type: Scalar): { value: string | 
   if (resolved.tag === '!!null') return { value: undefined };
   if (type === 'string') return { value: node.text };
   if (type === 'int') {
-    if (resolved.tag === '!!int') return { value: resolved.value };
-    if (resolved.tag === '!!float' && Number.isFinite(resolved.value)) return { value: Math.trunc(resolved.value) };
+    // Go's int is 64 bits: a larger number does not fit.
+    if (resolved.tag === '!!int' && Math.abs(resolved.value) < 2 ** 63) return { value: resolved.value };
+    if (resolved.tag === '!!float' && Math.abs(resolved.value) < 2 ** 63) return { value: Math.trunc(resolved.value) };
   } else {
     if (resolved.tag === '!!bool') return { value: resolved.value };
     if (resolved.tag === '!!str') {

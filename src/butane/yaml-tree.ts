@@ -4,7 +4,7 @@
  * whether they were quoted (a quoted `0644` is a string, a plain one a number), aliases are
  * followed. Butane resolves scalars like Go's yaml.v3 does, which scalars.ts does from this tree.
  */
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
 import { text } from './values.ts';
 
 export interface Position {
@@ -42,7 +42,10 @@ export type ParsedTree = { ok: true; root: TreeNode | undefined } | { ok: false;
 export function parseTree(source: string): ParsedTree {
   const lineCounter = new LineCounter();
   // The failsafe schema leaves every scalar a string: typing them is Go's rules, not YAML 1.2's.
-  const doc = parseDocument(source, { schema: 'failsafe', merge: false, uniqueKeys: true, prettyErrors: false, lineCounter });
+  // Like Butane (yaml.v3), only the first document of a stream is read.
+  const docs = parseAllDocuments(source, { schema: 'failsafe', merge: false, uniqueKeys: true, prettyErrors: false, lineCounter });
+  const doc = Array.isArray(docs) ? docs[0] : undefined;
+  if (!doc) return { ok: true, root: undefined };
   const first = doc.errors[0];
   if (first) {
     const pos = lineCounter.linePos(first.pos[0]);
@@ -53,20 +56,24 @@ export function parseTree(source: string): ParsedTree {
     return { line: pos.line, column: pos.col };
   };
   try {
-    return { ok: true, root: doc.contents ? convert(doc, doc.contents, position, 0) : undefined };
+    const budget = { nodes: MAX_NODES };
+    return { ok: true, root: doc.contents ? convert(doc, doc.contents, position, 0, budget) : undefined };
   } catch (error) {
     return { ok: false, message: (error as Error).message };
   }
 }
 
 const MAX_DEPTH = 200;
+/** Aliases are expanded: a few anchors that refer to each other could otherwise grow without bound. */
+const MAX_NODES = 200_000;
 
-function convert(doc: Document, node: YamlNode, position: (node: YamlNode) => Position, depth: number): TreeNode {
+function convert(doc: Document, node: YamlNode, position: (node: YamlNode) => Position, depth: number, budget: { nodes: number }): TreeNode {
   if (depth > MAX_DEPTH) throw new Error('document nested too deeply (or an alias refers to itself)');
+  if (--budget.nodes < 0) throw new Error('document contains excessive aliasing');
   if (isAlias(node)) {
     const target = node.resolve(doc);
     if (!target) throw new Error(`unknown anchor ${node.source}`);
-    return convert(doc, target, position, depth + 1);
+    return convert(doc, target, position, depth + 1, budget);
   }
   if (isMap(node)) {
     const entries: MapNode['entries'] = [];
@@ -75,7 +82,7 @@ function convert(doc: Document, node: YamlNode, position: (node: YamlNode) => Po
       const keyText = key && isScalar(key) ? String(key.value) : key ? String(key.toJSON?.() ?? '') : '';
       const keyAt = key ? position(key) : position(node);
       const value: TreeNode = pair.value
-        ? convert(doc, pair.value as YamlNode, position, depth + 1)
+        ? convert(doc, pair.value as YamlNode, position, depth + 1, budget)
         : { kind: 'scalar', at: keyAt, text: '', quoted: false };
       entries.push({ key: keyText, keyAt, value });
     }
@@ -83,7 +90,7 @@ function convert(doc: Document, node: YamlNode, position: (node: YamlNode) => Po
   }
   if (isSeq(node)) {
     const empty: ScalarNode = { kind: 'scalar', at: position(node), text: '', quoted: false };
-    const items = node.items.map((item): TreeNode => (item ? convert(doc, item as YamlNode, position, depth + 1) : empty));
+    const items = node.items.map((item): TreeNode => (item ? convert(doc, item as YamlNode, position, depth + 1, budget) : empty));
     return { kind: 'seq', at: position(node), items };
   }
   if (isScalar(node)) {

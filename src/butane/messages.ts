@@ -2,8 +2,6 @@
  * What a transpile reports: errors and warnings, each at a field of the Butane config in
  * Butane's own path wording (`storage.files.0.mode`), with the line and column it was found at.
  */
-import { formatProblem, type Problem } from '../common/problems.ts';
-
 export interface ButaneMessage {
   /** Dotted path in the Butane config (`storage.files.0.path`); empty for the whole document. */
   path: string;
@@ -57,8 +55,17 @@ export class Report {
   }
 }
 
+/** The message as a problem in bootdepot's sense (common/problems.ts has the same shape). */
+export interface MessageProblem {
+  source: string;
+  line?: number;
+  column?: number;
+  path?: string;
+  message: string;
+}
+
 /** The message as one of `bootdepot check`'s problems, in the file it came from. */
-export function toProblem(message: ButaneMessage, source: string): Problem {
+export function toProblem(message: ButaneMessage, source: string): MessageProblem {
   return {
     source,
     ...(message.line !== undefined ? { line: message.line } : {}),
@@ -68,7 +75,14 @@ export function toProblem(message: ButaneMessage, source: string): Problem {
   };
 }
 
-/** One line for a message, the way `bootdepot check` prints problems: `FILE:LINE:COL: PATH: MESSAGE`. */
+/**
+ * One line for a message, the way `bootdepot check` prints problems (formatProblem):
+ * `FILE:LINE:COL: PATH: MESSAGE`. (src/butane sits beside src/common, so it cannot import it.)
+ */
 export function formatButaneMessage(message: ButaneMessage, file: string): string {
-  return formatProblem(toProblem(message, file));
+  const problem = toProblem(message, file);
+  let where = problem.source;
+  if (problem.line !== undefined) where += `:${problem.line}`;
+  if (problem.line !== undefined && problem.column !== undefined) where += `:${problem.column}`;
+  return `${where}:${problem.path ? ` ${problem.path}:` : ''} ${problem.message}`;
 }

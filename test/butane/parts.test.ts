@@ -66,3 +66,17 @@ describe('Butane helpers', () => {
     assert.equal(lookupVersion('openshift', '4.16.0').ok, false, 'not a variant bootdepot serves');
   });
 });
+
+describe('messages', () => {
+  it('print like bootdepot check prints its problems', async () => {
+    const { formatProblem } = await import('../../src/common/problems.ts');
+    const { formatButaneMessage, toProblem } = await import('../../src/butane/messages.ts');
+    for (const message of [
+      { path: 'storage.files.0.mode', message: 'illegal file mode', line: 6, column: 13 },
+      { path: '', message: 'error parsing variant; must be specified' },
+      { path: 'systemd', message: 'x', line: 2 },
+    ]) {
+      assert.equal(formatButaneMessage(message, 'ignition/a.bu'), formatProblem(toProblem(message, 'ignition/a.bu')));
+    }
+  });
+});

@@ -102,6 +102,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   await app.register(assetRoutes, {
     assets: deps.assets,
+    generated: app.linuxkitProviderScripts,
     readSize: deps.config.assets.readSize,
     readBufferBudget: deps.config.assets.readBufferBudget,
     cacheControl: deps.config.assets.cacheControl,

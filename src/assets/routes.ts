@@ -12,8 +12,18 @@ import { sendFile } from './send-file.ts';
 
 export type { DownloadObserver } from './download.ts';
 
+/**
+ * Answers for asset paths that no file holds but that bootdepot can write itself (LinuxKit's
+ * provider scripts beside a set). Asked only after no file was found: a real file always wins.
+ */
+export interface GeneratedAssets {
+  handles(relativePath: string): boolean;
+  answer(request: FastifyRequest, reply: FastifyReply, relativePath: string): Promise<unknown>;
+}
+
 export interface AssetRoutesOptions {
   assets: AssetReader;
+  generated?: GeneratedAssets | undefined;
   readSize: number;
   readBufferBudget: number;
   cacheControl: string;
@@ -63,7 +73,14 @@ function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
   };
   app.decorate('serveAsset', serveAsset);
 
-  app.get<{ Params: { '*': string } }>('/assets/*', (request, reply) => serveAsset(request, reply, request.params['*']));
+  app.get<{ Params: { '*': string } }>('/assets/*', async (request, reply) => {
+    const relativePath = request.params['*'];
+    if (options.generated?.handles(relativePath) && !(await assets.file(relativePath))) {
+      await options.generated.answer(request, reply, relativePath);
+      return reply;
+    }
+    return serveAsset(request, reply, relativePath);
+  });
 }
 
 export default fp(assetRoutes, { name: 'bootdepot-asset-routes' });

@@ -5,6 +5,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { AssetReader } from '../assets/asset-root.ts';
+import type { GeneratedAssets } from '../assets/routes.ts';
+import { LINUXKIT_DIR } from './kinds/linuxkit.ts';
+import { labelQuery } from './script.ts';
 import { HttpError } from '../common/http-error.ts';
 import type { Config } from '../config/schema.ts';
 import { requestBaseUrl } from '../http/base-url.ts';
@@ -37,6 +40,15 @@ const DEFAULT_CONFIG_LIFETIME_MS = 24 * 3600 * 1000;
 
 const SCRIPT_TYPE = 'text/plain; charset=utf-8';
 const LINUXKIT_SCRIPT = new RegExp(`${ID_PATTERN.slice(0, -1)}\\.ipxe$`);
+/** `[linuxkit/]NAME-equinixmetal.ipxe` or `[linuxkit/]NAME-packet.ipxe`, as `linuxkit push` names them. */
+const PROVIDER_SCRIPT = new RegExp(`^(linuxkit/)?(${ID_PATTERN.slice(1, -1)})-(?:equinixmetal|packet)\\.ipxe$`);
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** LinuxKit's provider scripts, for the assets route to answer when no file holds one. */
+    linuxkitProviderScripts: GeneratedAssets;
+  }
+}
 
 function sendScript(reply: FastifyReply, body: string): FastifyReply {
   return reply.header('content-type', SCRIPT_TYPE).header('cache-control', 'no-store').send(body);
@@ -87,22 +99,54 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
   app.get('/ipxe', deviceScript('ipxe'));
   app.get('/grub', deviceScript('grub'));
 
-  app.get<{ Params: { file: string } }>('/linuxkit/:file', async (request, reply) => {
-    const { file } = request.params;
-    if (!LINUXKIT_SCRIPT.test(file)) return sendText(reply, 404, `not a LinuxKit script name: expected /linuxkit/NAME.ipxe`);
-    const name = file.slice(0, -'.ipxe'.length);
+  /**
+   * A LinuxKit set by name, for URLs with no data entry behind them (a provider's custom iPXE
+   * field, `linuxkit run equinixmetal -base-url`). Not recorded: there is no decision to record.
+   */
+  async function answerLinuxKitSet(request: FastifyRequest, reply: FastifyReply, set: { name: string; dir: string; selfPath: string; dispatch?: boolean; preset?: Profile['preset'] }) {
     const ctx = context(request, []);
-    const profile: Profile = { id: `linuxkit-${name}`, kind: 'linuxkit', linuxkit: { name, dir: 'linuxkit' }, file: request.url };
-    ctx.selfUrl = `${ctx.baseUrl}/linuxkit/${file}`;
-    const result = await renderProfile(profile, undefined, `LinuxKit set ${name} by URL`, ctx);
+    const labels = labelQuery(ctx.device.labels);
+    ctx.selfUrl = `${ctx.baseUrl}${set.selfPath}${labels ? `?${labels}` : ''}`;
+    const profile: Profile = { id: `linuxkit-${set.name}`, kind: 'linuxkit', linuxkit: { name: set.name, dir: set.dir }, file: request.url, ...(set.preset ? { preset: set.preset } : {}) };
+    const result = await renderProfile(profile, undefined, `LinuxKit set ${set.name} by URL`, ctx);
     if (result.outcome === 'wait') {
-      request.log.warn({ linuxkit: name, problem: result.problem }, 'LinuxKit set not available');
+      request.log.warn({ linuxkit: set.name, problem: result.problem }, 'LinuxKit set not available');
       // LinuxKit checks its URLs with HEAD before booting: a set that is not there must not look
       // fine to it. iPXE, though, stops at a dead prompt on a 404: it gets the wait script, which
       // names the missing files and asks again until they are pushed.
       if (request.method === 'HEAD' || !isIpxe(request)) return sendText(reply, 404, result.problem ?? 'not available');
+      return sendScript(reply, result.body);
     }
-    return sendScript(reply, result.body);
+    // The URL a provider is given carries no arch: a machine that is not a BIOS one asks again
+    // saying what it is, and gets the EFI (x86_64) or arm64 form of the same set.
+    const unsaid = set.dispatch === true && ctx.device.identity.arch === undefined && ctx.device.identity.platform === undefined;
+    if (!unsaid) return sendScript(reply, result.body);
+    const lines = result.body.split('\n');
+    const afterComments = lines.findIndex((line, index) => index > 0 && !line.startsWith('#'));
+    lines.splice(afterComments, 0, `iseq \${platform} pcbios || chain --autofree ${ctx.baseUrl}${set.selfPath}?arch=\${buildarch:uristring}&platform=\${platform:uristring} ||`);
+    return sendScript(reply, lines.join('\n'));
+  }
+
+  app.get<{ Params: { file: string } }>('/linuxkit/:file', async (request, reply) => {
+    const { file } = request.params;
+    if (!LINUXKIT_SCRIPT.test(file)) return sendText(reply, 404, `not a LinuxKit script name: expected /linuxkit/NAME.ipxe`);
+    return answerLinuxKitSet(request, reply, { name: file.slice(0, -'.ipxe'.length), dir: LINUXKIT_DIR, selfPath: `/linuxkit/${file}` });
+  });
+
+  /**
+   * `NAME-equinixmetal.ipxe` (and `NAME-packet.ipxe`, its older name) beside a set under
+   * `/assets/` or `/assets/linuxkit/`: what `linuxkit push equinixmetal` writes there and
+   * `linuxkit run equinixmetal -base-url URL` checks with HEAD and hands to the provider. A real
+   * file of that name is served as it is; only when there is none is the script written here,
+   * from the set in the same directory.
+   */
+  app.decorate('linuxkitProviderScripts', {
+    handles: (relativePath: string) => PROVIDER_SCRIPT.test(relativePath),
+    answer: async (request: FastifyRequest, reply: FastifyReply, relativePath: string) => {
+      const match = PROVIDER_SCRIPT.exec(relativePath);
+      if (!match?.[2]) return sendText(reply, 404, 'not found');
+      return answerLinuxKitSet(request, reply, { name: match[2], dir: match[1] ? LINUXKIT_DIR : '', selfPath: `/assets/${relativePath}`, dispatch: true, preset: 'packet' });
+    },
   });
 
   /**

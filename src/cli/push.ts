@@ -1,6 +1,9 @@
 /**
  * `bootdepot push`: upload images to a running bootdepot.
- *   push linuxkit NAME [--dir DIR]   NAME-kernel, NAME-initrd.img, NAME-cmdline -> assets/linuxkit/
+ *   push linuxkit NAME [--dir DIR] [--decompress]
+ *                                    NAME-kernel, NAME-initrd.img, NAME-cmdline -> assets/linuxkit/
+ *                                    (NAME-cmdline is optional: linuxkit build writes none for an
+ *                                    empty command line, and then a stale one is removed)
  *   push FILE... --to PATH           any files -> assets/PATH (a directory when PATH ends in / or
  *                                    several files are given)
  * Each file is hashed first and sent with its SHA-256, so the server refuses a damaged upload;
@@ -17,9 +20,12 @@ import cliProgress from 'cli-progress';
 import { request } from 'undici';
 import { encodeUriComponentStrict } from '../common/escape.ts';
 import { addConnectionOptions, CliError, connection, runCli, serverMessage } from './api-client.ts';
+import { decompressForBoot } from './decompress.ts';
 
 interface PushTarget {
   file: string;
+  /** What to call the file in messages, when `file` is a decompressed copy. */
+  label?: string;
   /** Path under the assets directory. */
   assetPath: string;
 }
@@ -60,7 +66,7 @@ async function upload(server: string, token: string, target: PushTarget, bars: c
   const text = await res.body.text();
   if (res.statusCode === 401) throw new CliError(`${server} rejected the token (401)`);
   if (res.statusCode >= 300) {
-    throw new CliError(`upload of ${target.file} failed: ${serverMessage(res.statusCode, text)}`);
+    throw new CliError(`upload of ${target.label ?? target.file} failed: ${serverMessage(res.statusCode, text)}`);
   }
   bar?.update(size);
   const head = await request(`${server}/assets/${assetUrlPath(target.assetPath)}`, { method: 'HEAD' });
@@ -68,7 +74,18 @@ async function upload(server: string, token: string, target: PushTarget, bars: c
   if (head.statusCode !== 200 || Number(head.headers['content-length']) !== size) {
     throw new CliError(`${target.assetPath} was uploaded but the server answers HEAD with ${head.statusCode}, ${String(head.headers['content-length'])} bytes`);
   }
-  if (!bars) process.stderr.write(`uploaded ${target.file} -> /assets/${target.assetPath} (${size} bytes, sha256 ${sha256})\n`);
+  if (!bars) process.stderr.write(`uploaded ${target.label ?? target.file} -> /assets/${target.assetPath} (${size} bytes, sha256 ${sha256})\n`);
+}
+
+/** Removes an asset; one that is not there is fine. */
+async function removeAsset(server: string, token: string, assetPath: string): Promise<void> {
+  const res = await request(`${server}/api/v1/assets/${assetUrlPath(assetPath)}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } }).catch((error: unknown) => {
+    throw new CliError(`cannot reach ${server}: ${(error as Error).message}`);
+  });
+  const text = await res.body.text();
+  if (res.statusCode === 404) return;
+  if (res.statusCode >= 300) throw new CliError(`could not remove the old /assets/${assetPath}: ${serverMessage(res.statusCode, text)}`);
+  process.stderr.write(`removed /assets/${assetPath} (no ${path.basename(assetPath)} to push: an empty command line)\n`);
 }
 
 async function pushAll(server: string, token: string, targets: PushTarget[]): Promise<void> {
@@ -102,18 +119,42 @@ export function pushCommand(): Command {
     .description('upload NAME-kernel, NAME-initrd.img and NAME-cmdline (linuxkit build output)')
     .argument('<name>', 'the name given to linuxkit build')
     .option('--dir <dir>', 'directory holding the files', '.')
-    .action(async (name: string, opts: { dir: string }, sub: Command) =>
+    .option('--decompress', 'decompress a gzip (or zstd) kernel and initrd before uploading, as linuxkit push --decompress does (arm64 kernels must be uncompressed)')
+    .action(async (name: string, opts: { dir: string; decompress?: boolean }, sub: Command) =>
       runCli(async () => {
         if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) throw new CliError(`invalid name ${JSON.stringify(name)}`);
-        const targets = ['kernel', 'initrd.img', 'cmdline'].map((suffix) => ({ file: path.join(opts.dir, `${name}-${suffix}`), assetPath: `linuxkit/${name}-${suffix}` }));
-        for (const target of targets) {
-          if (!(await stat(target.file).catch(() => undefined))?.isFile()) throw new CliError(`missing ${target.file} (run linuxkit build first, or pass --dir)`);
+        const isFile = async (file: string) => (await stat(file).catch(() => undefined))?.isFile() === true;
+        const images = ['kernel', 'initrd.img'].map((suffix) => ({ file: path.join(opts.dir, `${name}-${suffix}`), assetPath: `linuxkit/${name}-${suffix}` }));
+        for (const target of images) {
+          if (!(await isFile(target.file))) throw new CliError(`missing ${target.file} (run linuxkit build first, or pass --dir)`);
         }
+        const cmdline = { file: path.join(opts.dir, `${name}-cmdline`), assetPath: `linuxkit/${name}-cmdline` };
+        const hasCmdline = await isFile(cmdline.file);
         const { server, token } = connection(sub);
-        await pushAll(server, token, targets);
+        const cleanups: (() => Promise<void>)[] = [];
+        try {
+          const targets: PushTarget[] = [];
+          for (const image of images) {
+            if (!opts.decompress) {
+              targets.push(image);
+              continue;
+            }
+            const decompressed = await decompressForBoot(image.file);
+            cleanups.push(decompressed.cleanup);
+            process.stderr.write(decompressed.format ? `decompressed ${image.file} (${decompressed.format})\n` : `${image.file} is not compressed: uploading it as it is\n`);
+            targets.push({ ...image, file: decompressed.file, label: image.file });
+          }
+          if (hasCmdline) targets.push(cmdline);
+          await pushAll(server, token, targets);
+        } finally {
+          for (const cleanup of cleanups) await cleanup();
+        }
+        // An empty command line has no file: one left from an earlier push would boot the new set with old arguments.
+        if (!hasCmdline) await removeAsset(server, token, cmdline.assetPath);
         process.stdout.write(
           `iPXE URL for ${name}: ${server}/linuxkit/${name}.ipxe\n` +
-            `  paste it into your provider's custom iPXE field, or chain it from iPXE (arm64 machines: ${server}/linuxkit/${name}.ipxe?arch=arm64)\n`,
+            `  paste it into your provider's custom iPXE field, or chain it from iPXE (arm64 machines: ${server}/linuxkit/${name}.ipxe?arch=arm64)\n` +
+            `  or: linuxkit run equinixmetal -base-url ${server}/assets/linuxkit ${name}\n`,
         );
       }),
     );

@@ -1,6 +1,7 @@
 /**
  * LinuxKit: `linuxkit build` output (NAME-kernel, NAME-initrd.img, NAME-cmdline) in the assets
- * directory, booted with the script shapes of `linuxkit run packet`:
+ * directory (`linuxkit/`, or by hand at its root), booted with the script shapes of
+ * `linuxkit run packet`:
  *
  * x86_64 (BIOS):  dhcp / set base-url / set kernel-params ip=dhcp nomodeset ro serial CONSOLE CMDLINE /
  *                 kernel ${base-url}/NAME-kernel ${kernel-params} / initrd ${base-url}/NAME-initrd.img / boot
@@ -12,7 +13,7 @@
  * only by name, and a plain `initrd URL` boots without it.
  */
 import type { Profile } from '../catalogue.ts';
-import { assetUrl, type KindRenderer } from '../render-context.ts';
+import { assetsBase, assetUrl, type KindRenderer } from '../render-context.ts';
 import type { BootStep } from '../script.ts';
 
 const MAX_CMDLINE = 4096;
@@ -28,16 +29,45 @@ function consoleFor(preset: string, cmdline: string): string | undefined {
   return cmdline.includes(`console=${tty}`) ? undefined : `console=${tty},115200`;
 }
 
+/** The directory `linuxkit push` and `bootdepot push linuxkit` write to, and the default `dir`. */
+export const LINUXKIT_DIR = 'linuxkit';
+
+/** A set's files in one directory of the assets directory (`''`: its root). */
+function setPaths(dir: string, name: string) {
+  const prefix = dir === '' ? name : `${dir}/${name}`;
+  return { kernel: `${prefix}-kernel`, initrd: `${prefix}-initrd.img`, cmdline: `${prefix}-cmdline` };
+}
+
+/**
+ * Where a set is: its profile's `dir`; for the default `linuxkit/`, a set copied by hand to the
+ * assets root (as `linuxkit run` and an nginx root hold them) is found too. The first directory
+ * with both kernel and initrd wins, so `linuxkit/` goes first, and a set never mixes files of
+ * two directories. Otherwise the files missing from `dir`.
+ */
+async function findSet(ctx: Parameters<KindRenderer>[2], dir: string, name: string): Promise<{ dir: string } | { missing: string[] }> {
+  const dirs = dir === LINUXKIT_DIR ? [LINUXKIT_DIR, ''] : [dir];
+  let missing: string[] = [];
+  for (const candidate of dirs) {
+    const paths = setPaths(candidate, name);
+    const [kernel, initrd] = await Promise.all([ctx.assets.file(paths.kernel), ctx.assets.file(paths.initrd)]);
+    if (kernel && initrd) return { dir: candidate };
+    if (candidate === dirs[0]) missing = [!kernel && paths.kernel, !initrd && paths.initrd].filter((p): p is string => typeof p === 'string');
+  }
+  return { missing };
+}
+
 export const renderLinuxKit: KindRenderer = async (profile: Profile, _group, ctx) => {
   const spec = profile.linuxkit;
   if (!spec) throw new Error(`profile ${profile.id} is not a linuxkit profile`);
-  const prefix = `${spec.dir}/${spec.name}`;
-  const [kernel, initrd] = await Promise.all([ctx.assets.file(`${prefix}-kernel`), ctx.assets.file(`${prefix}-initrd.img`)]);
-  const missing = [!kernel && `${prefix}-kernel`, !initrd && `${prefix}-initrd.img`].filter(Boolean);
-  if (missing.length > 0) return { wait: `profile ${profile.id}: ${missing.join(' and ')} missing from the assets directory` };
+  const found = await findSet(ctx, spec.dir, spec.name);
+  if ('missing' in found) {
+    const elsewhere = spec.dir === LINUXKIT_DIR ? ' (nor at its root)' : '';
+    return { wait: `profile ${profile.id}: ${found.missing.join(' and ')} missing from the assets directory${elsewhere}` };
+  }
+  const paths = setPaths(found.dir, spec.name);
 
-  const cmdline = [await readCmdline(ctx, `${prefix}-cmdline`), ...(profile.args ?? [])].filter(Boolean).join(' ');
-  const baseUrl = assetUrl(ctx, spec.dir);
+  const cmdline = [await readCmdline(ctx, paths.cmdline), ...(profile.args ?? [])].filter(Boolean).join(' ');
+  const baseUrl = found.dir === '' ? assetsBase(ctx) : assetUrl(ctx, found.dir);
   const preset = profile.preset ?? ctx.boot.preset;
   const arch = ctx.device.identity.arch ?? 'x86_64';
   const efi = arch === 'arm64' || ctx.device.identity.platform === 'efi';

@@ -57,7 +57,8 @@ function decodeValue(node: TreeNode, type: FieldType, path: Path, schema: Schema
       errors.push({ path, message: `cannot unmarshal ${describe(node)} into ${typeName(type)}`, at: node.at });
       return undefined;
     }
-    return node.items.map((item, i) => decodeValue(item, type.of, [...path, i], schema, errors) ?? (type.of.kind === 'struct' ? {} : undefined));
+    // A null entry is the element type's zero value, as in Go.
+    return node.items.map((item, i) => decodeValue(item, type.of, [...path, i], schema, errors) ?? zeroOf(type.of));
   }
   if (node.kind !== 'map') {
     errors.push({ path, message: `cannot unmarshal ${describe(node)} into ${type.name}`, at: node.at });
@@ -73,6 +74,12 @@ function decodeValue(node: TreeNode, type: FieldType, path: Path, schema: Schema
     if (value !== undefined) result[field.name] = value;
   }
   return result;
+}
+
+function zeroOf(type: FieldType): unknown {
+  if (type.kind === 'struct') return {};
+  if (type.kind === 'list') return [];
+  return type.scalar === 'string' ? '' : type.scalar === 'int' ? 0 : false;
 }
 
 /** The map's keys with merge keys applied: own keys first, then each merged map's in order. */

@@ -21,7 +21,7 @@ const IGNITION_TYPES: Record<string, string> = {
   Storage: 'directories?:[]Directory disks?:[]Disk files?:[]File filesystems?:[]Filesystem links?:[]Link luks?:[]Luks@2 raid?:[]Raid',
   Directory: 'group?:NodeGroup overwrite?:*bool path:string user?:NodeUser mode?:*int',
   File: 'group?:NodeGroup overwrite?:*bool path:string user?:NodeUser append?:[]Resource contents?:Resource mode?:*int',
-  Link: 'group?:NodeGroup overwrite?:*bool path:string user?:NodeUser hard?:*bool target?:*string',
+  Link: 'group?:NodeGroup overwrite?:*bool path:string user?:NodeUser hard?:*bool target?:*string!2',
   NodeGroup: 'id?:*int name?:*string',
   NodeUser: 'id?:*int name?:*string',
   Disk: 'device:string partitions?:[]Partition wipeTable?:*bool',
@@ -34,7 +34,7 @@ const IGNITION_TYPES: Record<string, string> = {
   Clevis: 'custom?:ClevisCustom tang?:[]Tang threshold?:*int tpm2?:*bool',
   ClevisCustom: 'config?:*string needsNetwork?:*bool pin?:*string',
   Tang: 'advertisement?:*string@4 thumbprint?:*string url?:string',
-  Raid: 'devices?:[]string level?:*string name:string options?:[]string spares?:*int',
+  Raid: 'devices?:[]string!2 level?:*string!2 name:string options?:[]string spares?:*int',
   Resource: 'compression?:*string httpHeaders?:[]HTTPHeader@1 source?:*string verification?:Verification',
   HTTPHeader: 'name:string value?:*string',
   Verification: 'hash?:*string',
@@ -71,12 +71,14 @@ export function ignitionSchema(minor: number): IgnSchema {
   for (const [name, spec] of Object.entries(IGNITION_TYPES)) {
     const fields: IgnField[] = [];
     for (const token of spec.split(' ')) {
-      const [decl = '', since] = token.split('@');
+      const [declared = '', since] = token.split('@');
       if (since && minor < Number(since)) continue;
+      const [decl = '', requiredUntil] = declared.split('!');
+      const required = requiredUntil !== undefined && minor <= Number(requiredUntil);
       const [rawName = '', rawType = ''] = decl.split(':');
-      const omitEmpty = rawName.endsWith('?');
-      const pointer = rawType.startsWith('*');
-      fields.push({ name: omitEmpty ? rawName.slice(0, -1) : rawName, type: parseType(pointer ? rawType.slice(1) : rawType), pointer, omitEmpty });
+      const omitEmpty = rawName.endsWith('?') && !required;
+      const pointer = rawType.startsWith('*') && !required;
+      fields.push({ name: rawName.replace(/\?$/, ''), type: parseType(rawType.replace(/^\*/, '')), pointer, omitEmpty });
     }
     schema.set(name, fields);
   }

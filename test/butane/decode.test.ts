@@ -69,3 +69,10 @@ storage:
     assert.deepEqual(parsed, { ok: false, message: 'document contains excessive aliasing' });
   });
 });
+
+describe('null entries of lists', () => {
+  it('are the zero value of the entry type, as in Go', () => {
+    const { value } = decodeConfig(tree('passwd:\n  users:\n    - name: a\n      groups: [~, wheel]\n      uid: ~\nstorage:\n  files: [~]\n'), v15);
+    assert.deepEqual(value, { passwd: { users: [{ name: 'a', groups: ['', 'wheel'] }] }, storage: { files: [{}] } });
+  });
+});

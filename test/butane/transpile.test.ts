@@ -146,3 +146,15 @@ storage:
     assert.equal(formatButaneMessage(result.errors[0] ?? { path: '', message: '' }, 'ignition/web.bu'), 'ignition/web.bu:4:18: storage.files.0.path: path not absolute');
   });
 });
+
+describe('an inline config for ignition.config', () => {
+  const config = (inner: string): string => `variant: flatcar\nversion: 1.1.0\nignition:\n  config:\n    replace:\n      inline: '${inner}'\n`;
+  it('must have the types of the spec, and its unknown keys are warned of', async () => {
+    assert.deepEqual(errors(await transpileButane(config('{"ignition":{"version":"3.4.0"},"storage":{"files":[{"path":"/a","mode":"644"}]}}'))), [
+      ['ignition.config.replace.inline', 'config is not valid: cannot unmarshal string into int at storage.files.0.mode'],
+    ]);
+    const result = await transpileButane(config('{"ignition":{"version":"3.4.0"},"storagee":{}}'));
+    assert.ok(result.ok);
+    assert.deepEqual(result.warnings.map((w) => w.path), ['storagee']);
+  });
+});

@@ -135,6 +135,12 @@ const RULES: Readonly<Record<string, Rule>> = {
       if (((luks['tang'] as unknown[] | undefined) ?? []).length > 0 || luks['tpm2'] === true) ctx.report.error([...p, 'luks'], 'cannot use cex with clevis');
     }
   },
+  BootDeviceLuks(o, p, ctx) {
+    // fcos 1.7.0-experimental: a LUKS device needs a way to unlock it (Butane names the path luks.luks).
+    if ((ctx.spec.level.fcos ?? 0) < 7 || !notEmpty(o['device'])) return;
+    const tang = ((o['tang'] as O[] | undefined) ?? []).some((t) => Object.values(t).some((v) => v !== undefined && v !== ''));
+    if (!tang && o['tpm2'] !== true && (o['cex'] as O | undefined)?.['enabled'] !== true) ctx.report.error([...p, 'luks'], 'no method specified for luks');
+  },
   BootDeviceMirror(o, p, ctx) {
     if (((o['devices'] as unknown[] | undefined) ?? []).length === 1) ctx.report.error([...p, 'devices'], 'mirroring requires at least two devices');
   },

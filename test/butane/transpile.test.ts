@@ -138,6 +138,12 @@ storage:
     ok(await transpileButane('variant: flatcar\nversion: 1.2.0-experimental\n'));
   });
 
+  it('wants a way to unlock an s390x boot LUKS device from fcos 1.7.0-experimental on', async () => {
+    const source = (version: string): string => `variant: fcos\nversion: ${version}\nboot_device:\n  layout: s390x-eckd\n  luks:\n    device: /dev/dasda\n`;
+    ok(await transpileButane(source('1.6.0')));
+    assert.deepEqual(errors(await transpileButane(source('1.7.0-experimental'))), [['boot_device.luks.luks', 'no method specified for luks']]);
+  });
+
   it('writes Go JSON text, and formats messages as bootdepot check prints problems', async () => {
     const ign = ok(await transpileButane('variant: fcos\nversion: 1.5.0\nstorage:\n  links: [{path: /a, target: "/b&<c>\\u2028"}]\n'));
     assert.equal(serializeIgnition(ign), '{"ignition":{"version":"3.4.0"},"storage":{"links":[{"path":"/a","target":"/b\\u0026\\u003cc\\u003e\\u2028"}]}}');

@@ -7,7 +7,7 @@
  */
 import type { AssetReader } from '../assets/asset-root.ts';
 import type { Config } from '../config/schema.ts';
-import type { Problem } from '../common/problems.ts';
+import { formatProblem, type Problem } from '../common/problems.ts';
 import type { Catalogue } from './catalogue.ts';
 import { parseDevice } from '../common/identity.ts';
 import type { RenderContext } from './render-context.ts';
@@ -44,6 +44,9 @@ export async function auditCatalogue({ config, catalogue, assets }: AuditInput):
     // A missing profile is already a problem of the group file itself.
     if (script.problem && script.decision.action === 'profile') {
       problems.push({ source: group.file, message: `its machines would wait: ${script.problem}` });
+      // A config file that fails for this group's machines is that file's problem too, once.
+      const fileProblem = script.fileProblem;
+      if (fileProblem && !problems.some((p) => formatProblem(p) === formatProblem(fileProblem))) problems.push(fileProblem);
     }
   }
   if (config.boot.unmatched === 'profile' && !catalogue.profiles.has(config.boot.unmatchedProfile)) {

@@ -14,6 +14,8 @@ import { formatProblem, type Problem } from '../common/problems.ts';
 import { GroupSchema, ID_PATTERN, ProfileSchema, type GroupFile, type ProfileFile } from './data-schema.ts';
 import { IDENTITY_FIELDS, normaliseArch, normaliseMac, normalisePlatform, normaliseUuid, type IdentityField } from '../common/identity.ts';
 import { compileTemplate, createJsonTemplateEngine, createScriptTemplateEngine, type CompiledTemplate } from './templates.ts';
+import { GoTemplateError, parseGoTemplate, type GoTemplate } from '../gotemplate/index.ts';
+import { butaneTranspiler } from './butane.ts';
 
 export const PROFILE_KINDS = ['boot', 'template', 'linuxkit', 'flatcar'] as const;
 export type ProfileKind = (typeof PROFILE_KINDS)[number];
@@ -43,10 +45,25 @@ export interface Group extends GroupFile {
 export interface IgnitionConfig {
   id: string;
   file: string;
-  /** Raw JSON is served as loaded; a template is rendered per device and checked to be JSON. */
-  kind: 'json' | 'template';
+  /**
+   * `json`: raw Ignition (`.ign`, `.ignition`), served as loaded. `template`: Liquid
+   * (`.liquid`), rendered per device and checked to be JSON. `go`: matchbox's templated configs
+   * (every other name), rendered per device with Go's text/template, then transpiled from
+   * Butane or checked to be Ignition JSON.
+   */
+  kind: 'json' | 'template' | 'go';
   json?: string;
   template?: CompiledTemplate;
+  goTemplate?: GoTemplate;
+  /** `.yaml`, `.yml` and `.bu` files are Butane; other Go-templated files are when they say `variant:`. */
+  butane?: boolean;
+}
+
+/** A matchbox generic (`generic/`) or cloud-config (`cloud/`) template, rendered per device with Go's text/template. */
+export interface ConfigTemplate {
+  id: string;
+  file: string;
+  template: GoTemplate;
 }
 
 export interface ScriptTemplate {
@@ -61,9 +78,13 @@ export interface Catalogue {
   groups: readonly Group[];
   ignition: ReadonlyMap<string, IgnitionConfig>;
   templates: ReadonlyMap<string, ScriptTemplate>;
+  /** matchbox generic configs (`generic/`), by file name: profiles name them with `generic_id`. */
+  generic: ReadonlyMap<string, ConfigTemplate>;
+  /** matchbox cloud-configs (`cloud/`), by file name: profiles name them with `cloud_id`. */
+  cloud: ReadonlyMap<string, ConfigTemplate>;
   problems: readonly Problem[];
   /** Every entry by the file it came from, for keeping last good versions on reload. */
-  byFile: ReadonlyMap<string, Profile | Group | IgnitionConfig | ScriptTemplate>;
+  byFile: ReadonlyMap<string, Entry>;
   /**
    * Group files that do not load and have no last good version: the machines they might
    * select wait (see `decideBoot`) rather than fall to a less specific group.
@@ -160,7 +181,7 @@ interface LoadState {
   previous: Catalogue | undefined;
   lastGood: LastGoodSource | undefined;
   problems: Problem[];
-  byFile: Map<string, Profile | Group | IgnitionConfig | ScriptTemplate>;
+  byFile: Map<string, Entry>;
   sources: Map<string, string>;
   brokenGroups: BrokenGroup[];
   /** Warnings (files that load, maybe not as their author thinks), added to the problems at the end. */
@@ -182,7 +203,7 @@ async function readText(state: LoadState, rel: string, root = state.dataDir): Pr
   }
 }
 
-type Entry = Profile | Group | IgnitionConfig | ScriptTemplate;
+type Entry = Profile | Group | IgnitionConfig | ScriptTemplate | ConfigTemplate;
 
 /**
  * Loads one data file: from the data directory, or, when that version does not load, the last
@@ -226,10 +247,10 @@ async function loadEntry<T extends Entry>(state: LoadState, rel: string, parse: 
  * folder it takes, how one parses, and what its entries are called when two share an id.
  */
 interface FileKind<T extends Entry> {
-  dir: 'profiles' | 'groups' | 'ignition' | 'templates';
+  dir: 'profiles' | 'groups' | 'ignition' | 'templates' | 'generic' | 'cloud';
   /** Why a file name is not loaded at all, or undefined to load it. */
   refuse(name: string): string | undefined;
-  parse(rel: string, name: string, text: string): T | undefined;
+  parse(rel: string, name: string, text: string): T | undefined | Promise<T | undefined>;
   /** `profile`, `group`: kinds whose files are found by name without extension, so `x.json` and `x.yaml` clash. */
   nameLabel?: string;
   /** Told about a file that does not load and has no good version (with the text that failed). */
@@ -365,7 +386,45 @@ function parseGroup(state: LoadState, rel: string, text: string): Group | undefi
   };
 }
 
-function parseIgnition(state: LoadState, rel: string, name: string, engine: Liquid, text: string): IgnitionConfig | undefined {
+/** matchbox serves `.ign` and `.ignition` files as they are; every other name is a template. */
+export function isRawIgnition(name: string): boolean {
+  return /\.(ign|ignition)$/i.test(name);
+}
+
+/** Whether a Go-templated Ignition file is Butane: by its name, or by a top-level `variant:`. */
+export function isButane(name: string, text: string): boolean {
+  return /\.(ya?ml|bu)$/i.test(name) || /^variant\s*:/m.test(text);
+}
+
+/** Why text that should be an Ignition config (JSON, not Butane) is not one; undefined when it is. */
+export function ignitionJsonProblem(text: string): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return `neither Butane (no "variant:") nor JSON: ${(error as Error).message}`;
+  }
+  const version = (value as { ignition?: { version?: unknown } } | null)?.ignition?.version;
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || typeof version !== 'string') return 'not an Ignition config: expected {"ignition": {"version": "3.x.0"}, ...}';
+  return undefined;
+}
+
+/** A Go template's parse error as a problem of its file. */
+export function goTemplateProblem(rel: string, error: GoTemplateError): Problem {
+  return { source: rel, line: error.line, column: error.column, message: `Go template: ${error.detail}` };
+}
+
+function parseGo(state: LoadState, rel: string, text: string): GoTemplate | undefined {
+  try {
+    return parseGoTemplate(text, rel);
+  } catch (error) {
+    if (!(error instanceof GoTemplateError)) throw error;
+    state.problems.push(goTemplateProblem(rel, error));
+    return undefined;
+  }
+}
+
+async function parseIgnition(state: LoadState, rel: string, name: string, engine: Liquid, text: string): Promise<IgnitionConfig | undefined> {
   const lower = name.toLowerCase();
   if (lower.endsWith('.liquid')) {
     const { template, error } = compileTemplate(engine, text, rel);
@@ -375,9 +434,28 @@ function parseIgnition(state: LoadState, rel: string, name: string, engine: Liqu
     }
     return { id: name, file: rel, kind: 'template', template };
   }
-  if (!lower.endsWith('.ign') && !lower.endsWith('.json')) {
-    state.problems.push({ source: rel, message: 'expected .ign, .json, or a .liquid template; ignored' });
-    return undefined;
+  if (!isRawIgnition(lower)) {
+    const goTemplate = parseGo(state, rel, text);
+    if (!goTemplate) return undefined;
+    const butane = isButane(lower, text);
+    // A Butane file without template actions renders to itself for every machine: Butane's
+    // errors are the file's own, found now rather than when a machine asks.
+    if (butane && !text.includes('{{')) {
+      const result = await butaneTranspiler()(text);
+      for (const warning of result.warnings) state.warnings.push({ source: rel, path: warning.path || undefined, severity: 'warning', message: `Butane: ${warning.message}` });
+      if (!result.ok) {
+        for (const error of result.errors) state.problems.push({ source: rel, path: error.path || undefined, message: `Butane: ${error.message}` });
+        return undefined;
+      }
+    }
+    if (!butane && !text.includes('{{')) {
+      const problem = ignitionJsonProblem(text);
+      if (problem) {
+        state.problems.push({ source: rel, message: problem });
+        return undefined;
+      }
+    }
+    return { id: name, file: rel, kind: 'go', goTemplate, butane };
   }
   const parsed = parseDocumentText(rel, text);
   state.problems.push(...parsed.problems);
@@ -390,7 +468,7 @@ function parseIgnition(state: LoadState, rel: string, name: string, engine: Liqu
   return { id: name, file: rel, kind: 'json', json: JSON.stringify(value) };
 }
 
-function crossCheck(state: LoadState, catalogue: Pick<Catalogue, 'profiles' | 'groups' | 'ignition' | 'templates'>): void {
+function crossCheck(state: LoadState, catalogue: Pick<Catalogue, 'profiles' | 'groups' | 'ignition' | 'templates' | 'generic' | 'cloud'>): void {
   for (const group of catalogue.groups) {
     if (!catalogue.profiles.has(group.profile)) {
       state.problems.push({ source: group.file, path: 'profile', message: `profile "${group.profile}" is not loaded; matching machines will wait` });
@@ -416,6 +494,12 @@ function crossCheck(state: LoadState, catalogue: Pick<Catalogue, 'profiles' | 'g
     }
     if (profile.ignition_id !== undefined && !catalogue.ignition.has(profile.ignition_id)) {
       state.problems.push({ source: profile.file, path: 'ignition_id', message: `Ignition config "${profile.ignition_id}" not found in ignition/` });
+    }
+    if (profile.generic_id && !catalogue.generic.has(profile.generic_id)) {
+      state.problems.push({ source: profile.file, path: 'generic_id', message: `generic config "${profile.generic_id}" not found in generic/` });
+    }
+    if (profile.cloud_id && !catalogue.cloud.has(profile.cloud_id)) {
+      state.problems.push({ source: profile.file, path: 'cloud_id', message: `cloud-config "${profile.cloud_id}" not found in cloud/` });
     }
   }
 }
@@ -444,9 +528,20 @@ export async function loadCatalogue(dataDir: string, previous?: Catalogue, lastG
   ].sort(compareGroups);
   const ignition = await loadKind(state, {
     dir: 'ignition',
-    refuse: (name) => (/\.(ya?ml|bu)$/i.test(name) ? 'Butane configs are not transpiled by bootdepot; run `butane --strict` and save the result as .ign' : undefined),
+    refuse: () => undefined,
     parse: (rel, name, text) => parseIgnition(state, rel, name, jsonEngine, text),
   });
+  const configTemplates = (dir: 'generic' | 'cloud') =>
+    loadKind<ConfigTemplate>(state, {
+      dir,
+      refuse: () => undefined,
+      parse: (rel, name, text) => {
+        const template = parseGo(state, rel, text);
+        return template ? { id: name, file: rel, template } : undefined;
+      },
+    });
+  const generic = await configTemplates('generic');
+  const cloud = await configTemplates('cloud');
   const templates = await loadKind<ScriptTemplate>(state, {
     dir: 'templates',
     refuse: () => undefined,
@@ -456,6 +551,6 @@ export async function loadCatalogue(dataDir: string, previous?: Catalogue, lastG
       return template && !error ? { id: stripExtension(name), file: rel, template } : undefined;
     },
   });
-  crossCheck(state, { profiles, groups, ignition, templates });
-  return { profiles, groups, ignition, templates, problems: [...state.problems, ...state.warnings], byFile: state.byFile, brokenGroups: state.brokenGroups, sources: state.sources, scriptEngine, jsonEngine };
+  crossCheck(state, { profiles, groups, ignition, templates, generic, cloud });
+  return { profiles, groups, ignition, templates, generic, cloud, problems: [...state.problems, ...state.warnings], byFile: state.byFile, brokenGroups: state.brokenGroups, sources: state.sources, scriptEngine, jsonEngine };
 }

@@ -1,13 +1,28 @@
 /**
- * Per-device configs fetched by the booted OS: `/ignition` (the profile's Ignition config) and
- * `/metadata` (the group's metadata as `KEY=value` lines, matchbox's format).
+ * Per-device configs fetched by the booted OS: `/ignition` (the profile's Ignition config),
+ * `/generic` and `/cloud` (matchbox's generic and cloud-config templates) and `/metadata` (the
+ * group's metadata as `KEY=value` lines, matchbox's format).
  */
-import type { Group, Profile } from './catalogue.ts';
+import { parse as parseYaml } from 'yaml';
+import { ignitionJsonProblem, type Catalogue, type ConfigTemplate, type Group, type IgnitionConfig, type Profile } from './catalogue.ts';
 import { encodeQueryValue } from '../common/escape.ts';
+import type { Problem } from '../common/problems.ts';
+import { GoTemplateError } from '../gotemplate/index.ts';
+import { butaneMessages, butaneTranspiler } from './butane.ts';
 import type { RenderContext } from './render-context.ts';
-import { buildTemplateData } from './template-data.ts';
+import { buildMatchboxData, buildTemplateData } from './template-data.ts';
 
-export type ConfigResult = { status: 200; body: string } | { status: 403 | 404 | 500 | 503; message: string };
+/**
+ * A config, or why there is none. `problem` is the fault of a data file (a template that fails
+ * for this machine, Butane that does not translate), placed in that file, for `check`.
+ */
+export type ConfigResult = { status: 200; body: string } | { status: 403 | 404 | 500 | 503; message: string; problem?: Problem };
+
+/** The configs a profile may name, and the endpoints they are served at. */
+export type ConfigKind = 'ignition' | 'generic' | 'cloud';
+
+/** Largest config a Go template may render (Ignition, generic or cloud): above any config a machine needs. */
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
 /** Whose config is asked for: the profile and group of one boot's decision. */
 export interface ConfigTarget {
@@ -29,6 +44,7 @@ export async function renderIgnition(target: ConfigTarget, ctx: RenderContext): 
     return { status: 503, message: `Ignition config ignition/${profile.ignition_id} of profile ${profile.id} is not loaded${why ? ` (${why.message})` : ''}` };
   }
   if (config.kind === 'json' && config.json !== undefined) return { status: 200, body: config.json };
+  if (config.kind === 'go') return renderGoIgnition(config, group, ctx);
   if (!config.template) return { status: 500, message: `Ignition config ${config.file} has no content` };
   let text: string;
   try {
@@ -42,6 +58,101 @@ export async function renderIgnition(target: ConfigTarget, ctx: RenderContext): 
   } catch (error) {
     return { status: 500, message: `Ignition template ${config.file} did not render valid JSON: ${(error as Error).message}` };
   }
+}
+
+/** Renders a Go template for a machine; a failure names the file, line and column. */
+function executeGo(entry: Pick<ConfigTemplate, 'file' | 'template'>, what: string, group: Group | undefined, ctx: RenderContext): { text: string } | { status: 500; message: string; problem: Problem } {
+  try {
+    return { text: entry.template.execute(buildMatchboxData(group, ctx), { missingKey: 'error', maxOutputBytes: MAX_CONFIG_BYTES }) };
+  } catch (error) {
+    if (!(error instanceof GoTemplateError)) throw error;
+    return {
+      status: 500,
+      message: `${what} ${entry.file} failed: ${error.message}`,
+      problem: { source: entry.file, line: error.line, column: error.column, message: `Go template: ${error.detail}` },
+    };
+  }
+}
+
+/**
+ * matchbox's templated Ignition: the Go template rendered for this machine, then Butane
+ * transpiled to Ignition, or JSON checked to be Ignition. Served at the Ignition version the
+ * config declares (Butane's for its variant), not upconverted (docs: profiles and Ignition).
+ */
+async function renderGoIgnition(config: IgnitionConfig, group: Group | undefined, ctx: RenderContext): Promise<ConfigResult> {
+  if (!config.goTemplate) return { status: 500, message: `Ignition config ${config.file} has no content` };
+  const rendered = executeGo({ file: config.file, template: config.goTemplate }, 'Ignition template', group, ctx);
+  if (!('text' in rendered)) return rendered;
+  const text = rendered.text;
+  if (config.butane || /^variant\s*:/m.test(text)) {
+    const result = await butaneTranspiler()(text);
+    if (!result.ok) {
+      const why = butaneMessages(result.errors);
+      return { status: 500, message: `Butane config ${config.file} does not translate to Ignition: ${why}`, problem: { source: config.file, message: `Butane (as rendered for this machine): ${why}` } };
+    }
+    return { status: 200, body: JSON.stringify(result.ignition) };
+  }
+  const why = ignitionJsonProblem(text);
+  if (why) return { status: 500, message: `Ignition template ${config.file} rendered ${why}`, problem: { source: config.file, message: `rendered ${why}` } };
+  return { status: 200, body: JSON.stringify(JSON.parse(text)) };
+}
+
+/** What a profile names for a config kind; an empty id (matchbox's `"cloud_id": ""`) is none. */
+export function configIdOf(profile: Profile, kind: ConfigKind): string | undefined {
+  const id = kind === 'ignition' ? profile.ignition_id : kind === 'generic' ? profile.generic_id : profile.cloud_id;
+  return id === undefined || id === '' ? undefined : id;
+}
+
+const CONFIG_DIRS: Record<'generic' | 'cloud', { dir: string; label: string; key: string }> = {
+  generic: { dir: 'generic', label: 'generic config', key: 'generic_id' },
+  cloud: { dir: 'cloud', label: 'cloud-config', key: 'cloud_id' },
+};
+
+function whyNotLoaded(catalogue: Catalogue, rel: string): string {
+  const why = catalogue.problems.find((problem) => problem.source === rel);
+  return why ? ` (${why.message})` : '';
+}
+
+/**
+ * matchbox's generic (`generic_id`) or cloud-config (`cloud_id`) template, rendered for this
+ * machine. A cloud-config must render `#cloud-config` YAML or a script (`#!`), as matchbox checks.
+ */
+export function renderConfigTemplate(kind: 'generic' | 'cloud', target: ConfigTarget, ctx: RenderContext): ConfigResult {
+  const { profile, group } = target;
+  const { dir, label, key } = CONFIG_DIRS[kind];
+  const id = configIdOf(profile, kind);
+  if (id === undefined) return { status: 404, message: `profile ${profile.id} has no ${key}` };
+  const entry = ctx.catalogue[kind].get(id);
+  if (!entry) return { status: 503, message: `${label} ${dir}/${id} of profile ${profile.id} is not loaded${whyNotLoaded(ctx.catalogue, `${dir}/${id}`)}` };
+  const rendered = executeGo(entry, label, group, ctx);
+  if (!('text' in rendered)) return rendered;
+  if (kind === 'cloud') {
+    const problem = cloudConfigProblem(rendered.text);
+    if (problem) return { status: 500, message: `${label} ${entry.file} ${problem}`, problem: { source: entry.file, message: `rendered ${problem}` } };
+  }
+  return { status: 200, body: rendered.text };
+}
+
+/** Why rendered user-data is not a cloud-config or a script, or undefined when it is one. */
+function cloudConfigProblem(text: string): string | undefined {
+  const header = (text.split('\n', 1)[0] ?? '').replace(/\r$/, '');
+  if (header.startsWith('#!')) return undefined;
+  if (header !== '#cloud-config') return 'is neither a cloud-config (first line "#cloud-config") nor a script ("#!")';
+  try {
+    const value: unknown = parseYaml(text);
+    if (value !== null && (typeof value !== 'object' || Array.isArray(value))) return 'is not a YAML mapping';
+  } catch (error) {
+    return `is not valid YAML: ${(error as Error).message.split('\n')[0] ?? ''}`;
+  }
+  return undefined;
+}
+
+/** Every config a profile names, rendered for this machine: the first that cannot be served. */
+export async function firstUnservableConfig(target: ConfigTarget, ctx: RenderContext): Promise<Exclude<ConfigResult, { status: 200 }> | undefined> {
+  const results: ConfigResult[] = [];
+  if (configIdOf(target.profile, 'ignition') !== undefined) results.push(await renderIgnition(target, ctx));
+  for (const kind of ['generic', 'cloud'] as const) if (configIdOf(target.profile, kind) !== undefined) results.push(renderConfigTemplate(kind, target, ctx));
+  return results.find((result): result is Exclude<ConfigResult, { status: 200 }> => result.status !== 200);
 }
 
 /** Flattens nested metadata to `PARENT_CHILD` keys, as matchbox does. */

@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import type { Catalogue } from './catalogue.ts';
 
-const DATA_DIRS = ['profiles', 'groups', 'ignition', 'templates'];
+const DATA_DIRS = ['profiles', 'groups', 'ignition', 'templates', 'generic', 'cloud'];
 
 /** The default place: `bootdepot-last-good/` beside the SQLite file (the data directory unless configured). */
 export function lastGoodDir(sqlitePath: string): string {

@@ -18,7 +18,7 @@ export interface LiveCatalogue {
 }
 
 const RELOAD_DEBOUNCE_MS = 150;
-const WATCHED = /^(profiles|groups|ignition|templates)(\/|$)/;
+const WATCHED = /^(profiles|groups|ignition|templates|generic|cloud)(\/|$)/;
 
 export interface LiveCatalogueOptions {
   /**

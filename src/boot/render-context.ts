@@ -82,6 +82,11 @@ export function ignitionUrl(ctx: RenderContext): string {
   return ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}/ignition` : `${ctx.baseUrl}/ignition?${labelQuery(ctx.device.labels)}`;
 }
 
+/** The boot's matchbox generic or cloud config; under the boot like {@link ignitionUrl}. */
+export function configUrl(ctx: RenderContext, what: 'generic' | 'cloud'): string {
+  return ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}/${what}` : `${ctx.baseUrl}/${what}?${labelQuery(ctx.device.labels)}`;
+}
+
 /** The boot's metadata (`KEY=value` lines); under the boot like {@link ignitionUrl}. */
 export function metadataUrl(ctx: RenderContext): string {
   return ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}/metadata` : `${ctx.baseUrl}/metadata?${labelQuery(ctx.device.labels)}`;

@@ -6,7 +6,8 @@
  */
 import type { Group, Profile, ProfileKind } from './catalogue.ts';
 import { decideBoot, type BootDecision } from './decision.ts';
-import { renderIgnition } from './device-configs.ts';
+import { firstUnservableConfig } from './device-configs.ts';
+import type { Problem } from '../common/problems.ts';
 import { renderFlatcar } from './kinds/flatcar.ts';
 import { renderLinuxKit } from './kinds/linuxkit.ts';
 import { renderMatchboxBoot } from './kinds/matchbox.ts';
@@ -32,6 +33,8 @@ export interface RenderedScript {
   decision: BootDecision;
   /** Why the machine waits, when it does; also in the script's `echo`. */
   problem?: string;
+  /** When it waits because a config file fails for it: that file's problem (for `check`). */
+  fileProblem?: Problem;
   /** For a tracked boot: each download's URL path (`/assets/...`) and whether it is the kernel or an initrd. */
   downloads?: Record<string, DownloadRole>;
   notes?: string[];
@@ -57,6 +60,7 @@ export interface RenderedProfile {
   outcome: 'boot' | 'wait';
   body: string;
   problem?: string;
+  fileProblem?: Problem;
   downloads?: Record<string, DownloadRole>;
   /** Worth the operator's attention, without stopping the boot (e.g. a stale Flatcar release). */
   notes?: string[];
@@ -70,12 +74,11 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
     body: waitBody(ctx, comments, `${problem} (${deviceLabel(ctx)})`, ctx.boot.pollInterval),
     problem,
   });
-  // A profile whose Ignition config cannot be served must not boot: the machine would come up
-  // unconfigured. Rendering it now, for this device, also catches a template that fails.
-  if (profile.ignition_id !== undefined) {
-    const ignition = await renderIgnition({ profile, group }, ctx);
-    if (ignition.status !== 200) return wait(`profile ${profile.id}: ${ignition.message}`);
-  }
+  // A profile whose Ignition (or generic, or cloud) config cannot be served must not boot: the
+  // machine would come up unconfigured. Rendering them now, for this device, also catches a
+  // template that fails for it or Butane that does not translate.
+  const unservable = await firstUnservableConfig({ profile, group }, ctx);
+  if (unservable) return { ...wait(`profile ${profile.id}: ${unservable.message}`), ...(unservable.problem ? { fileProblem: unservable.problem } : {}) };
   let result;
   try {
     result = await KINDS[profile.kind](profile, group, ctx);

@@ -1,6 +1,7 @@
 /**
  * Script routes: `/boot.ipxe` (bootstrap), `/ipxe` (a device's script), `/grub` (the same as a GRUB config), `/linuxkit/NAME.ipxe`
- * (a LinuxKit set by name, for a provider URL with no data entry), `/ignition`, `/metadata`.
+ * (a LinuxKit set by name, for a provider URL with no data entry), `/ignition`, `/metadata`,
+ * `/generic`, `/cloud` (and each under `/b/<boot>/`).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -15,9 +16,9 @@ import { renderBootstrap } from './bootstrap.ts';
 import type { LiveCatalogue } from './live-catalogue.ts';
 import type { Profile } from './catalogue.ts';
 import { ID_PATTERN } from './data-schema.ts';
-import { renderIgnition, renderMetadata, type ConfigResult, type ConfigTarget } from './device-configs.ts';
+import { renderConfigTemplate, renderIgnition, renderMetadata, type ConfigResult, type ConfigTarget } from './device-configs.ts';
 import { decideBoot, matchGroup } from './decision.ts';
-import type { BootRecord } from '../state/model.ts';
+import type { BootRecord, ConfigWhat } from '../state/model.ts';
 import { IdentityError, parseDevice, type IdentityField, type QueryInput } from '../common/identity.ts';
 import type { MirrorView, RenderContext, ScriptFormat } from './render-context.ts';
 import { isBootId, type BootState } from '../state/boot-state.ts';
@@ -157,7 +158,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
    * afresh (recorded next boot included). Without boot state there are no boots to hold a
    * credential, so plain URLs are decided from the data alone, as matchbox does.
    */
-  async function configRequest(request: FastifyRequest, what: 'ignition' | 'metadata', bootId: string | undefined): Promise<{ target: ConfigTarget; ctx: RenderContext } | ConfigResult> {
+  async function configRequest(request: FastifyRequest, what: ConfigWhat, bootId: string | undefined): Promise<{ target: ConfigTarget; ctx: RenderContext } | ConfigResult> {
     const now = catalogue.current();
     const targetOf = (profileId: string | null | undefined, groupId: string | null | undefined): ConfigTarget | ConfigResult => {
       const profile = profileId ? now.profiles.get(profileId) : undefined;
@@ -215,9 +216,21 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     return fromPlan(plan);
   }
 
-  async function answerConfig(request: FastifyRequest, reply: FastifyReply, what: 'ignition' | 'metadata', bootId: string | undefined) {
+  async function renderConfig(what: ConfigWhat, target: ConfigTarget, ctx: RenderContext): Promise<ConfigResult> {
+    switch (what) {
+      case 'ignition':
+        return renderIgnition(target, ctx);
+      case 'metadata':
+        return renderMetadata(target, ctx);
+      case 'generic':
+      case 'cloud':
+        return renderConfigTemplate(what, target, ctx);
+    }
+  }
+
+  async function answerConfig(request: FastifyRequest, reply: FastifyReply, what: ConfigWhat, bootId: string | undefined) {
     const resolved = await configRequest(request, what, bootId);
-    const result = !('target' in resolved) ? resolved : what === 'ignition' ? await renderIgnition(resolved.target, resolved.ctx) : renderMetadata(resolved.target, resolved.ctx);
+    const result = !('target' in resolved) ? resolved : await renderConfig(what, resolved.target, resolved.ctx);
     if (result.status !== 200) {
       if (result.status >= 500) request.log.error({ what, problem: result.message }, `${what} cannot be served`);
       return sendText(reply, result.status, result.message);
@@ -228,10 +241,10 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     return sendScript(reply, result.body);
   }
 
-  app.get('/ignition', (request, reply) => answerConfig(request, reply, 'ignition', undefined));
-  app.get('/metadata', (request, reply) => answerConfig(request, reply, 'metadata', undefined));
-  app.get<{ Params: { bootId: string } }>('/b/:bootId/ignition', (request, reply) => answerConfig(request, reply, 'ignition', request.params.bootId));
-  app.get<{ Params: { bootId: string } }>('/b/:bootId/metadata', (request, reply) => answerConfig(request, reply, 'metadata', request.params.bootId));
+  for (const what of ['ignition', 'metadata', 'generic', 'cloud'] as const) {
+    app.get(`/${what}`, (request, reply) => answerConfig(request, reply, what, undefined));
+    app.get<{ Params: { bootId: string } }>(`/b/:bootId/${what}`, (request, reply) => answerConfig(request, reply, what, request.params.bootId));
+  }
 }
 
 export default fp(bootRoutes, { name: 'bootdepot-boot-routes' });

@@ -1,5 +1,5 @@
 /**
- * The data templates see (scripts and Ignition alike).
+ * The data templates see: Liquid's (scripts and `.liquid` Ignition) and matchbox's (Go templates).
  *
  * Every value a device sent is URL-encoded here, once (RFC 3986 unreserved characters stay as
  * they are), which makes it one safe token in a script and a ready query value in a URL.
@@ -9,8 +9,9 @@
  */
 import type { Group, Profile } from './catalogue.ts';
 import { encodeQueryValue } from '../common/escape.ts';
+import { markStringMap, type GoMap, type GoValue } from '../gotemplate/index.ts';
 import { IDENTITY_FIELDS } from '../common/identity.ts';
-import { askAgainUrl, assetsBase, beaconUrl, ignitionUrl, metadataUrl, type RenderContext } from './render-context.ts';
+import { askAgainUrl, assetsBase, beaconUrl, configUrl, ignitionUrl, metadataUrl, type RenderContext } from './render-context.ts';
 import { labelQuery } from './script.ts';
 
 export interface TemplateData {
@@ -30,9 +31,10 @@ export interface TemplateData {
   /**
    * This device's URLs: `urls.ipxe` (its script), `urls.ignition`, `urls.metadata`, and
    * `urls.beacon` (fetch it just before `boot`: `imgfetch {{ urls.beacon }} ||`; empty when untracked),
-   * `urls.report` (the booted OS POSTs `{"state":"succeeded"}` here: a verified report; empty when untracked).
+   * `urls.report` (the booted OS POSTs `{"state":"succeeded"}` here: a verified report; empty when untracked),
+   * `urls.generic` and `urls.cloud` (the profile's matchbox generic and cloud configs).
    */
-  urls: { ipxe: string; ignition: string; metadata: string; beacon: string; report: string };
+  urls: { ipxe: string; ignition: string; metadata: string; beacon: string; report: string; generic: string; cloud: string };
   /** The labels as a query string, e.g. `mac=52%3A54...&uuid=...`. */
   query: string;
 }
@@ -54,7 +56,27 @@ export function buildTemplateData(profile: Profile, group: Group | undefined, ct
     base_url: ctx.baseUrl,
     assets_url: assetsBase(ctx),
     boot_id: ctx.bootId ?? '',
-    urls: { ipxe: askAgainUrl(ctx), ignition: ignitionUrl(ctx), metadata: metadataUrl(ctx), beacon: beaconUrl(ctx) ?? '', report: ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}/report` : '' },
+    urls: { ipxe: askAgainUrl(ctx), ignition: ignitionUrl(ctx), metadata: metadataUrl(ctx), beacon: beaconUrl(ctx) ?? '', report: ctx.bootId ? `${ctx.baseUrl}/b/${ctx.bootId}/report` : '', generic: configUrl(ctx, 'generic'), cloud: configUrl(ctx, 'cloud') },
     query: labelQuery(ctx.device.labels),
   };
+}
+
+/**
+ * matchbox's template data, for Go templates (Ignition/Butane, generic and cloud configs): the
+ * group's metadata keys at the top level, the group's selectors over them (keys lower-cased),
+ * and `request`: `query` (the labels the machine sent for its script, one value each, `mac`
+ * normalised) and `raw_query` (those labels as a query string). matchbox takes these from the
+ * config request itself; here they are the boot's, so the config checked before the machine
+ * boots is the config it gets. Values a machine sent are percent-encoded as in Liquid's data
+ * (letters, digits and `-._~:` read as sent), so none can add YAML or JSON structure.
+ */
+export function buildMatchboxData(group: Group | undefined, ctx: RenderContext): GoMap {
+  // Operator data, copied through JSON: Go sees JSON values (numbers are float64, no dates).
+  const data = JSON.parse(JSON.stringify(group?.metadata ?? {})) as GoMap;
+  for (const [key, value] of Object.entries(group?.selector ?? {})) data[key.toLowerCase()] = value;
+  const query: Record<string, string> = {};
+  for (const [key, value] of Object.entries(ctx.device.labels)) query[key] = key === 'mac' ? value : encodeQueryValue(value);
+  const request: Record<string, GoValue> = { query: markStringMap(query), raw_query: labelQuery(ctx.device.labels) };
+  data.request = request;
+  return data;
 }

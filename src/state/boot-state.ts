@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { HttpError } from '../common/http-error.ts';
-import type { BootRecord, Device, NewEvent, NextBoot, ReportState, StoredEvent } from './model.ts';
+import type { BootRecord, ConfigWhat, Device, NewEvent, NextBoot, ReportState, StoredEvent } from './model.ts';
 import { EventRecorder, withTimeout, type RecorderLogger } from './recorder.ts';
 import type { DeviceStore } from './store.ts';
 
@@ -163,7 +163,7 @@ export class BootState {
   }
 
   /** Records a config fetch, served or refused, on the device's history. */
-  async recordConfig(deviceId: string, bootId: string | undefined, detail: { what: 'ignition' | 'metadata'; status: number; ip: string; reason?: string }): Promise<void> {
+  async recordConfig(deviceId: string, bootId: string | undefined, detail: { what: ConfigWhat; status: number; ip: string; reason?: string }): Promise<void> {
     await this.recorder.record({ deviceId, ...(bootId ? { bootId } : {}), at: new Date(), detail: { type: 'config', ...detail } });
   }
 

@@ -11,6 +11,9 @@ import type { DeviceIdentity } from '../common/identity.ts';
  * in progress: `script`, `kernel`, `initrd`, `booting`, then what the booted OS reports.
  */
 export const STAGES = ['waiting', 'held', 'local', 'script', 'kernel', 'initrd', 'booting', 'running', 'succeeded', 'failed'] as const;
+/** The configs a boot's machine fetches: Ignition, metadata, and matchbox's generic and cloud configs. */
+export type ConfigWhat = 'ignition' | 'metadata' | 'generic' | 'cloud';
+
 export type Stage = (typeof STAGES)[number];
 
 const STAGE_RANK: Record<Stage, number> = { waiting: 0, held: 0, local: 0, script: 0, kernel: 1, initrd: 2, booting: 3, running: 4, succeeded: 5, failed: 5 };
@@ -76,8 +79,8 @@ export type EventDetail =
   /** `failed`: answered with an error status (`reason` says why); `aborted`: the client hung up. */
   | { type: 'download'; path: string; role: DownloadRole; phase: 'started' | 'completed' | 'aborted' | 'failed'; bytes: number; status: number; ip: string; reason?: string }
   | { type: 'beacon'; ip: string }
-  /** The booted OS fetched its Ignition or metadata (status 200), or was refused (403: no credential). */
-  | { type: 'config'; what: 'ignition' | 'metadata'; status: number; ip: string; reason?: string }
+  /** The booted OS fetched one of its configs (status 200), or was refused (403: no credential). */
+  | { type: 'config'; what: ConfigWhat; status: number; ip: string; reason?: string }
   /**
    * What the booted OS reports. `verified`: it carried the boot's id, or came from the address
    * that fetched the boot's script; an unverified report is kept but changes nothing.

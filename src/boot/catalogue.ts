@@ -15,7 +15,7 @@ import { GroupSchema, ID_PATTERN, ProfileSchema, type GroupFile, type ProfileFil
 import { IDENTITY_FIELDS, normaliseArch, normaliseMac, normalisePlatform, normaliseUuid, type IdentityField } from '../common/identity.ts';
 import { compileTemplate, createJsonTemplateEngine, createScriptTemplateEngine, type CompiledTemplate } from './templates.ts';
 import { GoTemplateError, parseGoTemplate, type GoTemplate } from '../gotemplate/index.ts';
-import { butaneTranspiler } from './butane.ts';
+import { toProblem, transpileButane } from '../butane/index.ts';
 
 export const PROFILE_KINDS = ['boot', 'template', 'linuxkit', 'flatcar'] as const;
 export type ProfileKind = (typeof PROFILE_KINDS)[number];
@@ -441,10 +441,10 @@ async function parseIgnition(state: LoadState, rel: string, name: string, engine
     // A Butane file without template actions renders to itself for every machine: Butane's
     // errors are the file's own, found now rather than when a machine asks.
     if (butane && !text.includes('{{')) {
-      const result = await butaneTranspiler()(text);
-      for (const warning of result.warnings) state.warnings.push({ source: rel, path: warning.path || undefined, severity: 'warning', message: `Butane: ${warning.message}` });
+      const result = await transpileButane(text);
+      for (const warning of result.warnings) state.warnings.push({ ...toProblem(warning, rel), severity: 'warning', message: `Butane: ${warning.message}` });
       if (!result.ok) {
-        for (const error of result.errors) state.problems.push({ source: rel, path: error.path || undefined, message: `Butane: ${error.message}` });
+        for (const error of result.errors) state.problems.push({ ...toProblem(error, rel), message: `Butane: ${error.message}` });
         return undefined;
       }
     }

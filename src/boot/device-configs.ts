@@ -8,7 +8,7 @@ import { ignitionJsonProblem, type Catalogue, type ConfigTemplate, type Group, t
 import { encodeQueryValue } from '../common/escape.ts';
 import type { Problem } from '../common/problems.ts';
 import { GoTemplateError } from '../gotemplate/index.ts';
-import { butaneMessages, butaneTranspiler } from './butane.ts';
+import { serializeIgnition, transpileButane, type ButaneMessage } from '../butane/index.ts';
 import type { RenderContext } from './render-context.ts';
 import { buildMatchboxData, buildTemplateData } from './template-data.ts';
 
@@ -60,6 +60,14 @@ export async function renderIgnition(target: ConfigTarget, ctx: RenderContext): 
   }
 }
 
+/**
+ * Butane's messages as one line (`path: message; ...`). Lines and columns are left out: they
+ * are of the text as rendered for the machine, not of the file.
+ */
+function butaneMessages(messages: readonly ButaneMessage[]): string {
+  return messages.map((m) => (m.path ? `${m.path}: ${m.message}` : m.message)).join('; ');
+}
+
 /** Renders a Go template for a machine; a failure names the file, line and column. */
 function executeGo(entry: Pick<ConfigTemplate, 'file' | 'template'>, what: string, group: Group | undefined, ctx: RenderContext): { text: string } | { status: 500; message: string; problem: Problem } {
   try {
@@ -85,12 +93,13 @@ async function renderGoIgnition(config: IgnitionConfig, group: Group | undefined
   if (!('text' in rendered)) return rendered;
   const text = rendered.text;
   if (config.butane || /^variant\s*:/m.test(text)) {
-    const result = await butaneTranspiler()(text);
+    const result = await transpileButane(text);
     if (!result.ok) {
       const why = butaneMessages(result.errors);
       return { status: 500, message: `Butane config ${config.file} does not translate to Ignition: ${why}`, problem: { source: config.file, message: `Butane (as rendered for this machine): ${why}` } };
     }
-    return { status: 200, body: JSON.stringify(result.ignition) };
+    // As Butane writes it (Go's encoding/json): what `butane` would have produced.
+    return { status: 200, body: serializeIgnition(result.ignition) };
   }
   const why = ignitionJsonProblem(text);
   if (why) return { status: 500, message: `Ignition template ${config.file} rendered ${why}`, problem: { source: config.file, message: `rendered ${why}` } };

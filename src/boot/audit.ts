@@ -45,8 +45,9 @@ export async function auditCatalogue({ config, catalogue, assets }: AuditInput):
     if (script.problem && script.decision.action === 'profile') {
       problems.push({ source: group.file, message: `its machines would wait: ${script.problem}` });
       // A config file that fails for this group's machines is that file's problem too, once.
-      const fileProblem = script.fileProblem;
-      if (fileProblem && !problems.some((p) => formatProblem(p) === formatProblem(fileProblem))) problems.push(fileProblem);
+      for (const fileProblem of script.fileProblems ?? []) {
+        if (!problems.some((p) => formatProblem(p) === formatProblem(fileProblem))) problems.push(fileProblem);
+      }
     }
   }
   if (config.boot.unmatched === 'profile' && !catalogue.profiles.has(config.boot.unmatchedProfile)) {

@@ -156,12 +156,12 @@ function cloudConfigProblem(text: string): string | undefined {
   return undefined;
 }
 
-/** Every config a profile names, rendered for this machine: the first that cannot be served. */
-export async function firstUnservableConfig(target: ConfigTarget, ctx: RenderContext): Promise<Exclude<ConfigResult, { status: 200 }> | undefined> {
+/** Every config a profile names, rendered for this machine: those that cannot be served. */
+export async function unservableConfigs(target: ConfigTarget, ctx: RenderContext): Promise<Exclude<ConfigResult, { status: 200 }>[]> {
   const results: ConfigResult[] = [];
   if (configIdOf(target.profile, 'ignition') !== undefined) results.push(await renderIgnition(target, ctx));
   for (const kind of ['generic', 'cloud'] as const) if (configIdOf(target.profile, kind) !== undefined) results.push(renderConfigTemplate(kind, target, ctx));
-  return results.find((result): result is Exclude<ConfigResult, { status: 200 }> => result.status !== 200);
+  return results.filter((result): result is Exclude<ConfigResult, { status: 200 }> => result.status !== 200);
 }
 
 /** Flattens nested metadata to `PARENT_CHILD` keys, as matchbox does. */

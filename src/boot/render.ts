@@ -6,7 +6,7 @@
  */
 import type { Group, Profile, ProfileKind } from './catalogue.ts';
 import { decideBoot, type BootDecision } from './decision.ts';
-import { firstUnservableConfig } from './device-configs.ts';
+import { unservableConfigs } from './device-configs.ts';
 import type { Problem } from '../common/problems.ts';
 import { renderFlatcar } from './kinds/flatcar.ts';
 import { renderLinuxKit } from './kinds/linuxkit.ts';
@@ -33,8 +33,8 @@ export interface RenderedScript {
   decision: BootDecision;
   /** Why the machine waits, when it does; also in the script's `echo`. */
   problem?: string;
-  /** When it waits because a config file fails for it: that file's problem (for `check`). */
-  fileProblem?: Problem;
+  /** When it waits because config files fail for it: those files' problems (for `check`). */
+  fileProblems?: Problem[];
   /** For a tracked boot: each download's URL path (`/assets/...`) and whether it is the kernel or an initrd. */
   downloads?: Record<string, DownloadRole>;
   notes?: string[];
@@ -60,7 +60,7 @@ export interface RenderedProfile {
   outcome: 'boot' | 'wait';
   body: string;
   problem?: string;
-  fileProblem?: Problem;
+  fileProblems?: Problem[];
   downloads?: Record<string, DownloadRole>;
   /** Worth the operator's attention, without stopping the boot (e.g. a stale Flatcar release). */
   notes?: string[];
@@ -77,8 +77,11 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
   // A profile whose Ignition (or generic, or cloud) config cannot be served must not boot: the
   // machine would come up unconfigured. Rendering them now, for this device, also catches a
   // template that fails for it or Butane that does not translate.
-  const unservable = await firstUnservableConfig({ profile, group }, ctx);
-  if (unservable) return { ...wait(`profile ${profile.id}: ${unservable.message}`), ...(unservable.problem ? { fileProblem: unservable.problem } : {}) };
+  const unservable = await unservableConfigs({ profile, group }, ctx);
+  if (unservable[0]) {
+    const fileProblems = unservable.flatMap((result) => (result.problem ? [result.problem] : []));
+    return { ...wait(`profile ${profile.id}: ${unservable[0].message}`), ...(fileProblems.length > 0 ? { fileProblems } : {}) };
+  }
   let result;
   try {
     result = await KINDS[profile.kind](profile, group, ctx);

@@ -87,9 +87,9 @@ export const ProfileSchema = Type.Object(
     installOnce: Type.Optional(Type.Boolean()),
     /** matchbox: Ignition config in ignition/ served at /ignition to the profile's machines. */
     ignition_id: Type.Optional(Type.String({ pattern: ID_PATTERN })),
-    /** matchbox: generic config (accepted for compatibility, not served). */
+    /** matchbox: a Go template in generic/, served at /generic to the profile's machines (empty: none). */
     generic_id: Type.Optional(Type.String()),
-    /** matchbox: cloud-config (accepted for compatibility, not served). */
+    /** matchbox: a Go template in cloud/ rendering a cloud-config or script, served at /cloud (empty: none). */
     cloud_id: Type.Optional(Type.String()),
   },
   { additionalProperties: false },

@@ -76,7 +76,8 @@ function executeGo(entry: Pick<ConfigTemplate, 'file' | 'template'>, what: strin
     if (!(error instanceof GoTemplateError)) throw error;
     return {
       status: 500,
-      message: `${what} ${entry.file} failed: ${error.message}`,
+      // Go's message names the file, line and column: `template: FILE:LINE:COL: ...`.
+      message: `${what} failed: ${error.message}`,
       problem: { source: entry.file, line: error.line, column: error.column, message: `Go template: ${error.detail}` },
     };
   }

@@ -43,7 +43,7 @@ export function checkCommand(): Command {
     const catalogue = await loadCatalogue(config.paths.data, undefined, { dir: lastGoodDir(config.state.sqlitePath) });
     const all = [...catalogue.problems, ...(await checkRendering(config, catalogue))];
     for (const problem of all) process.stdout.write(`${formatProblem(problem)}\n`);
-    const summary = `${catalogue.profiles.size} profile(s), ${catalogue.groups.length} group(s), ${catalogue.ignition.size} Ignition config(s), ${catalogue.templates.size} template(s) in ${config.paths.data}`;
+    const summary = `${catalogue.profiles.size} profile(s), ${catalogue.groups.length} group(s), ${catalogue.ignition.size} Ignition config(s), ${catalogue.templates.size} template(s)${catalogue.generic.size + catalogue.cloud.size > 0 ? `, ${catalogue.generic.size} generic and ${catalogue.cloud.size} cloud config(s)` : ''} in ${config.paths.data}`;
     const errors = all.filter((problem) => !isWarning(problem)).length;
     const warnings = all.length - errors;
     const warned = warnings > 0 ? `${warnings} warning(s); ` : '';

@@ -166,7 +166,7 @@ describe('matchbox templates: fail closed', () => {
     const script = await get(`/ipxe?mac=${NODE1}`);
     assert.equal(script.status, 200);
     assert.match(script.body, /bootdepot-wait/);
-    assert.match(script.body, /ignition\/node\.yaml failed: template: ignition\/node\.yaml:18:/);
+    assert.match(script.body, /Ignition template failed: template: ignition\/node\.yaml:18:23: executing _ignition\/node\.yaml_ at <\.request\.query\.os>: /);
     assert.match(script.body, /map has no entry for key _os_/);
     assert.doesNotMatch(script.body, /^kernel /m);
     assert.ok(lines.some((line) => JSON.stringify(line).includes('map has no entry for key \\"os\\"')), 'the wait is logged with the error');
@@ -240,5 +240,46 @@ describe('matchbox templates: /generic and /cloud', () => {
     const boot = configUrl(script.body).replace(/\/ignition$/, '');
     assert.equal((await get(`${boot}/generic`)).status, 404);
     assert.equal((await get(`${boot}/cloud`)).status, 404);
+  });
+});
+
+describe('matchbox templates: hostile device values', () => {
+  const HOSTILE = ['a\nb: c', 'x\n    - path: /etc/evil', '{{.hostname}}', '"quoted"', "'q'", '#comment', '{a: 1}', '[1, 2]', 'a: b', '*alias', '&anchor', '!!binary', '| block', 'ünïcödé', '%41'];
+  const TEMPLATES = {
+    ...DATA,
+    'profiles/node.yaml': 'flatcar: {channel: stable, version: 4152.2.0, source: local}\nignition_id: hostile.yaml\ngeneric_id: hostile.cfg\n',
+    'groups/default.yaml': 'profile: node\n',
+    'ignition/hostile.yaml': 'variant: flatcar\nversion: 1.0.0\nstorage:\n  files:\n    - path: /etc/role\n      contents:\n        inline: x{{.request.query.role}}\n    - path: /etc/query\n      contents:\n        inline: x{{.request.raw_query}}\n',
+    'generic/hostile.cfg': 'ROLE={{.request.query.role}}\nQUERY={{.request.raw_query}}\n{{range $k, $v := .request.query}}{{$k}}={{$v}}\n{{end}}',
+  };
+
+  it('never change a rendered config\'s structure, on /ignition and /generic', async (t) => {
+    // Without boot state configs are rendered from what the request sends: every value reaches the templates.
+    const { app: server } = await testApp(t, { data: TEMPLATES, assets: ASSETS, store: false });
+    const get = (path: string, value: string) => server.inject({ url: `${path}?${new URLSearchParams({ mac: NODE1, role: value }).toString()}` });
+    const baseIgnition = JSON.parse((await get('/ignition', 'benign')).body) as { storage: { files: { path: string }[] } };
+    const baseGeneric = (await get('/generic', 'benign')).body;
+    for (const value of HOSTILE) {
+      if (!/^[\x20-\x7e]*$/.test(value)) {
+        // Not printable ASCII: the label is dropped, so the template has no value for it and nothing is served.
+        const refused = await get('/ignition', value);
+        assert.equal(refused.statusCode, 500, JSON.stringify(value));
+        assert.match(refused.body, /map has no entry for key "role"/);
+        continue;
+      }
+      const ignition = await get('/ignition', value);
+      assert.equal(ignition.statusCode, 200, `${JSON.stringify(value)}: ${ignition.body}`);
+      const parsed = JSON.parse(ignition.body) as typeof baseIgnition;
+      assert.deepEqual(
+        parsed.storage.files.map((file) => file.path),
+        baseIgnition.storage.files.map((file) => file.path),
+        JSON.stringify(value),
+      );
+      const generic = await get('/generic', value);
+      assert.equal(generic.statusCode, 200, JSON.stringify(value));
+      assert.equal(generic.body.split('\n').length, baseGeneric.split('\n').length, `${JSON.stringify(value)}:\n${generic.body}`);
+      assert.match(generic.body, /^ROLE=[A-Za-z0-9._~:%-]*$/m, JSON.stringify(value));
+      assert.doesNotMatch(generic.body, /[^\x00-\x7f]|\{\{|node1/, JSON.stringify(value));
+    }
   });
 });

@@ -24,6 +24,7 @@ import { OneLineRequestLog } from './http/request-log.ts';
 import connectionLimits, { serverTimeouts } from './http/connection-limits.ts';
 import { hygienicLogger } from './http/log-hygiene.ts';
 import rateLimits from './http/rate-limits.ts';
+import type { ResponseSigner } from './http/signing.ts';
 
 export interface AppDependencies {
   config: Config;
@@ -35,6 +36,8 @@ export interface AppDependencies {
   bootState?: BootState;
   /** The pull-through mirror behind /mirror/NAME/; without it those routes do not exist. */
   mirror?: PullThroughMirror;
+  /** Signs answers for `<path>.sig` / `.asc`; without it those answer 404. */
+  signer?: ResponseSigner;
   /**
    * Why the service is degraded (e.g. the device store is not open), for /readyz; empty when
    * it is fully ready. Without it the app counts as ready once it answers.
@@ -99,6 +102,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     assets: deps.assets,
     ...(deps.bootState ? { bootState: deps.bootState } : {}),
     ...(deps.mirror ? { mirror: deps.mirror } : {}),
+    ...(deps.signer ? { signer: deps.signer } : {}),
   });
   await app.register(assetRoutes, {
     assets: deps.assets,

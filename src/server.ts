@@ -16,6 +16,7 @@ import { BootState } from './state/boot-state.ts';
 import { describeStoreLocation, openDeviceStore, storeRemedy, type StoreChoice } from './state/create-store.ts';
 import { startPruning } from './state/pruner.ts';
 import { ReconnectingDeviceStore } from './state/reconnecting-store.ts';
+import { loadSigner, SigningKeyError, type ResponseSigner } from './http/signing.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -99,6 +100,17 @@ async function openState(config: Config, logger: Logger, catalogue: LiveCatalogu
 export async function startServer(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningServer> {
   const directoryProblems = await checkDirectories(directoriesFor(config, 'serve'));
   if (directoryProblems.length > 0) throw new StartError(directoryProblems);
+  // A signing key that cannot be used stops the start: signatures that fail later would only
+  // make every machine that checks them refuse its script.
+  let signer: ResponseSigner | undefined;
+  if (config.signing.keyFile !== undefined) {
+    try {
+      signer = await loadSigner({ keyFile: config.signing.keyFile, passphraseFile: config.signing.passphraseFile, env: process.env });
+    } catch (error) {
+      if (error instanceof SigningKeyError) throw new StartError([error.message], { cause: error });
+      throw error;
+    }
+  }
   const assets = createAssetReader(config.paths.assets);
   // The same audit as `bootdepot check`, so the log and /metrics report what check reports.
   const catalogue = await openLiveCatalogue(config.paths.data, logger, {
@@ -117,7 +129,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   };
   let app;
   try {
-    app = await buildApp({ config, logger, catalogue, assets, mirror, readiness, ...(stateParts ? { bootState: stateParts.bootState } : {}) });
+    app = await buildApp({ config, logger, catalogue, assets, mirror, readiness, ...(stateParts ? { bootState: stateParts.bootState } : {}), ...(signer ? { signer } : {}) });
   } catch (error) {
     catalogue.close();
     await mirror.close();
@@ -142,7 +154,7 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const shownHost = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
   const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
   logger.info(
-    { url, listen: `${config.server.host}:${port}`, dataDir: config.paths.data, assetsDir: config.paths.assets, store: stateParts?.bootState.store.kind ?? 'off', config: options.configLocation ?? config.source, ...(readiness().length > 0 ? { degraded: readiness() } : {}) },
+    { url, listen: `${config.server.host}:${port}`, dataDir: config.paths.data, assetsDir: config.paths.assets, store: stateParts?.bootState.store.kind ?? 'off', ...(signer ? { signingKey: signer.fingerprint } : {}), config: options.configLocation ?? config.source, ...(readiness().length > 0 ? { degraded: readiness() } : {}) },
     `bootdepot listening; machines chain ${config.server.baseUrl ?? url}/boot.ipxe`,
   );
   return {

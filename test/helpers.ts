@@ -12,6 +12,7 @@ import { openLiveCatalogue } from '../src/boot/live-catalogue.ts';
 import { loadConfig, type Override, type OverrideKey } from '../src/config/loader.ts';
 import { startServer, type RunningServer } from '../src/server.ts';
 import type { Config } from '../src/config/schema.ts';
+import type { ResponseSigner } from '../src/http/signing.ts';
 import { BootState } from '../src/state/boot-state.ts';
 import { SqliteDeviceStore } from '../src/state/sqlite-store.ts';
 import type { DeviceStore } from '../src/state/store.ts';
@@ -60,6 +61,8 @@ export interface TestAppOptions {
   logger?: Logger;
   /** Boot state in a temp SQLite file (default), a given store, or none. */
   store?: DeviceStore | false;
+  /** Signs `<path>.sig` / `.asc` answers. */
+  signer?: ResponseSigner;
 }
 
 /** Builds the app over temp data and assets directories; closed after the test. */
@@ -75,7 +78,7 @@ export async function testApp(t: TestContext, options: TestAppOptions) {
     await store.migrate();
   }
   const bootState = store ? new BootState({ store, log: logger, catalogue: () => catalogue.current() }) : undefined;
-  const app = await buildApp({ config, logger, catalogue, assets: createAssetReader(config.paths.assets), ...(bootState ? { bootState } : {}) });
+  const app = await buildApp({ config, logger, catalogue, assets: createAssetReader(config.paths.assets), ...(bootState ? { bootState } : {}), ...(options.signer ? { signer: options.signer } : {}) });
   t.after(async () => {
     catalogue.close();
     await app.close();

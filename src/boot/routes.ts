@@ -1,7 +1,8 @@
 /**
  * Script routes: `/boot.ipxe` (bootstrap), `/ipxe` (a device's script), `/grub` (the same as a GRUB config), `/linuxkit/NAME.ipxe`
  * (a LinuxKit set by name, for a provider URL with no data entry), `/ignition`, `/metadata`,
- * `/generic`, `/cloud` (and each under `/b/<boot>/`).
+ * `/generic`, `/cloud` (and each under `/b/<boot>/`); and, for each script and config,
+ * `<path>.sig` and `<path>.asc`: its OpenPGP signature.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -23,7 +24,9 @@ import { IdentityError, parseDevice, type IdentityField, type QueryInput } from 
 import type { MirrorView, RenderContext, ScriptFormat } from './render-context.ts';
 import { isBootId, type BootState } from '../state/boot-state.ts';
 import { renderProfile } from './render.ts';
-import { answerScript } from './script-answer.ts';
+import { answerScript, previewScript } from './script-answer.ts';
+import { LRUCache } from 'lru-cache';
+import type { ResponseSigner } from '../http/signing.ts';
 
 export interface BootRoutesOptions {
   config: Config;
@@ -35,7 +38,27 @@ export interface BootRoutesOptions {
   mirror?: MirrorView;
   /** How long a boot's id opens its Ignition and metadata (default 24 h; see docs/security.md). */
   configLifetimeMs?: number;
+  /** Signs answers for `<path>.sig` and `<path>.asc`; without it those answer 404. */
+  signer?: ResponseSigner;
 }
+
+/** An answer as bytes and headers, so that the same text can be sent or signed. */
+interface Answer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/** How an answer is asked for: to be sent, or to be signed (nothing recorded then). */
+type AnswerMode = 'send' | 'sign';
+
+/**
+ * How long, and for how many requests at once, a script answer is kept for its signature: a
+ * machine that checks signatures fetches `.sig` right after the script. Within the window the
+ * signature is of the very bytes that address was sent (each booting answer names its own boot).
+ */
+const REMEMBER_MS = 10 * 60 * 1000;
+const REMEMBERED_ANSWERS = 10_000;
 
 const DEFAULT_CONFIG_LIFETIME_MS = 24 * 3600 * 1000;
 
@@ -57,6 +80,20 @@ function sendScript(reply: FastifyReply, body: string): FastifyReply {
 
 function sendText(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).header('content-type', SCRIPT_TYPE).header('cache-control', 'no-store').send(message.endsWith('\n') ? message : `${message}\n`);
+}
+
+function text(status: number, message: string): Answer {
+  return { status, contentType: SCRIPT_TYPE, body: message.endsWith('\n') ? message : `${message}\n` };
+}
+
+function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
+  return reply.code(answer.status).header('content-type', answer.contentType).header('cache-control', 'no-store').send(answer.body);
+}
+
+/** The query string as sent, which a signature request repeats. */
+function rawQuery(request: FastifyRequest): string {
+  const at = request.url.indexOf('?');
+  return at < 0 ? '' : request.url.slice(at + 1);
 }
 
 /** iPXE names itself in User-Agent (`iPXE/1.21.1+ (g4e456d99)`). */
@@ -82,23 +119,64 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     return { baseUrl: requestBaseUrl(request, config.server.baseUrl), device, catalogue: catalogue.current(), assets, boot: config.boot, ...(mirror ? { mirror } : {}) };
   }
 
-  const bootstrap = (request: FastifyRequest, reply: FastifyReply) => sendScript(reply, renderBootstrap(requestBaseUrl(request, config.server.baseUrl)));
-  app.get('/boot.ipxe', bootstrap);
-  app.get('/boot.ipxe.0', bootstrap);
+  const { signer } = options;
+  /**
+   * Registers `path` and its signatures `path.sig` (binary) and `path.asc` (armored): each signs
+   * exactly the body `answer` gives in `sign` mode, which is what `path` answers this request
+   * now, without recording anything a second time. Anything but a 200 is passed on unsigned.
+   */
+  function signable<P extends Record<string, string> = Record<string, never>>(path: string, answer: (request: FastifyRequest<{ Params: P }>, mode: AnswerMode) => Promise<Answer>): void {
+    app.get<{ Params: P }>(path, async (request, reply) => sendAnswer(reply, await answer(request, 'send')));
+    for (const [suffix, armored] of [['.sig', false], ['.asc', true]] as const) {
+      app.get<{ Params: P }>(`${path}${suffix}`, async (request, reply) => {
+        if (!signer) return sendText(reply, 404, `no signatures here: this bootdepot has no signing key (signing.keyFile)`);
+        const signed = await answer(request, 'sign');
+        if (signed.status !== 200) return sendAnswer(reply, { ...signed, body: `nothing to sign: ${signed.body}` });
+        const signature = await signer.sign(signed.body, armored);
+        return reply
+          .header('content-type', armored ? 'application/pgp-signature' : 'application/octet-stream')
+          .header('cache-control', 'no-store')
+          .send(typeof signature === 'string' ? signature : Buffer.from(signature));
+      });
+    }
+  }
 
-  /** `/ipxe` and `/grub`: one decision, recording and logging, answered in the machine's language. */
-  const deviceScript = (format: ScriptFormat) => async (request: FastifyRequest, reply: FastifyReply) => {
+  const bootstrap = (request: FastifyRequest): Promise<Answer> => Promise.resolve({ status: 200, contentType: SCRIPT_TYPE, body: renderBootstrap(requestBaseUrl(request, config.server.baseUrl)) });
+  signable('/boot.ipxe', bootstrap);
+  signable('/boot.ipxe.0', bootstrap);
+
+  /** Script answers kept for their signatures, by address, language and query (only with a signing key). */
+  const answered = signer ? new LRUCache<string, string>({ max: REMEMBERED_ANSWERS, ttl: REMEMBER_MS }) : undefined;
+
+  /**
+   * `/ipxe` and `/grub`: one decision, recording and logging, answered in the machine's language.
+   * Signing never decides a boot again: it signs the answer this address was given for this URL
+   * in the last ten minutes; with none, what the URL would answer now if that records no boot
+   * (a wait, a hold, the local disk, or anything while boot state is off); otherwise 404, since
+   * a booting answer names a boot of its own that no other request can reproduce.
+   */
+  const deviceScript = (format: ScriptFormat) => async (request: FastifyRequest, mode: AnswerMode): Promise<Answer> => {
     const ctx = context(request, ['mac']);
     ctx.format = format;
+    const key = `${request.ip} ${format} ${rawQuery(request)}`;
+    if (mode === 'sign') {
+      const remembered = answered?.get(key);
+      if (remembered !== undefined) return { status: 200, contentType: SCRIPT_TYPE, body: remembered };
+      const preview = await previewScript({ ctx }, bootState);
+      if (preview.startsBoot) return text(404, `no ${format === 'grub' ? 'GRUB config' : 'script'} was answered to this address for this URL in the last ${REMEMBER_MS / 60000} minutes: fetch it first, then its signature (each booting answer names a boot of its own)`);
+      if (preview.outcome === 'notFound') return text(404, preview.body);
+      return { status: 200, contentType: SCRIPT_TYPE, body: preview.body };
+    }
     const result = await answerScript(
       { ctx, ip: request.ip, userAgent: String(request.headers['user-agent'] ?? '') },
       { recorder: bootState, log: request.log, count: (outcome) => app.metrics.scripts.inc({ outcome }) },
     );
-    if (result.outcome === 'notFound') return sendText(reply, 404, result.body);
-    return sendScript(reply, result.body);
+    if (result.outcome === 'notFound') return text(404, result.body);
+    answered?.set(key, result.body);
+    return { status: 200, contentType: SCRIPT_TYPE, body: result.body };
   };
-  app.get('/ipxe', deviceScript('ipxe'));
-  app.get('/grub', deviceScript('grub'));
+  signable('/ipxe', deviceScript('ipxe'));
+  signable('/grub', deviceScript('grub'));
 
   /**
    * A LinuxKit set by name, for URLs with no data entry behind them (a provider's custom iPXE
@@ -228,22 +306,22 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     }
   }
 
-  async function answerConfig(request: FastifyRequest, reply: FastifyReply, what: ConfigWhat, bootId: string | undefined) {
+  /** A config answered, or (mode `sign`) rendered for its signature: the same checks, refusals recorded, a 200 not. */
+  async function answerConfig(request: FastifyRequest, what: ConfigWhat, bootId: string | undefined, mode: AnswerMode): Promise<Answer> {
     const resolved = await configRequest(request, what, bootId);
     const result = !('target' in resolved) ? resolved : await renderConfig(what, resolved.target, resolved.ctx);
     if (result.status !== 200) {
       if (result.status >= 500) request.log.error({ what, problem: result.message }, `${what} cannot be served`);
-      return sendText(reply, result.status, result.message);
+      return text(result.status, result.message);
     }
     const deviceId = 'target' in resolved ? resolved.ctx.device.identity.mac : undefined;
-    if (bootState && deviceId && 'target' in resolved) void bootState.recordConfig(deviceId, resolved.ctx.bootId, { what, status: 200, ip: request.ip });
-    if (what === 'ignition') return reply.header('content-type', 'application/json').header('cache-control', 'no-store').send(result.body);
-    return sendScript(reply, result.body);
+    if (mode === 'send' && bootState && deviceId && 'target' in resolved) void bootState.recordConfig(deviceId, resolved.ctx.bootId, { what, status: 200, ip: request.ip });
+    return { status: 200, contentType: what === 'ignition' ? 'application/json' : SCRIPT_TYPE, body: result.body };
   }
 
   for (const what of ['ignition', 'metadata', 'generic', 'cloud'] as const) {
-    app.get(`/${what}`, (request, reply) => answerConfig(request, reply, what, undefined));
-    app.get<{ Params: { bootId: string } }>(`/b/:bootId/${what}`, (request, reply) => answerConfig(request, reply, what, request.params.bootId));
+    signable(`/${what}`, (request, mode) => answerConfig(request, what, undefined, mode));
+    signable<{ bootId: string }>(`/b/:bootId/${what}`, (request, mode) => answerConfig(request, what, request.params.bootId, mode));
   }
 }
 

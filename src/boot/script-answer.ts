@@ -80,3 +80,16 @@ export async function answerScript(request: ScriptRequest, deps: ScriptAnswerDep
   else log.info(fields, 'script decided');
   return result;
 }
+
+/**
+ * What `/ipxe` (or `/grub`) would answer this request now, decided the same way but recording,
+ * logging and counting nothing: for signing an answer that was not remembered. The device's
+ * recorded next boot is read as for a real answer, but no boot id is made, so a booting answer
+ * here is not what the machine would get when boot state is on (`startsBoot` says so).
+ */
+export async function previewScript(request: Pick<ScriptRequest, 'ctx'>, recorder: Pick<ScriptRecorder, 'deviceFor'> | undefined): Promise<RenderedScript & { startsBoot: boolean }> {
+  const { ctx } = request;
+  if (recorder) ctx.nextBoot = (await recorder.deviceFor(ctx.device.identity.mac ?? ''))?.nextBoot ?? null;
+  const result = await renderDeviceScript(ctx);
+  return { ...result, startsBoot: recorder !== undefined && result.outcome === 'boot' };
+}

@@ -79,6 +79,10 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
     // The fallback is never used: problems return before the config does.
     mirror: mirror.settings ?? defaultMirrorSettings(path.resolve(fileDir, 'cache')),
     admin: { token: file.admin.token === '' ? undefined : file.admin.token },
+    signing: {
+      keyFile: file.signing.keyFile === '' ? undefined : path.resolve(fileDir, file.signing.keyFile),
+      passphraseFile: file.signing.passphraseFile === '' ? undefined : path.resolve(fileDir, file.signing.passphraseFile),
+    },
     state: {
       enabled: file.state.enabled,
       databaseUrl: file.state.databaseUrl === '' ? undefined : file.state.databaseUrl,
@@ -159,6 +163,9 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
   for (const [index, entry] of config.limits.allowList.entries()) {
     const problem = addressRangeProblem(entry);
     if (problem) problems.push({ source: fileSource, path: `limits.allowList.${index}`, message: problem });
+  }
+  if (config.signing.passphraseFile !== undefined && config.signing.keyFile === undefined) {
+    problems.push({ source: fileSource, path: 'signing.passphraseFile', message: 'is set but signing.keyFile is not: name the key it unlocks' });
   }
   if (problems.length > 0) return { problems };
   return { config: deepFreeze(config), problems: [] };

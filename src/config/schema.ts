@@ -119,6 +119,28 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /**
+     * OpenPGP signatures of scripts and configs, as matchbox's `-key-ring-path`: with a key,
+     * `GET <path>.sig` (binary) and `<path>.asc` (armored) answer a detached signature of what
+     * `<path>` answers, for `/ipxe`, `/grub`, `/boot.ipxe`, `/ignition`, `/metadata`, `/generic`,
+     * `/cloud` and their `/b/<boot>/` forms (docs/security.md). Without one those URLs answer 404.
+     */
+    signing: Type.Object(
+      {
+        /**
+         * Armored OpenPGP private key (`gpg --armor --export-secret-keys KEYID > key.asc`),
+         * relative to this file. Empty: signing is off. A key that cannot be read, unlocked or
+         * used to sign stops the server at start, saying which.
+         */
+        keyFile: Type.String({ default: '' }),
+        /**
+         * File holding the key's passphrase (one line), relative to this file. Empty: the
+         * passphrase is read from BOOTDEPOT_SIGNING_PASSPHRASE, if the key has one.
+         */
+        passphraseFile: Type.String({ default: '' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     /** Pull-through mirror of release servers at /mirror/NAME/ (docs/mirror.md). */
     mirror: MirrorConfigSchema,
     state: Type.Object(
@@ -219,6 +241,8 @@ export interface Config {
   assets: ConfigFile['assets'];
   /** Admin API token; undefined when the admin API is off. */
   admin: { token: string | undefined };
+  /** Signing of answers; paths absolute, undefined when not set. */
+  signing: { keyFile: string | undefined; passphraseFile: string | undefined };
   mirror: MirrorSettings;
   state: { enabled: boolean; databaseUrl: string | undefined; sqlitePath: string; retentionDays: number; maxEventsPerDevice: number; maxUnknownDevices: number };
   boot: ConfigFile['boot'];

@@ -3,7 +3,7 @@
  * Exact configs are golden files (test/boot/golden/*.grub; `UPDATE_GOLDEN=1` rewrites them).
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { createAssetReader } from '../../src/assets/asset-root.ts';
@@ -12,6 +12,7 @@ import { grubPath } from '../../src/boot/grub.ts';
 import { renderDeviceScript } from '../../src/boot/render.ts';
 import { parseDevice, type QueryInput } from '../../src/common/identity.ts';
 import { makeTree, testApp, testConfig } from '../helpers.ts';
+import { grubScriptCheck, grubScriptCheckOrSkip } from '../support/grub.ts';
 
 const GOLDEN_DIR = path.join(import.meta.dirname, 'golden');
 const BASE = 'http://10.0.0.5:8080';
@@ -174,5 +175,32 @@ describe('/grub over HTTP', () => {
   it('answers 400 to a request without a MAC, as /ipxe does', async (t) => {
     const { app: server } = await app(t);
     assert.equal((await server.inject({ url: '/grub' })).statusCode, 400);
+  });
+});
+
+describe('GRUB configs pass GRUB\'s own parser (grub-script-check)', () => {
+  it('accepts every golden config and configs carrying hostile labels, and rejects a broken one', async (t) => {
+    const binary = grubScriptCheckOrSkip(t);
+    if (!binary) return;
+    const dir = await makeTree(t, {});
+    const files: string[] = [];
+    for (const name of await readdir(GOLDEN_DIR)) if (name.endsWith('.grub')) files.push(path.join(GOLDEN_DIR, name));
+    assert.ok(files.length >= 6);
+    const hostile = ["x' ; reboot ; echo '", '${root} $(x) `y` "z" \\ ; | & { } #', 'a\nb\rc\u0000d'];
+    for (const [index, value] of hostile.entries()) {
+      for (const query of [{ case: 'none', note: value }, { case: 'mb', note: value }, { case: 'lk', arch: 'arm64', note: value }]) {
+        const file = path.join(dir, `hostile-${index}-${query.case}.grub`);
+        await writeFile(file, (await renderGrub(t, query)).body);
+        files.push(file);
+      }
+    }
+    for (const file of files) {
+      const result = await grubScriptCheck(binary, file);
+      assert.equal(result.code, 0, `${file}: ${result.output}`);
+    }
+    // The checker can fail: an unclosed entry and an iPXE expansion left unescaped.
+    const broken = path.join(dir, 'broken.grub');
+    await writeFile(broken, 'menuentry \'x\' {\n  linux "a=${mac:hexhyp}"\n');
+    assert.notEqual((await grubScriptCheck(binary, broken)).code, 0);
   });
 });

@@ -112,7 +112,7 @@ export const ConfigSchema = Type.Object(
     admin: Type.Object(
       {
         /**
-         * Bearer token for /api/v1 (uploads, and later devices and the mirror). Empty: the admin
+         * Bearer token for /api/v1 (uploads, devices, the mirror). Empty: the admin
          * API is off. Prefer BOOTDEPOT_ADMIN_TOKEN or --admin-token over writing it here.
          */
         token: Type.String({ default: '' }),

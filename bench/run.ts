@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- SECTION...]`: runs the benchmarks (all, or the named sections: assets,
- * scripts, mirror, store) and rewrites their sections of docs/benchmarks.md, keeping the others. Not part of
+ * scripts, mirror, store, storm) and rewrites their sections of docs/benchmarks.md, keeping the others. Not part of
  * the tests. Each section's module says what it measures and how.
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -10,11 +10,12 @@ import { assetsBenchmark } from './assets.ts';
 import { mirrorBenchmark } from './mirror.ts';
 import { scriptsBenchmark } from './scripts.ts';
 import { storeBenchmark } from './store.ts';
+import { stormBenchmark } from './storm.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = path.join(REPO, 'docs', 'benchmarks.md');
 
-const SECTIONS: Record<string, () => Promise<string>> = { assets: assetsBenchmark, scripts: scriptsBenchmark, mirror: mirrorBenchmark, store: storeBenchmark };
+const SECTIONS: Record<string, () => Promise<string>> = { assets: assetsBenchmark, scripts: scriptsBenchmark, mirror: mirrorBenchmark, store: storeBenchmark, storm: stormBenchmark };
 
 const HEADER = `# Benchmarks
 

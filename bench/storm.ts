@@ -1,0 +1,414 @@
+/**
+ * The boot-storm benchmark (`npm run bench -- storm`): a rack powered on at once. N simulated
+ * machines (BENCH_STORM_MACHINES, default 300) arrive over BENCH_STORM_SPREAD_S seconds (default
+ * 3) and each does what iPXE does (bench/storm-machines.ts): bootstrap script, own script,
+ * kernel (8 MiB) and initrd (48 MiB), beacon, a report from the booted OS. Three runs, one after
+ * the other on the same machine:
+ *   - nginx (one worker, sendfile) serving the same files and static scripts: the reference;
+ *   - bootdepot with the files warm in /assets;
+ *   - bootdepot with the files behind a cold mirror whose upstream is one link paced to
+ *     BENCH_STORM_UPSTREAM_MIBPS (default 100 MiB/s, shared by all its connections).
+ * Reported per run: time until every machine has booted, time to first byte of scripts and
+ * images (p50/p99, and the longest wait for a machine's first image byte), upstream bytes,
+ * peak RSS and CPU of the server, errors; and the ratios to nginx and to the wire's limit (all
+ * image bytes over the loopback bandwidth nginx reaches with 8 parallel downloads).
+ *
+ * Bounded: machines are capped at 2,000, every request times out after 60 s, and a run is
+ * stopped after 180 s. Loopback only. Every process started is stopped at the end.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { childPids, findNginx, startNginx, stopChild, type RunningNginx } from '../test/support/nginx.ts';
+import { freePort, waitForPort } from '../test/support/net.ts';
+import type { MachineResult, Plan } from './storm-machines.ts';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const WORK = path.join(REPO, 'bench', '.work');
+const MiB = 1024 * 1024;
+const MACHINES = Math.min(2000, Math.max(1, Number(process.env.BENCH_STORM_MACHINES ?? 300)));
+const SPREAD_MS = Number(process.env.BENCH_STORM_SPREAD_S ?? 3) * 1000;
+const UPSTREAM_MIBPS = Number(process.env.BENCH_STORM_UPSTREAM_MIBPS ?? 100);
+const KERNEL_BYTES = 8 * MiB;
+const INITRD_BYTES = 48 * MiB;
+const CLIENT_PROCESSES = 2;
+const REQUEST_TIMEOUT_MS = 60_000;
+const RUN_LIMIT_MS = 180_000;
+const TARGETS = { warmRatio: 1.25, coldRatio: 1.25, firstImageByteMs: 1000, scriptP99Ms: 50, listeningRssMiB: 100, peakRssMiB: 130 };
+const CLOCK_TICKS = 100;
+
+const log = (message: string) => process.stderr.write(`[bench storm] ${message}\n`);
+
+async function ensureFile(file: string, size: number, seed: number): Promise<void> {
+  const existing = await stat(file).catch(() => undefined);
+  if (existing?.size === size) return;
+  const handle = await open(file, 'w');
+  try {
+    const chunk = Buffer.alloc(MiB);
+    for (let written = 0; written < size; written += MiB) {
+      for (let i = 0; i < MiB; i += 4) chunk.writeUInt32LE(((written + i) ^ seed) >>> 0, i);
+      await handle.write(chunk);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Samples RSS and CPU time of a set of processes every 100 ms from /proc. */
+class Sampler {
+  peakRssKiB = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly pids: () => number[];
+  constructor(pids: () => number[]) {
+    this.pids = pids;
+  }
+
+  static async rssKiB(pid: number): Promise<number> {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  }
+
+  static async cpuTicks(pid: number): Promise<number> {
+    const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+
+  async rssMiB(): Promise<number> {
+    let total = 0;
+    for (const pid of this.pids()) total += await Sampler.rssKiB(pid);
+    return total / 1024;
+  }
+
+  async cpuSeconds(): Promise<number> {
+    let total = 0;
+    for (const pid of this.pids()) total += await Sampler.cpuTicks(pid);
+    return total / CLOCK_TICKS;
+  }
+
+  start(): void {
+    const tick = async () => {
+      let total = 0;
+      for (const pid of this.pids()) total += await Sampler.rssKiB(pid);
+      this.peakRssKiB = Math.max(this.peakRssKiB, total);
+      this.timer = setTimeout(() => void tick(), 100);
+    };
+    void tick();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+interface Upstream {
+  url: string;
+  bytes: () => number;
+  requests: () => number;
+  close(): Promise<void>;
+}
+
+/** A release server behind one link: every connection shares UPSTREAM_MIBPS. */
+async function startUpstream(files: Record<string, string>): Promise<Upstream> {
+  let bytes = 0;
+  let requests = 0;
+  // One shared clock for the link: each chunk is due when the link has carried everything before it.
+  let linkFreeAt = 0;
+  const server = http.createServer((req, res) => void serve(req, res));
+  const serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    requests += 1;
+    const name = (req.url ?? '').split('?')[0]?.replace(/^\/+/, '') ?? '';
+    const file = files[name];
+    if (!file) {
+      res.writeHead(404).end();
+      return;
+    }
+    const { size, mtime } = await stat(file);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size), etag: `"storm-${name}-${size}"`, 'last-modified': mtime.toUTCString() });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    const stream = createReadStream(file, { highWaterMark: 256 * 1024 });
+    stream.on('data', (chunk) => {
+      bytes += chunk.length;
+      res.write(chunk);
+      const now = Date.now();
+      linkFreeAt = Math.max(linkFreeAt, now) + (chunk.length / (UPSTREAM_MIBPS * MiB)) * 1000;
+      const wait = linkFreeAt - now;
+      if (wait > 1) {
+        stream.pause();
+        setTimeout(() => stream.resume(), wait);
+      }
+    });
+    stream.on('end', () => res.end());
+    res.on('close', () => stream.destroy());
+  };
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    bytes: () => bytes,
+    requests: () => requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+interface StormRun {
+  name: string;
+  machines: MachineResult[];
+  bootedMs: number;
+  scriptTtfb: { p50: number; p99: number; max: number };
+  imageTtfb: { p50: number; p99: number };
+  /** The longest any machine waited for the first byte of its first image. */
+  firstImageByteMaxMs: number;
+  errors: string[];
+  listeningRssMiB: number;
+  peakRssMiB: number;
+  cpuSeconds: number;
+  imageBytes: number;
+  upstreamBytes?: number;
+  upstreamRequests?: number;
+}
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+};
+
+/** Arrival offsets spread evenly over the spread, with a fixed jitter so they are not a metronome. */
+function arrivals(): number[] {
+  return Array.from({ length: MACHINES }, (_, i) => Math.round((i / MACHINES) * SPREAD_MS + ((i * 7919) % 97)));
+}
+
+function runMachines(plan: Plan): Promise<MachineResult[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--max-semi-space-size=16', path.join(REPO, 'bench', 'storm-machines.ts'), JSON.stringify(plan)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => (out += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
+    child.on('error', reject);
+    child.on('close', () => {
+      clearTimeout(timer);
+      resolve(
+        out
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as MachineResult),
+      );
+    });
+  });
+}
+
+async function storm(name: string, entry: string, report: boolean, sampler: Sampler, upstream?: Upstream): Promise<StormRun> {
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const listeningRssMiB = await sampler.rssMiB();
+  const cpuBefore = await sampler.cpuSeconds();
+  const upstreamBefore = upstream?.bytes() ?? 0;
+  const upstreamRequestsBefore = upstream?.requests() ?? 0;
+  const offsets = arrivals();
+  const start = Date.now() + 1000;
+  sampler.start();
+  const parts = await Promise.all(
+    Array.from({ length: CLIENT_PROCESSES }, (_, part) =>
+      runMachines({
+        entry,
+        start,
+        report,
+        requestTimeoutMs: REQUEST_TIMEOUT_MS,
+        machines: offsets.map((arrivalMs, index) => ({ index, arrivalMs })).filter(({ index }) => index % CLIENT_PROCESSES === part),
+      }),
+    ),
+  );
+  sampler.stop();
+  const machines = parts.flat();
+  const cpuSeconds = (await sampler.cpuSeconds()) - cpuBefore;
+  const errors = machines.filter((m) => m.error).map((m) => `machine ${m.index}: ${m.error}`);
+  if (machines.length < MACHINES) errors.push(`${MACHINES - machines.length} machines did not finish within ${RUN_LIMIT_MS / 1000} s`);
+  const scripts = machines.flatMap((m) => m.scriptTtfbMs);
+  const images = machines.flatMap((m) => m.imageTtfbMs);
+  const run: StormRun = {
+    name,
+    machines,
+    bootedMs: Math.max(...machines.map((m) => m.doneMs)) - Math.min(...machines.map((m) => m.askedMs)),
+    scriptTtfb: { p50: percentile(scripts, 50), p99: percentile(scripts, 99), max: Math.max(...scripts) },
+    imageTtfb: { p50: percentile(images, 50), p99: percentile(images, 99) },
+    firstImageByteMaxMs: Math.max(...machines.map((m) => m.imageTtfbMs[0] ?? Infinity)),
+    errors,
+    listeningRssMiB,
+    peakRssMiB: sampler.peakRssKiB / 1024,
+    cpuSeconds,
+    imageBytes: machines.reduce((sum, m) => sum + m.imageBytes, 0),
+    ...(upstream ? { upstreamBytes: upstream.bytes() - upstreamBefore, upstreamRequests: upstream.requests() - upstreamRequestsBefore } : {}),
+  };
+  log(
+    `${name}: all ${machines.length} booted in ${(run.bootedMs / 1000).toFixed(2)} s; scripts TTFB p50 ${run.scriptTtfb.p50.toFixed(1)} p99 ${run.scriptTtfb.p99.toFixed(1)} ms; ` +
+      `images TTFB p50 ${run.imageTtfb.p50.toFixed(1)} p99 ${run.imageTtfb.p99.toFixed(1)} ms (first byte max ${run.firstImageByteMaxMs.toFixed(0)} ms); ` +
+      `RSS ${listeningRssMiB.toFixed(0)} -> ${run.peakRssMiB.toFixed(0)} MiB; CPU ${cpuSeconds.toFixed(1)} s; errors ${errors.length}` +
+      (upstream ? `; upstream ${((run.upstreamBytes ?? 0) / MiB).toFixed(1)} MiB in ${run.upstreamRequests} requests` : ''),
+  );
+  for (const error of errors.slice(0, 5)) log(`  ${error}`);
+  return run;
+}
+
+/** 8 parallel downloads of the initrd from nginx: the loopback bandwidth the wire's limit is measured by. */
+async function wireBandwidth(url: string): Promise<number> {
+  const started = performance.now();
+  const sizes = await Promise.all(
+    Array.from(
+      { length: 8 },
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const child = spawn('curl', ['-s', '-o', '/dev/null', '--max-time', '60', '-w', '%{size_download}', url]);
+          let out = '';
+          child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+          child.on('error', reject);
+          child.on('close', () => resolve(Number(out.trim())));
+        }),
+    ),
+  );
+  return sizes.reduce((a, b) => a + b, 0) / ((performance.now() - started) / 1000);
+}
+
+async function startBootdepot(dir: string, extra: string[]): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const args = ['--max-semi-space-size=2', path.join(REPO, 'bin', 'bootdepot.js'), 'serve', '--data-dir', path.join(dir, 'data'), '--assets-dir', path.join(dir, 'assets'), '--cache-dir', path.join(dir, 'cache'), '--host', '127.0.0.1', '--port', String(port), '--log-level', 'warn', ...extra];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, BOOTDEPOT_CONFIG: path.join(dir, 'bootdepot.yaml') } });
+  await waitForPort(port, 20_000, () => child.exitCode === null);
+  return { url: `http://127.0.0.1:${port}`, child };
+}
+
+async function bootdepotDir(kernel: string, initrd: string, profile: 'assets' | 'mirror'): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bootdepot-bench-storm-'));
+  for (const sub of ['data/profiles', 'data/groups', 'assets/linuxkit', 'cache']) await mkdir(path.join(dir, sub), { recursive: true });
+  // The built-in defaults (limits included): what an operator gets without tuning.
+  await writeFile(path.join(dir, 'bootdepot.yaml'), 'log:\n  level: warn\n');
+  await writeFile(path.join(dir, 'data/groups/all.yaml'), 'name: the rack\nprofile: storm\n');
+  if (profile === 'assets') {
+    await writeFile(path.join(dir, 'data/profiles/storm.yaml'), 'linuxkit:\n  name: storm\n');
+    await copyFile(kernel, path.join(dir, 'assets/linuxkit/storm-kernel'));
+    await copyFile(initrd, path.join(dir, 'assets/linuxkit/storm-initrd.img'));
+    await writeFile(path.join(dir, 'assets/linuxkit/storm-cmdline'), 'console=ttyS0\n');
+  } else {
+    await writeFile(path.join(dir, 'data/profiles/storm.json'), JSON.stringify({ id: 'storm', boot: { kernel: '/mirror/up/storm-kernel', initrd: ['/mirror/up/storm-initrd.img'], args: ['console=ttyS0'] } }));
+  }
+  return dir;
+}
+
+async function stopBootdepot(child: ChildProcess | undefined): Promise<void> {
+  if (child && child.exitCode === null) await stopChild(child, { first: 'SIGTERM', graceMs: 5000 });
+}
+
+/** Runs the storm benchmark; returns its section of docs/benchmarks.md. */
+export async function stormBenchmark(): Promise<string> {
+  if (!findNginx()) throw new Error('nginx is needed for the reference run: apt-get install nginx');
+  await mkdir(WORK, { recursive: true });
+  const kernel = path.join(WORK, 'storm-kernel');
+  const initrd = path.join(WORK, 'storm-initrd.img');
+  await ensureFile(kernel, KERNEL_BYTES, 0x2545f491);
+  await ensureFile(initrd, INITRD_BYTES, 0x9e3779b9);
+  log(`${MACHINES} machines over ${SPREAD_MS / 1000} s; kernel ${KERNEL_BYTES / MiB} MiB, initrd ${INITRD_BYTES / MiB} MiB`);
+
+  const runs: StormRun[] = [];
+  let wire: number;
+  let directCopyMs = 0;
+  const loadBefore = os.loadavg()[0] ?? 0;
+
+  // nginx: the same files and the same script sequence, as static files.
+  const nginxRoot = await mkdtemp(path.join(os.tmpdir(), 'bootdepot-bench-storm-nginx-'));
+  let nginx: RunningNginx | undefined;
+  try {
+    await copyFile(kernel, path.join(nginxRoot, 'storm-kernel'));
+    await copyFile(initrd, path.join(nginxRoot, 'storm-initrd.img'));
+    nginx = await startNginx({ root: nginxRoot, workers: 1, masterProcess: true });
+    const base = `${nginx.url}/assets`;
+    await writeFile(path.join(nginxRoot, 'boot.ipxe'), `#!ipxe\nchain ${base}/ipxe?mac=\${mac:hexhyp}&arch=\${buildarch:uristring}\n`);
+    await writeFile(path.join(nginxRoot, 'ipxe'), `#!ipxe\nset base-url ${base}\nkernel \${base-url}/storm-kernel console=ttyS0\ninitrd \${base-url}/storm-initrd.img\nimgfetch --name beacon ${base}/boot.ipxe\nboot\n`);
+    wire = await wireBandwidth(`${base}/storm-initrd.img`);
+    log(`wire: nginx reaches ${(wire / MiB).toFixed(0)} MiB/s with 8 parallel downloads`);
+    const running = nginx;
+    runs.push(await storm('nginx (static, sendfile)', `${base}/boot.ipxe`, false, new Sampler(() => [running.pid, ...running.workerPids()])));
+  } finally {
+    await nginx?.stop();
+    await rm(nginxRoot, { recursive: true, force: true });
+  }
+
+  for (const kind of ['assets', 'mirror'] as const) {
+    const dir = await bootdepotDir(kernel, initrd, kind);
+    const upstream = kind === 'mirror' ? await startUpstream({ 'storm-kernel': kernel, 'storm-initrd.img': initrd }) : undefined;
+    let child: ChildProcess | undefined;
+    try {
+      if (upstream) {
+        const started = performance.now();
+        for (const name of ['storm-kernel', 'storm-initrd.img']) {
+          await new Promise<void>((resolve, reject) => {
+            http.get(`${upstream.url}/${name}`, (res) => res.resume().on('end', resolve).on('error', reject)).on('error', reject);
+          });
+        }
+        directCopyMs = performance.now() - started;
+        log(`one copy straight from the upstream (${UPSTREAM_MIBPS} MiB/s link): ${(directCopyMs / 1000).toFixed(2)} s`);
+      }
+      const started = await startBootdepot(dir, upstream ? ['--mirror', `up=${upstream.url}`] : []);
+      child = started.child;
+      const pid = child.pid ?? 0;
+      runs.push(await storm(kind === 'assets' ? 'bootdepot, warm /assets' : `bootdepot, cold mirror (${UPSTREAM_MIBPS} MiB/s upstream)`, `${started.url}/boot.ipxe`, true, new Sampler(() => [pid, ...childPids(pid)]), upstream));
+    } finally {
+      await stopBootdepot(child);
+      await upstream?.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return report(runs, wire, directCopyMs, loadBefore);
+}
+
+function report(runs: StormRun[], wire: number, directCopyMs: number, loadBefore: number): string {
+  const [reference, warm, cold] = runs as [StormRun, StormRun, StormRun];
+  const s = (ms: number) => (ms / 1000).toFixed(2);
+  const f = (n: number) => n.toFixed(1);
+  const met = (ok: boolean) => (ok ? 'met' : '**not met**');
+  const wireMs = (reference.imageBytes / wire) * 1000;
+  const warmRatio = warm.bootedMs / reference.bootedMs;
+  const coldBound = directCopyMs + warm.bootedMs;
+  const coldRatio = cold.bootedMs / coldBound;
+  const oneCopy = KERNEL_BYTES + INITRD_BYTES;
+  const ours = [warm, cold];
+  const row = (r: StormRun) =>
+    `| ${r.name} | ${s(r.bootedMs)} | ${(r.bootedMs / reference.bootedMs).toFixed(2)} | ${(r.bootedMs / wireMs).toFixed(2)} | ${f(r.scriptTtfb.p50)} / ${f(r.scriptTtfb.p99)} | ${f(r.imageTtfb.p50)} / ${f(r.imageTtfb.p99)} | ${r.firstImageByteMaxMs.toFixed(0)} | ${r.upstreamBytes === undefined ? '-' : `${(r.upstreamBytes / MiB).toFixed(1)} MiB (${r.upstreamRequests})`} | ${r.listeningRssMiB.toFixed(0)} / ${r.peakRssMiB.toFixed(0)} | ${r.cpuSeconds.toFixed(1)} | ${r.errors.length} |`;
+  return `## Boot storm
+
+Written by \`npm run bench -- storm\` (bench/storm.ts). ${MACHINES} simulated machines power on over
+${SPREAD_MS / 1000} s; each fetches the bootstrap script, its own script, an ${KERNEL_BYTES / MiB} MiB kernel and a
+${INITRD_BYTES / MiB} MiB initrd (one after the other, one keep-alive connection, as iPXE does), the
+beacon, and posts a report (bootdepot runs). The clients run in ${CLIENT_PROCESSES} separate processes.
+nginx (one worker, sendfile) serves the same files and static scripts in the same sequence.
+The cold run's upstream is one link paced to ${UPSTREAM_MIBPS} MiB/s shared by all its connections;
+one copy of both files straight from it took ${s(directCopyMs)} s. The wire's limit: all image bytes
+(${(reference.imageBytes / MiB / 1024).toFixed(1)} GiB) at the ${(wire / MiB).toFixed(0)} MiB/s nginx reaches with 8 parallel downloads
+= ${s(wireMs)} s. ${os.cpus().length} CPUs shared by servers and clients; load average before: ${loadBefore.toFixed(2)}.
+
+| Run | all booted s | x nginx | x wire | script TTFB p50 / p99 ms | image TTFB p50 / p99 ms | first image byte, max ms | upstream | RSS listening / peak MiB | CPU s | errors |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+${runs.map(row).join('\n')}
+
+Targets:
+- warm storm within ${TARGETS.warmRatio}x of nginx: ${warmRatio.toFixed(2)}x, ${met(warmRatio <= TARGETS.warmRatio)};
+- cold storm within ${TARGETS.coldRatio}x of one upstream copy + the warm storm (${s(coldBound)} s): ${coldRatio.toFixed(2)}x, ${met(coldRatio <= TARGETS.coldRatio)};
+  one upstream copy (${(oneCopy / MiB).toFixed(0)} MiB): ${((cold.upstreamBytes ?? 0) / MiB).toFixed(1)} MiB fetched, ${met(cold.upstreamBytes === oneCopy)};
+  no first image byte later than ${TARGETS.firstImageByteMs} ms: ${cold.firstImageByteMaxMs.toFixed(0)} ms, ${met(cold.firstImageByteMaxMs <= TARGETS.firstImageByteMs)};
+- scripts during the storm p99 under ${TARGETS.scriptP99Ms} ms: ${ours.map((r) => `${f(r.scriptTtfb.p99)} ms`).join(', ')}, ${met(ours.every((r) => r.scriptTtfb.p99 < TARGETS.scriptP99Ms))};
+- RSS under ${TARGETS.listeningRssMiB} MiB listening and ${TARGETS.peakRssMiB} MiB at the peak: ${ours.map((r) => `${r.listeningRssMiB.toFixed(0)} / ${r.peakRssMiB.toFixed(0)}`).join(', ')} MiB, ${met(ours.every((r) => r.listeningRssMiB < TARGETS.listeningRssMiB && r.peakRssMiB < TARGETS.peakRssMiB))};
+- no errors: ${met(runs.every((r) => r.errors.length === 0))}${runs.some((r) => r.errors.length > 0) ? ` (first: ${runs.flatMap((r) => r.errors)[0]})` : ''}.
+
+Reproduce: \`npm run bench -- storm\` (needs nginx and curl). \`BENCH_STORM_MACHINES\`,
+\`BENCH_STORM_SPREAD_S\` and \`BENCH_STORM_UPSTREAM_MIBPS\` change the rack, its arrival and the link.
+`;
+}

@@ -2,10 +2,11 @@
  * Copying a byte range from an open file to an HTTP response, fast and with flat memory.
  *
  * Node's HTTP server has no sendfile, so throughput is set by the read size and by how little
- * else happens per chunk. Each transfer reads into two fixed buffers in turn (the next read
- * fills one while the socket drains the other), writes straight to the response, and waits for
- * the socket when it is full. Buffers return to a shared pool and are reused across downloads,
- * so memory is two buffers per active download whatever the file size.
+ * else happens per chunk (each read and each socket write costs a fixed overhead on the event
+ * loop, so big chunks matter most when hundreds of machines download at once). Each transfer
+ * reads a chunk while the socket takes the one before, writes straight to the response, and
+ * waits for the socket when both are in flight. Buffers are borrowed per chunk from a pool that
+ * all downloads share, so memory is the pool's budget whatever the number of downloads.
  */
 import type { BigIntStats } from 'node:fs';
 import type { ServerResponse } from 'node:http';
@@ -22,51 +23,97 @@ export interface ReadableContent {
 }
 
 /**
- * Read buffers shared by all downloads, within a memory budget. While the budget allows, a
- * download gets full-size buffers (fast); past it, small ones, so memory stays bounded however
- * many machines download at once (the link is shared by then anyway, so the small reads cost
- * little throughput). Full-size buffers are kept for reuse.
+ * Read buffers shared by all downloads, within a memory budget. A download holds a buffer only
+ * for one chunk: from the read until the socket has taken the bytes, and only asks for one while
+ * its socket has room. So a few full-size buffers serve hundreds of downloads at full speed in
+ * turn (a storm's machines take their chunks first come, first served), and memory stays the
+ * budget however many machines download at once. A download that finds every buffer busy waits
+ * a moment for one, then reads into a small one instead, so a few clients that stop reading
+ * with a buffer pinned in their socket cannot stall everyone else.
  */
 export class BufferPool {
   /** Size of the buffers handed out while the budget allows. */
   readonly size: number;
-  /** Size handed out beyond the budget. */
+  /** Size handed out when no full-size buffer comes free in time. */
   readonly smallSize: number;
   private readonly budget: number;
+  private readonly waitMs: number;
   private readonly idle: Buffer[] = [];
+  private readonly idleSmall: Buffer[] = [];
+  private readonly waiters: { grant: (buffer: Buffer | undefined) => void }[] = [];
   private allocated = 0;
 
-  constructor(size: number, budgetBytes = 16 * 1024 * 1024, smallSize = 64 * 1024) {
+  constructor(size: number, budgetBytes = 16 * 1024 * 1024, smallSize = 64 * 1024, waitMs = 20) {
     this.size = size;
     this.budget = Math.max(budgetBytes, size * 2);
     this.smallSize = Math.min(smallSize, size);
+    this.waitMs = waitMs;
   }
 
+  /** A full-size buffer if one is idle or the budget allows, else a small one: never waits. */
   acquire(): Buffer {
-    const reused = this.idle.pop();
-    if (reused) return reused;
-    if (this.allocated + this.size <= this.budget) {
-      this.allocated += this.size;
-      // Slow (unpooled) buffers: Node's small-buffer pool would pin memory for big reads.
-      return Buffer.allocUnsafeSlow(this.size);
-    }
-    return Buffer.allocUnsafeSlow(this.smallSize);
+    return this.takeFull() ?? this.takeSmall();
+  }
+
+  /** A full-size buffer as soon as one comes free (first come, first served), or a small one after `waitMs`. */
+  acquireShared(): Promise<Buffer> {
+    const buffer = this.waiters.length === 0 ? this.takeFull() : undefined;
+    if (buffer) return Promise.resolve(buffer);
+    return new Promise((resolve) => {
+      const waiter = {
+        grant: (granted: Buffer | undefined) => {
+          clearTimeout(timer);
+          resolve(granted ?? this.takeSmall());
+        },
+      };
+      const timer = setTimeout(() => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+        waiter.grant(undefined);
+      }, this.waitMs);
+      this.waiters.push(waiter);
+    });
   }
 
   release(buffer: Buffer): void {
-    if (buffer.length === this.size) this.idle.push(buffer);
+    if (buffer.length !== this.size) {
+      if (buffer.length === this.smallSize && this.idleSmall.length < MAX_IDLE_SMALL) this.idleSmall.push(buffer);
+      return;
+    }
+    const next = this.waiters.shift();
+    if (next) next.grant(buffer);
+    else this.idle.push(buffer);
   }
 
   /** Forgets a full-size buffer that cannot be reused (the socket may still hold it). */
   discard(buffer: Buffer): void {
-    if (buffer.length === this.size) this.allocated -= this.size;
+    if (buffer.length !== this.size) return;
+    this.allocated -= this.size;
+    const next = this.waiters.shift();
+    if (next) next.grant(this.takeFull());
   }
 
   /** Bytes of full-size buffers in use or idle. */
   get allocatedBytes(): number {
     return this.allocated;
   }
+
+  private takeFull(): Buffer | undefined {
+    const reused = this.idle.pop();
+    if (reused) return reused;
+    if (this.allocated + this.size > this.budget) return undefined;
+    this.allocated += this.size;
+    // Slow (unpooled) buffers: Node's small-buffer pool would pin memory for big reads.
+    return Buffer.allocUnsafeSlow(this.size);
+  }
+
+  private takeSmall(): Buffer {
+    return this.idleSmall.pop() ?? Buffer.allocUnsafeSlow(this.smallSize);
+  }
 }
+
+/** Small buffers kept for reuse (64 KiB each by default: 4 MiB). */
+const MAX_IDLE_SMALL = 64;
 
 /** The client went away (or the socket broke) before the transfer finished. */
 export class ClientGoneError extends Error {
@@ -74,23 +121,6 @@ export class ClientGoneError extends Error {
     super('client closed the connection');
     this.name = 'ClientGoneError';
   }
-}
-
-function waitForDrain(res: ServerResponse): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', gone);
-      resolve();
-    };
-    const gone = () => {
-      res.off('drain', done);
-      res.off('close', gone);
-      reject(new ClientGoneError());
-    };
-    res.on('drain', done);
-    res.on('close', gone);
-  });
 }
 
 /** Writes a chunk and resolves once the socket has taken it, so its buffer can be reused. */
@@ -114,38 +144,44 @@ export function writeChunk(res: ServerResponse, chunk: Buffer): Promise<void> {
  * Sends bytes `start..end` (inclusive) of the file. Resolves with the byte count; rejects with
  * {@link ClientGoneError} when the client leaves, or with the read error when the file fails
  * (for example, it was truncated while being sent).
+ *
+ * Two chunks at most are in flight: the next is read while the socket takes the last. Each
+ * chunk's buffer comes from the pool when the socket has room and goes back once it took it.
  */
 export async function streamRange(res: ServerResponse, file: ReadableContent, start: number, end: number, pool: BufferPool, sent?: { bytes: number }): Promise<number> {
-  const buffers = [pool.acquire(), pool.acquire()] as const;
-  const pending: (Promise<void> | undefined)[] = [undefined, undefined];
+  const inFlight: Promise<void>[] = [];
   let position = start;
-  let slot = 0;
-  let clean = false;
   try {
     while (position <= end) {
-      const buffer = buffers[slot] as Buffer;
-      await pending[slot];
-      const want = Math.min(buffer.length, end - position + 1);
-      const { bytesRead } = await file.read(buffer, 0, want, position);
-      if (bytesRead === 0) throw new Error(`file ended at byte ${position}, before ${end + 1}`);
-      pending[slot] = writeChunk(res, bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead)).then(() => {
-        if (sent) sent.bytes += bytesRead;
-      });
-      // Keep a rejection from going unhandled while the other buffer is being filled.
-      pending[slot]?.catch(() => undefined);
+      if (inFlight.length === 2) await inFlight.shift();
+      const buffer = await pool.acquireShared();
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - position + 1), position));
+        if (bytesRead === 0) throw new Error(`file ended at byte ${position}, before ${end + 1}`);
+      } catch (error) {
+        pool.release(buffer);
+        throw error;
+      }
+      const written = writeChunk(res, bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead)).then(
+        () => {
+          pool.release(buffer);
+          if (sent) sent.bytes += bytesRead;
+        },
+        (error: unknown) => {
+          // The socket may still hold the buffer: leave it to the GC.
+          pool.discard(buffer);
+          throw error;
+        },
+      );
+      // Keep a rejection from going unhandled while the next chunk is being read.
+      written.catch(() => undefined);
+      inFlight.push(written);
       position += bytesRead;
-      slot ^= 1;
-      if (res.writableNeedDrain) await waitForDrain(res);
     }
-    await Promise.all(pending.filter((p) => p !== undefined));
-    clean = true;
+    await Promise.all(inFlight);
     return position - start;
   } finally {
-    await Promise.allSettled(pending.filter((p) => p !== undefined));
-    // After a broken write the socket may still hold a buffer: leave those to the GC.
-    for (const buffer of buffers) {
-      if (clean) pool.release(buffer);
-      else pool.discard(buffer);
-    }
+    await Promise.allSettled(inFlight);
   }
 }

@@ -59,4 +59,22 @@ describe('read buffer pool', () => {
     pool.discard(full[1] as Buffer);
     assert.equal(pool.acquire().length, 1024 * 1024, 'a discarded buffer frees its share of the budget');
   });
+
+  it('shares full-size buffers in turn: a waiting download gets the next one released, or a small one after the wait', async () => {
+    const { BufferPool } = await import('../../src/assets/file-stream.ts');
+    const pool = new BufferPool(1024 * 1024, 2 * 1024 * 1024, 64 * 1024, 50);
+    const first = await pool.acquireShared();
+    const second = await pool.acquireShared();
+    assert.equal(pool.allocatedBytes, 2 * 1024 * 1024);
+    const waiting = pool.acquireShared();
+    const alsoWaiting = pool.acquireShared();
+    pool.release(second);
+    assert.equal(await waiting, second, 'the first waiter gets the buffer released first');
+    const fallback = await alsoWaiting;
+    assert.equal(fallback.length, 64 * 1024, 'nobody released another in time: a small buffer');
+    pool.release(fallback);
+    assert.equal(pool.acquire().length, 64 * 1024, 'the small buffer is reused: the budget is spent');
+    pool.discard(first);
+    assert.equal((await pool.acquireShared()).length, 1024 * 1024, 'a discarded buffer frees its share of the budget');
+  });
 });

@@ -19,6 +19,17 @@ export interface Plan {
   requestTimeoutMs: number;
   /** POST a report from the booted OS to /b/<boot>/report (bootdepot only). */
   report: boolean;
+  /**
+   * Instead of machines: ask for scripts at a steady pace from this otherwise idle process, so
+   * the storm's script latency is measured without the load of the machines' own downloads on
+   * the client side. One JSON line with every time to first byte.
+   */
+  probe?: { url: string; intervalMs: number; durationMs: number };
+}
+
+export interface ProbeResult {
+  scriptTtfbMs: number[];
+  errors: string[];
 }
 
 export interface MachineResult {
@@ -131,10 +142,36 @@ async function boot(plan: Plan, index: number, arrivalMs: number): Promise<Machi
   return result;
 }
 
+/** Scripts at a steady pace, each for another probe MAC, each on a new connection as a powered-on machine's first request. */
+async function probe(plan: Plan, settings: NonNullable<Plan['probe']>): Promise<ProbeResult> {
+  const result: ProbeResult = { scriptTtfbMs: [], errors: [] };
+  const wait = plan.start - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  const asked: Promise<void>[] = [];
+  const count = Math.floor(settings.durationMs / settings.intervalMs);
+  for (let i = 0; i < count; i++) {
+    const agent = new http.Agent({ keepAlive: false });
+    const url = settings.url.replace('MAC', macOf(0xff0000 + (i % 64)));
+    asked.push(
+      fetchOnce(agent, url, { keepBody: false, timeoutMs: plan.requestTimeoutMs })
+        .then((fetched) => {
+          if (fetched.status !== 200) result.errors.push(`probe answered ${fetched.status}`);
+          else result.scriptTtfbMs.push(fetched.ttfbMs);
+        })
+        .catch((error: unknown) => void result.errors.push((error as Error).message))
+        .finally(() => agent.destroy()),
+    );
+    await new Promise((resolve) => setTimeout(resolve, settings.intervalMs));
+  }
+  await Promise.all(asked);
+  return result;
+}
+
 const argument = process.argv[2];
 if (argument) {
   const plan = JSON.parse(argument) as Plan;
-  await Promise.all(
+  if (plan.probe) process.stdout.write(`${JSON.stringify(await probe(plan, plan.probe))}\n`);
+  else await Promise.all(
     plan.machines.map(async ({ index, arrivalMs }) => {
       const result = await boot(plan, index, arrivalMs);
       process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -1,11 +1,19 @@
 # bootdepot: HTTP boot server for iPXE.
-# Runs the TypeScript sources directly on Node 24 (built-in type stripping): no build output.
+# Runs the compiled JavaScript (dist/, built here) on Node 24.
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY src ./src
+# All dependencies (TypeScript among them); `npm ci` runs the build (the prepare script).
+RUN npm ci --no-audit --no-fund
 
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Production dependencies only: the pinned `node` devDependency is for machines whose system Node is older.
-RUN npm ci --omit=dev --no-audit --no-fund
+# Production dependencies only (no build here: dist/ comes from the build stage). The pinned
+# `node` devDependency is for machines whose system Node is older.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
@@ -17,7 +25,7 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
-COPY src ./src
+COPY --from=build /app/dist ./dist
 COPY config/bootdepot.yaml /etc/bootdepot/bootdepot.yaml
 # Demo data; mount your own data directory over /data.
 COPY config/data /data

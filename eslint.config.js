@@ -5,7 +5,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'var/', '.cache/', 'test/e2e/.images/', 'bench/.work/'] },
+  { ignores: ['node_modules/', 'dist/', 'var/', '.cache/', 'test/e2e/.images/', 'bench/.work/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

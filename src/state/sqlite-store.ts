@@ -13,7 +13,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
@@ -132,7 +132,8 @@ export class SqliteDeviceStore implements DeviceStore {
   private startCheckpointer(): void {
     if (this.file === ':memory:' || this.checkpointer) return;
     this.db.exec(`PRAGMA wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES};`);
-    this.checkpointer = new Worker(new URL('./sqlite-checkpointer.ts', import.meta.url), { workerData: { file: this.file, intervalMs: 50, resetBytes: WAL_RESET_BYTES } });
+    // The worker file beside this one: .ts when run from the sources, .js from the build.
+    this.checkpointer = new Worker(new URL(`./sqlite-checkpointer${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url), { workerData: { file: this.file, intervalMs: 50, resetBytes: WAL_RESET_BYTES } });
     // It must not keep the process alive, nor take it down.
     this.checkpointer.unref();
     this.checkpointer.on('error', () => {

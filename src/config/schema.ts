@@ -98,8 +98,9 @@ export const ConfigSchema = Type.Object(
         /** Bytes read from disk per step when streaming a file (256 KiB to 4 MiB measured; see docs/benchmarks.md). */
         readSize: Type.Integer({ minimum: 16384, maximum: 16777216, default: 1048576 }),
         /**
-         * Memory for read buffers across all downloads. Each download uses two buffers of
-         * readSize while this allows (the default serves 8 at full speed), 64 KiB ones beyond.
+         * Memory for read buffers across all downloads. Buffers of readSize are lent per chunk
+         * (from the read until the socket took it), so the default's 16 serve hundreds of
+         * downloads in turn; a download that waits 20 ms for one reads 64 KiB instead.
          */
         readBufferBudget: Type.Integer({ minimum: 65536, maximum: 1073741824, default: 16777216 }),
         /** Cache-Control sent with assets. The default lets caches keep files but revalidate (cheap: ETag/304). */

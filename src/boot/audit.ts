@@ -8,7 +8,8 @@
 import type { AssetReader } from '../assets/asset-root.ts';
 import type { Config } from '../config/schema.ts';
 import { formatProblem, type Problem } from '../common/problems.ts';
-import type { Catalogue } from './catalogue.ts';
+import { bootsAnything, type Catalogue } from './catalogue.ts';
+import { unservableConfigs } from './device-configs.ts';
 import { parseDevice } from '../common/identity.ts';
 import type { RenderContext } from './render-context.ts';
 import { renderDeviceScript } from './render.ts';
@@ -41,6 +42,16 @@ export async function auditCatalogue({ config, catalogue, assets }: AuditInput):
       resolveFlatcarCurrent: false,
     };
     const script = await renderDeviceScript(ctx);
+    const decided = script.decision.action === 'profile' ? script.decision.profile : undefined;
+    if (decided && !bootsAnything(decided)) {
+      // A profile for its configs only (matchbox's Ignition-only profiles): its machines are
+      // meant to ask for configs, not scripts; what can go wrong is its configs.
+      for (const failed of await unservableConfigs({ profile: decided, group }, ctx)) {
+        problems.push({ source: group.file, message: `its machines' config would fail: ${failed.message}` });
+        if (failed.problem && !problems.some((p) => formatProblem(p) === formatProblem(failed.problem as Problem))) problems.push(failed.problem);
+      }
+      continue;
+    }
     // A missing profile is already a problem of the group file itself.
     if (script.problem && script.decision.action === 'profile') {
       problems.push({ source: group.file, message: `its machines would wait: ${script.problem}` });

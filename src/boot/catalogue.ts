@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Liquid } from 'liquidjs';
 import { parseDocumentText, validateDocument } from '../common/documents.ts';
 import { formatProblem, type Problem } from '../common/problems.ts';
-import { GroupSchema, ID_PATTERN, ProfileSchema, type GroupFile, type ProfileFile } from './data-schema.ts';
+import { GroupSchema, ID_PATTERN, ProfileSchema, type GroupFile, type MatchboxBootSpec, type ProfileFile } from './data-schema.ts';
 import { IDENTITY_FIELDS, normaliseArch, normaliseMac, normalisePlatform, normaliseUuid, type IdentityField } from '../common/identity.ts';
 import { compileTemplate, createJsonTemplateEngine, createScriptTemplateEngine, type CompiledTemplate } from './templates.ts';
 import { GoTemplateError, parseGoTemplate, type GoTemplate } from '../gotemplate/index.ts';
@@ -30,7 +30,9 @@ export interface Profile extends ProfileFile {
   file: string;
 }
 
-export interface Group extends GroupFile {
+export interface Group extends Omit<GroupFile, 'profile'> {
+  /** The profile's name; none for a group that only carries metadata. */
+  profile?: string;
   /** The group's name: its file name without extension. */
   id: string;
   /** The `id` written in the file, when it differs from the name (for messages). */
@@ -40,6 +42,11 @@ export interface Group extends GroupFile {
   /** Canonical `k=v,k=v` form of the selector, sorted: the deterministic tie-break. */
   selectorKey: string;
   file: string;
+}
+
+/** False for a profile kept for its configs only: a matchbox `boot` without a kernel. */
+export function bootsAnything(profile: Profile): boolean {
+  return profile.kind !== 'boot' || profile.boot?.kernel !== undefined;
 }
 
 export interface IgnitionConfig {
@@ -315,7 +322,12 @@ function parseProfile(state: LoadState, rel: string, text: string): Profile | un
   const checked = validateDocument(ProfileSchema, rel, parsed.document);
   state.problems.push(...checked.problems);
   if (!checked.value) return undefined;
-  const kinds = profileKind(checked.value);
+  const value = { ...checked.value };
+  // matchbox loads a profile with configs and no boot (its /ipxe has nothing to render): a boot profile without a kernel.
+  const hasConfig = value.ignition_id !== undefined || value.generic_id !== undefined || value.cloud_id !== undefined;
+  if (profileKind(value).length === 0 && hasConfig) value.boot = { initrd: [], args: [] };
+  if (value.boot) value.boot = matchboxBoot(state, rel, value.boot, parsed.document.locate(['boot', 'cmdline']));
+  const kinds = profileKind(value);
   if (kinds.length !== 1) {
     const pos = parsed.document.locate([]);
     state.problems.push({
@@ -328,8 +340,29 @@ function parseProfile(state: LoadState, rel: string, text: string): Profile | un
     });
     return undefined;
   }
-  const named = entryName(state, rel, checked.value.id, 'profile', parsed.document.locate(['id']));
-  return { ...checked.value, ...named, kind: kinds[0] as ProfileKind, file: rel };
+  const named = entryName(state, rel, value.id, 'profile', parsed.document.locate(['id']));
+  return { ...value, ...named, kind: kinds[0] as ProfileKind, file: rel };
+}
+
+/**
+ * A matchbox `boot` as every renderer takes it: an empty kernel is none (an Ignition-only
+ * profile), and the legacy `cmdline` map joins `args` as matchbox v0.6 rendered it: after the
+ * args, in key order, `key=value` or a bare `key` for an empty value.
+ */
+function matchboxBoot(state: LoadState, rel: string, boot: MatchboxBootSpec, at: { line: number; column: number } | undefined): MatchboxBootSpec {
+  const { cmdline, kernel, ...rest } = boot;
+  const result: MatchboxBootSpec = { ...rest, ...(kernel ? { kernel } : {}) };
+  if (cmdline === undefined) return result;
+  const keys = Object.keys(cmdline).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  result.args = [...rest.args, ...keys.map((key) => (cmdline[key] ? `${key}=${cmdline[key]}` : key))];
+  state.warnings.push({
+    source: rel,
+    ...at,
+    path: 'boot.cmdline',
+    severity: 'warning',
+    message: 'matchbox\'s legacy form: appended to the kernel arguments in key order, as matchbox v0.6 did (matchbox v0.7 and later ignore it); write them into "args"',
+  });
+  return result;
 }
 
 /** What can be read of a group file that does not load: its first problem, and its selector if it parses. */
@@ -377,8 +410,10 @@ function parseGroup(state: LoadState, rel: string, text: string): Group | undefi
   }
   if (!valid) return undefined;
   const named = entryName(state, rel, checked.value.id, 'group', parsed.document.locate(['id']));
+  const { profile, ...rest } = checked.value;
   return {
-    ...checked.value,
+    ...rest,
+    ...(profile ? { profile } : {}),
     ...named,
     selector,
     selectorKey: canonicalSelector(selector),
@@ -470,7 +505,13 @@ async function parseIgnition(state: LoadState, rel: string, name: string, engine
 
 function crossCheck(state: LoadState, catalogue: Pick<Catalogue, 'profiles' | 'groups' | 'ignition' | 'templates' | 'generic' | 'cloud'>): void {
   for (const group of catalogue.groups) {
-    if (!catalogue.profiles.has(group.profile)) {
+    if (group.profile === undefined) {
+      state.warnings.push({
+        source: group.file,
+        severity: 'warning',
+        message: 'no profile: a group for metadata only, as in matchbox; the machines it selects get no boot script (they wait; matchbox answers 404)',
+      });
+    } else if (!catalogue.profiles.has(group.profile)) {
       state.problems.push({ source: group.file, path: 'profile', message: `profile "${group.profile}" is not loaded; matching machines will wait` });
     }
   }

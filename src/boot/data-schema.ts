@@ -17,12 +17,21 @@ export const FLATCAR_ARCHES = ['amd64', 'arm64'] as const;
 
 const MatchboxBoot = Type.Object(
   {
-    /** Kernel URL or path, e.g. `/assets/flatcar/stable/amd64/current/flatcar_production_pxe.vmlinuz`. */
-    kernel: OneLine({ minLength: 1 }),
+    /**
+     * Kernel URL or path, e.g. `/assets/flatcar/stable/amd64/current/flatcar_production_pxe.vmlinuz`.
+     * None (`"boot": {}`, as terraform-provider-matchbox writes an Ignition-only profile): the
+     * profile serves its configs, and a machine asking it for a script waits, told why.
+     */
+    kernel: Type.Optional(OneLine()),
     /** Initrd URLs or paths, one `initrd` line each; `--name NAME URL` is passed through. */
     initrd: Type.Array(OneLine({ minLength: 1 }), { default: [] }),
     /** Kernel arguments, joined with spaces. */
     args: Type.Array(OneLine(), { default: [] }),
+    /**
+     * matchbox's legacy form (before v0.7, which ignores it): arguments as a map, appended to
+     * `args` in key order as `key=value`, or `key` for an empty value, as matchbox v0.6 did.
+     */
+    cmdline: Type.Optional(Type.Record(OneLine(), OneLine())),
   },
   { additionalProperties: false },
 );
@@ -100,8 +109,12 @@ export const GroupSchema = Type.Object(
     /** matchbox's group id: named in messages; the group is known by its file name. */
     id: Type.Optional(DeclaredId),
     name: Type.Optional(Type.String()),
-    /** The profile this group's machines boot: its file name in profiles/ without extension. */
-    profile: Type.String({ pattern: ID_PATTERN }),
+    /**
+     * The profile this group's machines boot: its file name in profiles/ without extension.
+     * None (or empty): a group for metadata only, as in matchbox; machines it selects get no
+     * script (they wait, told why) but its metadata is served.
+     */
+    profile: Type.Optional(Type.Union([Type.String({ pattern: ID_PATTERN }), Type.Literal('')])),
     /**
      * Labels a machine must all have; none makes this the default group. An empty value matches
      * a machine that does not send the label (as in matchbox).

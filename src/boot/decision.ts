@@ -95,6 +95,8 @@ export function decideBoot(input: DecideInput): BootDecision {
     }
   }
   if (group) {
+    // matchbox selects it all the same (over less specific groups) and answers 404: nothing to boot.
+    if (group.profile === undefined) return { action: 'poll', interval: pollInterval, group, reason: `group ${group.id} has no profile (it carries metadata only): nothing to boot` };
     const profile = catalogue.profiles.get(group.profile);
     if (!profile) {
       return {

@@ -1,13 +1,13 @@
 /**
  * Per-device configs fetched by the booted OS: `/ignition` (the profile's Ignition config),
  * `/generic` and `/cloud` (matchbox's generic and cloud-config templates) and `/metadata` (the
- * group's metadata as `KEY=value` lines, matchbox's format).
+ * group's metadata, selectors and request as `KEY=value` lines, matchbox's format).
  */
 import { parse as parseYaml } from 'yaml';
 import { ignitionJsonProblem, type Catalogue, type ConfigTemplate, type Group, type IgnitionConfig, type Profile } from './catalogue.ts';
-import { encodeQueryValue } from '../common/escape.ts';
 import type { Problem } from '../common/problems.ts';
 import { GoTemplateError } from '../gotemplate/index.ts';
+import { formatFloatG } from '../gotemplate/format.ts';
 import { serializeIgnition, transpileButane, type ButaneMessage } from '../butane/index.ts';
 import type { RenderContext } from './render-context.ts';
 import { buildMatchboxData, buildTemplateData } from './template-data.ts';
@@ -165,25 +165,46 @@ export async function unservableConfigs(target: ConfigTarget, ctx: RenderContext
   return results.filter((result): result is Exclude<ConfigResult, { status: 200 }> => result.status !== 200);
 }
 
-/** Flattens nested metadata to `PARENT_CHILD` keys, as matchbox does. */
-function flatten(prefix: string, value: unknown, out: Map<string, string>): void {
-  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    for (const [key, child] of Object.entries(value)) flatten(prefix ? `${prefix}_${key}` : key, child, out);
-    return;
-  }
-  const text = Array.isArray(value) ? value.map(String).join(',') : String(value);
-  // One line per key: a line break inside a value would forge another key.
-  out.set(prefix.toUpperCase().replace(/[^A-Z0-9_]/g, '_'), text.replace(/\\/g, '\\\\').replace(/\r?\n|\r/g, '\\n'));
+/** What a metadata request asked with: matchbox's `request.query` (labels) and `request.raw_query`. */
+export interface MetadataRequest {
+  query: Readonly<Record<string, string>>;
+  rawQuery: string;
 }
 
-export function renderMetadata(target: ConfigTarget, ctx: RenderContext): ConfigResult {
-  const entries = new Map<string, string>();
-  // Labels first, so operator metadata with the same name wins. Device values stay encoded.
-  for (const [key, value] of Object.entries(ctx.device.labels)) flatten(key, encodeQueryValue(value), entries);
-  if (target.group) flatten('', target.group.metadata, entries);
-  const body = [...entries.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
+/** A value written on one line: a line break would start another `KEY=value` line. */
+function oneLine(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\r\n|\r|\n|\u2028|\u2029|\u0085/g, '\\n');
+}
+
+/**
+ * matchbox's env-file rendering: strings, booleans and numbers (as Go's `%v` prints a JSON
+ * number) as `NAME=value` with the name upper-cased; nested maps descend with `PARENT_`;
+ * arrays and null are left out, as matchbox leaves them out.
+ */
+function envLines(prefix: string, root: Readonly<Record<string, unknown>>, out: [string, string][]): void {
+  for (const [key, value] of Object.entries(root)) {
+    const name = prefix + key;
+    if (typeof value === 'string') out.push([name.toUpperCase(), value]);
+    else if (typeof value === 'boolean') out.push([name.toUpperCase(), String(value)]);
+    else if (typeof value === 'number') out.push([name.toUpperCase(), formatFloatG(value)]);
+    else if (value !== null && typeof value === 'object' && !Array.isArray(value)) envLines(`${name}_`, value as Record<string, unknown>, out);
+  }
+}
+
+/**
+ * `/metadata` in matchbox's format: the group's metadata, its selectors over it (keys in lower
+ * case), and `request` (`REQUEST_QUERY_<KEY>` for each label the request carried,
+ * `REQUEST_RAW_QUERY`) over both; values as given, one line each, sorted by name.
+ */
+export function renderMetadata(group: Group | undefined, request: MetadataRequest): ConfigResult {
+  const data: Record<string, unknown> = { ...(group?.metadata ?? {}) };
+  for (const [key, value] of Object.entries(group?.selector ?? {})) data[key.toLowerCase()] = value;
+  data.request = { query: { ...request.query }, raw_query: request.rawQuery };
+  const lines: [string, string][] = [];
+  envLines('', data, lines);
+  const body = lines
+    .map(([name, value]) => `${oneLine(name)}=${oneLine(value)}`)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
     .join('\n');
   return { status: 200, body: `${body}\n` };
 }

@@ -20,6 +20,11 @@ export interface RenderContext {
   boot: Config['boot'];
   /** The language of the answer: an iPXE script (default), or a GRUB config for `/grub`. */
   format?: ScriptFormat;
+  /**
+   * A script request without a MAC, answered (as matchbox answers it, from the groups its other
+   * labels select) but recorded on no device, so nothing of a machine's is given to it.
+   */
+  withoutDevice?: boolean;
   /** URL a script re-fetches to ask again; default: this device's `/ipxe` (or `/grub`) with its labels. */
   selfUrl?: string;
   /**

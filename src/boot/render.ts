@@ -74,6 +74,12 @@ export async function renderProfile(profile: Profile, group: Group | undefined, 
     body: waitBody(ctx, comments, `${problem} (${deviceLabel(ctx)})`, ctx.boot.pollInterval),
     problem,
   });
+  // A request without a MAC is no known machine: with boot state on, configs go only to a
+  // machine's boot (docs/security.md), so this one would come up without its configs.
+  const config = profile.ignition_id !== undefined ? 'an Ignition' : profile.generic_id !== undefined ? 'a generic' : profile.cloud_id !== undefined ? 'a cloud' : undefined;
+  if (ctx.withoutDevice && config && !group?.public) {
+    return wait(`profile ${profile.id} has ${config} config, which is served only to the boot of a known machine: ask with mac=${group ? `, or mark group ${group.id} public if its configs hold nothing secret` : ''}`);
+  }
   // A profile whose Ignition (or generic, or cloud) config cannot be served must not boot: the
   // machine would come up unconfigured. Rendering them now, for this device, also catches a
   // template that fails for it or Butane that does not translate.

@@ -15,12 +15,13 @@ import type { Config } from '../config/schema.ts';
 import { requestBaseUrl } from '../http/base-url.ts';
 import { renderBootstrap } from './bootstrap.ts';
 import type { LiveCatalogue } from './live-catalogue.ts';
-import type { Profile } from './catalogue.ts';
+import type { Group, Profile } from './catalogue.ts';
+import { encodeQueryValue } from '../common/escape.ts';
 import { ID_PATTERN } from './data-schema.ts';
-import { renderConfigTemplate, renderIgnition, renderMetadata, type ConfigResult, type ConfigTarget } from './device-configs.ts';
+import { renderConfigTemplate, renderIgnition, renderMetadata, type ConfigResult, type ConfigTarget, type MetadataRequest } from './device-configs.ts';
 import { decideBoot, matchGroup } from './decision.ts';
 import type { BootRecord, ConfigWhat } from '../state/model.ts';
-import { IdentityError, parseDevice, type IdentityField, type QueryInput } from '../common/identity.ts';
+import { IdentityError, parseDevice, queryLabels, type IdentityField, type QueryInput } from '../common/identity.ts';
 import type { MirrorView, RenderContext, ScriptFormat } from './render-context.ts';
 import { isBootId, type BootState } from '../state/boot-state.ts';
 import { renderProfile } from './render.ts';
@@ -62,6 +63,20 @@ const REMEMBERED_ANSWERS = 10_000;
 
 const DEFAULT_CONFIG_LIFETIME_MS = 24 * 3600 * 1000;
 
+/** A config request resolved: whose config (a group without a profile has metadata only), and what was asked with. */
+interface ResolvedConfig {
+  target: { profile?: Profile; group: Group | undefined };
+  ctx: RenderContext;
+  asked: MetadataRequest;
+}
+
+/** Labels written as a plain query string (`k=v&...`, values percent-encoded). */
+function labelQueryString(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels)
+    .map(([key, value]) => `${encodeQueryValue(key)}=${encodeQueryValue(value)}`)
+    .join('&');
+}
+
 const SCRIPT_TYPE = 'text/plain; charset=utf-8';
 const LINUXKIT_SCRIPT = new RegExp(`${ID_PATTERN.slice(0, -1)}\\.ipxe$`);
 /** `[linuxkit/]NAME-equinixmetal.ipxe` or `[linuxkit/]NAME-packet.ipxe`, as `linuxkit push` names them. */
@@ -90,7 +105,7 @@ function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
   return reply.code(answer.status).header('content-type', answer.contentType).header('cache-control', 'no-store').send(answer.body);
 }
 
-/** The query string as sent, which a signature request repeats. */
+/** The query string as sent, which a signature request repeats (and matchbox's `request.raw_query`). */
 function rawQuery(request: FastifyRequest): string {
   const at = request.url.indexOf('?');
   return at < 0 ? '' : request.url.slice(at + 1);
@@ -142,6 +157,8 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
   }
 
   const bootstrap = (request: FastifyRequest): Promise<Answer> => Promise.resolve({ status: 200, contentType: SCRIPT_TYPE, body: renderBootstrap(requestBaseUrl(request, config.server.baseUrl)) });
+  // matchbox answers its name at `/`; setups health-check it there.
+  app.get('/', (_request, reply) => reply.header('content-type', SCRIPT_TYPE).header('cache-control', 'no-store').send('bootdepot\n'));
   signable('/boot.ipxe', bootstrap);
   signable('/boot.ipxe.0', bootstrap);
 
@@ -156,7 +173,10 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
    * a booting answer names a boot of its own that no other request can reproduce.
    */
   const deviceScript = (format: ScriptFormat) => async (request: FastifyRequest, mode: AnswerMode): Promise<Answer> => {
-    const ctx = context(request, ['mac']);
+    // No MAC at all: answered from the groups the other labels select, as matchbox does. A MAC
+    // that is there but not a MAC is a 400: which machine it meant cannot be known.
+    const sent = (request.query as QueryInput).mac;
+    const ctx = context(request, sent === undefined || sent === '' ? [] : ['mac']);
     ctx.format = format;
     const key = `${request.ip} ${format} ${rawQuery(request)}`;
     if (mode === 'sign') {
@@ -232,11 +252,13 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
    * Whose config a request is for, and whether the caller may have it. Under `/b/<boot>/` the
    * boot's id is the credential and the boot's own decision answers. A plain matchbox URL
    * (`/ignition?mac=...`) is answered from the device's current boot, and only to the address
-   * that fetched that boot's script; groups marked `public` are answered to anyone, decided
-   * afresh (recorded next boot included). Without boot state there are no boots to hold a
-   * credential, so plain URLs are decided from the data alone, as matchbox does.
+   * that fetched that boot's script; when it carries labels that boot's script request did not
+   * (matchbox's `&os=installed`), the same caller gets what matchbox would answer: decided from
+   * the labels it sent. Groups marked `public` are answered to anyone, decided afresh (recorded
+   * next boot included). Without boot state there are no boots to hold a credential, so plain
+   * URLs are decided from the data alone, as matchbox does.
    */
-  async function configRequest(request: FastifyRequest, what: ConfigWhat, bootId: string | undefined): Promise<{ target: ConfigTarget; ctx: RenderContext } | ConfigResult> {
+  async function configRequest(request: FastifyRequest, what: ConfigWhat, bootId: string | undefined): Promise<ResolvedConfig | ConfigResult> {
     const now = catalogue.current();
     const targetOf = (profileId: string | null | undefined, groupId: string | null | undefined): ConfigTarget | ConfigResult => {
       const profile = profileId ? now.profiles.get(profileId) : undefined;
@@ -249,15 +271,32 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
       if (plan && bootState) await bootState.recordConfig(plan.deviceId, plan.id, { what, status: 403, ip: request.ip, reason });
       return { status: 403, message: `${what} refused: ${reason}` };
     };
+    const query = request.query as QueryInput;
+    const asked: MetadataRequest = { query: queryLabels(query), rawQuery: rawQuery(request) };
+    const ctx = context(request, []);
+    /** As matchbox answers: from the group the request's own labels select. */
+    const decided = (nextBoot: RenderContext['nextBoot'] = ctx.nextBoot ?? null): ResolvedConfig | ConfigResult => {
+      const decision = decideBoot({ catalogue: ctx.catalogue, labels: ctx.device.labels, boot: ctx.boot, nextBoot });
+      if (decision.action === 'profile') return { target: { profile: decision.profile, group: decision.group }, ctx, asked };
+      // A group without a profile still has metadata, as in matchbox.
+      if (what === 'metadata' && decision.action === 'poll' && decision.group && decision.group.profile === undefined) return { target: { group: decision.group }, ctx, asked };
+      return { status: 404, message: `no profile for this machine: ${decision.reason}` };
+    };
     /** Answers from a boot whose credential the caller has shown: unless it expired, or the boot was unverified. */
-    const fromPlan = async (plan: BootRecord) => {
+    const fromPlan = async (plan: BootRecord, relabelled = false): Promise<ResolvedConfig | ConfigResult> => {
       if (Date.now() - Date.parse(plan.createdAt) > configLifetimeMs) return refuse(plan.deviceId, plan, `this boot's credential expired (boot started ${plan.createdAt}); boot again`);
       if (plan.verified === false) return refuse(plan.deviceId, plan, 'the script request of this boot did not agree with the device\'s recorded UUID or serial (a replaced board? `bootdepot devices delete` the device)');
+      if (relabelled) {
+        ctx.bootId = plan.id;
+        return decided(null);
+      }
       const target = targetOf(plan.profile, plan.group);
       if ('status' in target) return target;
-      const ctx = context(request, [], plan.labels ?? { mac: plan.deviceId });
-      ctx.bootId = plan.id;
-      return { target, ctx };
+      const labels = plan.labels ?? { mac: plan.deviceId };
+      const planCtx = context(request, [], labels);
+      planCtx.bootId = plan.id;
+      // Under /b/<boot>/ the request is the boot's: its script request's labels.
+      return { target, ctx: planCtx, asked: bootId !== undefined ? { query: labels, rawQuery: labelQueryString(labels) } : asked };
     };
 
     if (bootId !== undefined) {
@@ -268,12 +307,6 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
       return fromPlan(plan);
     }
 
-    const ctx = context(request, []);
-    const decided = (): { target: ConfigTarget; ctx: RenderContext } | ConfigResult => {
-      const decision = decideBoot({ catalogue: ctx.catalogue, labels: ctx.device.labels, boot: ctx.boot, nextBoot: ctx.nextBoot ?? null });
-      if (decision.action !== 'profile') return { status: 404, message: `no profile for this machine: ${decision.reason}` };
-      return { target: { profile: decision.profile, group: decision.group }, ctx };
-    };
     if (!bootState) return decided();
     let mac = ctx.device.identity.mac;
     let plan: BootRecord | undefined;
@@ -285,21 +318,24 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
       return { status: 503, message: `the device store is unavailable, so this request cannot be verified; ask again later` };
     }
     const group = matchGroup(ctx.catalogue.groups, ctx.device.labels);
-    if (group?.public) {
-      ctx.nextBoot = mac ? await bootState.nextBootFor(mac) : null;
-      return decided();
-    }
+    if (group?.public) return decided(mac ? await bootState.nextBootFor(mac) : null);
     if (!plan) return refuse(mac, undefined, 'this machine has no boot in progress: fetch it from the URL in its boot script');
     if (plan.ip !== undefined && plan.ip !== request.ip) return refuse(mac, plan, `asked from ${request.ip}, but this boot's script went to ${plan.ip}`);
-    return fromPlan(plan);
+    // Labels beyond the boot's (with the device's own MAC): matchbox answers by them.
+    const planLabels: Readonly<Record<string, string>> = plan.labels ?? { mac: plan.deviceId };
+    const relabelled = ctx.device.identity.mac !== undefined && Object.entries(ctx.device.labels).some(([key, value]) => planLabels[key] !== value);
+    return fromPlan(plan, relabelled);
   }
 
-  async function renderConfig(what: ConfigWhat, target: ConfigTarget, ctx: RenderContext): Promise<ConfigResult> {
+  async function renderConfig(what: ConfigWhat, resolved: ResolvedConfig): Promise<ConfigResult> {
+    const { ctx } = resolved;
+    if (what === 'metadata') return renderMetadata(resolved.target.group, resolved.asked);
+    // A group without a profile has metadata only.
+    if (!resolved.target.profile) return { status: 404, message: `no profile for this machine: group ${resolved.target.group?.id ?? '(none)'} has none` };
+    const target: ConfigTarget = { profile: resolved.target.profile, group: resolved.target.group };
     switch (what) {
       case 'ignition':
         return renderIgnition(target, ctx);
-      case 'metadata':
-        return renderMetadata(target, ctx);
       case 'generic':
       case 'cloud':
         return renderConfigTemplate(what, target, ctx);
@@ -309,7 +345,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
   /** A config answered, or (mode `sign`) rendered for its signature: the same checks, refusals recorded, a 200 not. */
   async function answerConfig(request: FastifyRequest, what: ConfigWhat, bootId: string | undefined, mode: AnswerMode): Promise<Answer> {
     const resolved = await configRequest(request, what, bootId);
-    const result = !('target' in resolved) ? resolved : await renderConfig(what, resolved.target, resolved.ctx);
+    const result = !('target' in resolved) ? resolved : await renderConfig(what, resolved);
     if (result.status !== 200) {
       if (result.status >= 500) request.log.error({ what, problem: result.message }, `${what} cannot be served`);
       return text(result.status, result.message);

@@ -38,7 +38,10 @@ export async function answerScript(request: ScriptRequest, deps: ScriptAnswerDep
   const { recorder, log } = deps;
   const mac = ctx.device.identity.mac ?? '';
   let verified = true;
-  if (recorder) {
+  // Without a MAC there is no device to record on, nor a next boot to read: decided from the
+  // labels alone, as matchbox does, and the boot is not tracked (no boot id, nothing recorded).
+  if (mac === '') ctx.withoutDevice = true;
+  if (recorder && mac !== '') {
     const recorded = await recorder.deviceFor(mac);
     ctx.nextBoot = recorded?.nextBoot ?? null;
     ctx.bootId = newBootId();
@@ -51,7 +54,7 @@ export async function answerScript(request: ScriptRequest, deps: ScriptAnswerDep
   const { decision } = result;
   const profile = decision.action === 'profile' ? decision.profile.id : undefined;
   const group = 'group' in decision ? decision.group?.id : undefined;
-  if (recorder) {
+  if (recorder && mac !== '') {
     const starts = result.outcome === 'boot' || result.outcome === 'local';
     await recorder.recordScript(
       {

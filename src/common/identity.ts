@@ -333,3 +333,25 @@ export function parseDevice(query: QueryInput, options: ParseOptions = {}): Pars
   if (dropped > MAX_WARNINGS) warnings.push(`${dropped - MAX_WARNINGS} more label(s) dropped`);
   return { identity, labels, warnings };
 }
+
+/**
+ * A request's query as matchbox's `request.query` has it: every parameter (its first value), as
+ * given, even empty, with `mac` normalised (left out when it is not a MAC). Names and values
+ * bootdepot would not keep as labels (see {@link parseDevice}) are left out too.
+ */
+export function queryLabels(query: QueryInput): Record<string, string> {
+  const out: Record<string, string> = {};
+  let count = 0;
+  for (const [name, raw] of Object.entries(query)) {
+    const given = typeof raw === 'string' ? raw : raw?.[0];
+    if (given === undefined || !LABEL_NAME.test(name) || given.length > MAX_LABEL_VALUE || (given !== '' && !PRINTABLE_ASCII.test(given))) continue;
+    if (++count > MAX_EXTRA_LABELS + IDENTITY_FIELDS.length + HEX_FIELDS.length) break;
+    if (name.toLowerCase() === 'mac') {
+      const mac = normaliseMac(given);
+      if (mac !== undefined) out[name] = mac;
+      continue;
+    }
+    out[name] = given;
+  }
+  return out;
+}

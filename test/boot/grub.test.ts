@@ -172,9 +172,10 @@ describe('/grub over HTTP', () => {
     assert.equal(second.body, res.body);
   });
 
-  it('answers 400 to a request without a MAC, as /ipxe does', async (t) => {
+  it('answers a request without a MAC from the groups its labels select, as /ipxe (and matchbox) do, and 400 to a MAC that is none', async (t) => {
     const { app: server } = await app(t);
-    assert.equal((await server.inject({ url: '/grub' })).statusCode, 400);
+    assert.equal((await server.inject({ url: '/grub' })).statusCode, 200);
+    assert.equal((await server.inject({ url: '/grub?mac=12:34' })).statusCode, 400);
   });
 });
 

@@ -19,7 +19,7 @@ const MAC = '52:54:00:89:d8:10';
 /** The fixture directory as a file map, so each test gets its own copy (and can add to it). */
 async function fixture(extra: Record<string, string> = {}): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
-  for (const dir of ['groups', 'profiles', 'ignition']) {
+  for (const dir of ['groups', 'profiles', 'ignition', 'generic', 'cloud']) {
     const names = await readdir(path.join(FIXTURE, dir)).catch(() => [] as string[]);
     for (const name of names) files[`${dir}/${name}`] = await readFile(path.join(FIXTURE, dir, name), 'utf8');
   }
@@ -72,7 +72,7 @@ describe('selection as matchbox', () => {
     assert.deepEqual(catalogue.problems.filter((p) => !isWarning(p)), []);
     assert.deepEqual(
       catalogue.groups.map((g) => g.id),
-      ['region-ams-zone-a', 'region-ams-rack-9', 'node1-installed', 'zone-a', 'short-uuid', 'workers', 'rack-1', 'metal', 'node1', 'node7-dotted-mac', 'node-1-by-hostname', 'default'],
+      ['region-ams-zone-a', 'region-ams-rack-9', 'node1-installed', 'zone-a', 'short-uuid', 'workers', 'legacy', 'rack-1', 'metal', 'node1', 'node7-dotted-mac', 'node5-metadata', 'node-1-by-hostname', 'default'],
     );
   });
 
@@ -167,5 +167,112 @@ describe('labels as matchbox takes them', () => {
     const commands = res.body.split('\n').filter((line) => !line.startsWith('#'));
     assert.ok(commands.every((line) => !line.includes('${x}') && !line.includes('&y')), res.body);
     assert.ok(res.body.includes(`hostname_hex=${Buffer.from(hostname).toString('hex')}`), res.body);
+  });
+});
+
+describe('file forms matchbox loads', () => {
+  it('installs, then serves the installed Ignition config by the labels the installer asks with', async (t) => {
+    const { app } = await testApp(t, { data: await fixture() });
+    const from = { remoteAddress: '10.0.0.10' };
+    const script = await app.inject({ url: `/ipxe?mac=${MAC}`, ...from });
+    assert.equal(chosen(script.body).profile, 'install', script.body);
+    // The installer's URL (in its kernel arguments): the install config, from the boot.
+    assert.match((await app.inject({ url: `/ignition?mac=${MAC}`, ...from })).body, /\/etc\/install"/);
+    // Then it asks with os=installed (typhoon's flow): matchbox answers the installed group's config.
+    const installed = await app.inject({ url: `/ignition?mac=${MAC}&os=installed`, ...from });
+    assert.equal(installed.statusCode, 200, installed.body);
+    assert.match(installed.body, /\/etc\/installed"/);
+    // Only to the machine's own address, as every plain config URL.
+    assert.equal((await app.inject({ url: `/ignition?mac=${MAC}&os=installed`, remoteAddress: '10.0.0.66' })).statusCode, 403);
+  });
+
+  it('loads an Ignition-only profile ("boot": {}), keeps its other config ids, and has a machine asking it for a script wait', async (t) => {
+    const catalogue = await loadCatalogue(await makeTree(t, await fixture()));
+    const installed = catalogue.profiles.get('installed');
+    assert.equal(installed?.boot?.kernel, undefined);
+    assert.equal(installed?.generic_id, 'installed.tmpl');
+    assert.equal(installed?.cloud_id, 'installed.yaml.tmpl');
+    const answer = await ipxe(t, `mac=${MAC}&os=installed`);
+    assert.equal(answer.status, 200);
+    assert.match(answer.body, /profile installed has no kernel \(a profile for its configs only, such as Ignition\): nothing to boot over the network/);
+    assert.match(answer.body, /^sleep \d+$/m);
+  });
+
+  it('loads a profile with configs and no boot at all', async (t) => {
+    const catalogue = await loadCatalogue(await makeTree(t, await fixture({ 'profiles/installed.json': '{"id":"installed","ignition_id":"installed.ign"}' })));
+    assert.deepEqual(catalogue.problems.filter((p) => !isWarning(p)), []);
+    assert.equal(catalogue.profiles.get('installed')?.kind, 'boot');
+  });
+
+  it('has a machine of a group without a profile wait, naming the group, and serves the group\'s metadata', async (t) => {
+    const answer = await ipxe(t, 'mac=52:54:00:00:00:05');
+    assert.match(answer.body, /group node5-metadata has no profile \(it carries metadata only\): nothing to boot/);
+    assert.match(answer.body, /^sleep \d+$/m);
+    const catalogue = await loadCatalogue(await makeTree(t, await fixture()));
+    const warning = catalogue.problems.find((p) => p.source === 'groups/node5-metadata.json');
+    assert.ok(warning && isWarning(warning), JSON.stringify(catalogue.problems));
+    const { app } = await testApp(t, { data: await fixture(), store: false });
+    const metadata = await app.inject({ url: '/metadata?mac=52-54-00-00-00-05' });
+    assert.equal(metadata.statusCode, 200, metadata.body);
+    assert.match(metadata.body, /^ETCD_NAME=node5$/m);
+  });
+
+  it('appends the legacy boot.cmdline map to the kernel arguments in key order, and warns', async (t) => {
+    const answer = await ipxe(t, 'mac=52:54:00:00:00:01&role=legacy');
+    assert.match(answer.body, /^kernel http:\/\/images\.example\.invalid\/legacy\/vmlinuz console=ttyS0 coreos.autologin coreos.config.url=http:\/\/matchbox.example.invalid\/ignition\?mac=\$\{mac:hexhyp\} coreos.first_boot=1 \|\| goto/m);
+    const catalogue = await loadCatalogue(await makeTree(t, await fixture()));
+    const warning = catalogue.problems.find((p) => p.source === 'profiles/legacy.json');
+    assert.equal(warning && formatProblem(warning), 'profiles/legacy.json:7:16: warning: boot.cmdline: matchbox\'s legacy form: appended to the kernel arguments in key order, as matchbox v0.6 did (matchbox v0.7 and later ignore it); write them into "args"');
+  });
+});
+
+describe('requests without a MAC, as matchbox answers them', () => {
+  it('boots the default group, recording nothing', async (t) => {
+    const { app, store } = await testApp(t, { data: await fixture({ 'groups/default.json': '{"id":"default","profile":"rescue"}' }) });
+    const res = await app.inject({ url: '/ipxe' });
+    assert.equal(res.statusCode, 200);
+    assert.equal(chosen(res.body).group, 'default', res.body);
+    assert.doesNotMatch(res.body, /\/b\/[0-9a-f]{32}\//, 'no boot id: the boot is not tracked');
+    assert.deepEqual(await store?.listDevices(), []);
+    // The bootstrap sends mac= empty when iPXE knows none: the same.
+    assert.equal(chosen((await app.inject({ url: '/ipxe?mac=&zone=a' })).body).group, 'zone-a');
+  });
+
+  it('does not boot a profile whose Ignition config would go to no known machine', async (t) => {
+    const { app } = await testApp(t, { data: await fixture({ 'groups/default.json': '{"id":"default","profile":"install"}' }) });
+    const res = await app.inject({ url: '/ipxe' });
+    assert.match(res.body, /profile install has an Ignition config, which is served only to the boot of a known machine: ask with mac=, or mark group default public/);
+    // Public groups' configs go to anyone anyway; without boot state, as matchbox.
+    const open = await testApp(t, { data: await fixture({ 'groups/default.json': '{"id":"default","profile":"install","public":true}' }) });
+    assert.equal(chosen((await open.app.inject({ url: '/ipxe' })).body).profile, 'install');
+    const stateless = await testApp(t, { data: await fixture({ 'groups/default.json': '{"id":"default","profile":"install"}' }), store: false });
+    assert.equal(chosen((await stateless.app.inject({ url: '/ipxe' })).body).profile, 'install');
+  });
+
+  it('still answers 400 to a MAC that is not one', async (t) => {
+    assert.equal((await ipxe(t, 'mac=12:34')).status, 400);
+  });
+});
+
+describe('matchbox\'s other answers', () => {
+  it('keeps a metadata value with a line break on its own line', async (t) => {
+    const { app } = await testApp(t, { data: await fixture({ 'groups/default.json': '{"id":"default","profile":"rescue","metadata":{"motd":"a\\nFORGED=1"}}' }), store: false });
+    const res = await app.inject({ url: '/metadata?mac=52:54:00:00:00:09' });
+    assert.match(res.body, /^MOTD=a\\nFORGED=1$/m);
+    assert.doesNotMatch(res.body, /^FORGED=/m);
+  });
+
+  it('answers GET / with 200 and its name', async (t) => {
+    const { app } = await testApp(t, { data: await fixture(), store: false });
+    const res = await app.inject({ url: '/' });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.body, 'bootdepot\n');
+  });
+
+  it('writes /metadata as matchbox does: metadata, selectors over it, the request over both', async (t) => {
+    const { app } = await testApp(t, { data: await fixture(), store: false });
+    const res = await app.inject({ url: '/metadata?mac=5254.0000.0005&serial=&role=db%20a' });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.body, await readFile(path.join(import.meta.dirname, 'golden/matchbox-metadata.env'), 'utf8'));
   });
 });

@@ -86,7 +86,8 @@ describe('one decision per boot', () => {
     const boot = /\/b\/([0-9a-f]{32})\//.exec(script.body)?.[1];
     const metadata = await get(`/b/${boot}/metadata`);
     assert.equal(metadata.status, 200);
-    assert.equal(metadata.body, 'MAC=52:54:00:12:34:56\nRACK=r7\nROLE=installer\n');
+    // The request of a boot is its script request: its labels, as a query.
+    assert.equal(metadata.body, 'REQUEST_QUERY_MAC=52:54:00:12:34:56\nREQUEST_QUERY_RACK=r7\nREQUEST_RAW_QUERY=mac=52:54:00:12:34:56&rack=r7\nROLE=installer\n');
   });
 });
 

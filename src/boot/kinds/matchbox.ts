@@ -46,7 +46,7 @@ function nameFromUrl(url: string): string {
 async function missingAssets(profile: Profile, ctx: RenderContext): Promise<string[]> {
   const spec = profile.boot;
   if (!spec) return [];
-  const paths = [spec.kernel, ...spec.initrd]
+  const paths = [...(spec.kernel !== undefined ? [spec.kernel] : []), ...spec.initrd]
     .map(urlOf)
     .filter((url) => url.startsWith('/assets/'))
     .map((url) => {
@@ -64,6 +64,8 @@ async function missingAssets(profile: Profile, ctx: RenderContext): Promise<stri
 export const renderMatchboxBoot: KindRenderer = async (profile, _group, ctx) => {
   const spec = profile.boot;
   if (!spec) throw new Error(`profile ${profile.id} is not a boot profile`);
+  // matchbox would answer `kernel` with nothing after it, which iPXE refuses: say so instead.
+  if (spec.kernel === undefined) return { wait: `profile ${profile.id} has no kernel (a profile for its configs only, such as Ignition): nothing to boot over the network` };
   const missing = await missingAssets(profile, ctx);
   if (missing.length > 0) return { wait: `profile ${profile.id}: ${missing.map((p) => `assets/${p}`).join(' and ')} missing from the assets directory` };
 

@@ -120,6 +120,22 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     await app.register(stateRoutes, { bootState: deps.bootState, ...(mirror ? { mirrorProblem: (name: string, relativePath: string) => mirror.knownProblem(name, relativePath) } : {}) });
     await app.register(deviceApi, { prefix: '/api/v1', store: deps.bootState.store, catalogue: () => deps.catalogue.current(), adminToken: deps.config.admin.token });
   }
+  const token = deps.config.admin.token;
+  if (token !== undefined && deps.bootState) {
+    // Loaded only when it can be used: a server without the admin token pays nothing for it.
+    const { default: dashboard } = await import('./ui/routes.ts');
+    await app.register(dashboard, {
+      config: deps.config,
+      token,
+      store: deps.bootState.store,
+      catalogue: () => deps.catalogue.current(),
+      assets: deps.assets,
+      ...(deps.mirror ? { mirror: deps.mirror } : {}),
+    });
+  } else {
+    const why = token === undefined ? 'start bootdepot with --admin-token or BOOTDEPOT_ADMIN_TOKEN' : 'it needs the device store (state.enabled)';
+    app.get('/ui/*', (_request, reply) => reply.code(403).type('text/plain; charset=utf-8').send(`the dashboard is off: ${why}\n`));
+  }
   await app.register(assetUploads, {
     prefix: '/api/v1',
     assetsRoot: deps.assets.root,

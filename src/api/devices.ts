@@ -13,9 +13,10 @@ import type { FastifyInstance, FastifyRequest, FastifySchemaValidationError } fr
 import type { Catalogue } from '../boot/catalogue.ts';
 import { normaliseMac } from '../common/identity.ts';
 import { HttpError } from '../common/http-error.ts';
-import type { NextBoot, StoredEvent } from '../state/model.ts';
+import type { StoredEvent } from '../state/model.ts';
 import type { DeviceStore } from '../state/store.ts';
 import { requireAdminToken } from '../http/auth.ts';
+import { clearNextBoot, setNextBoot } from './next-boot.ts';
 import { DeviceIdParams, DeviceListQuery, DeviceSchema, DeviceShowQuery, ErrorSchema, EventSchema, NextBootBody } from './schemas.ts';
 
 export interface DeviceApiOptions {
@@ -32,7 +33,7 @@ function deviceId(request: FastifyRequest<{ Params: { id: string } }>): string {
   return id;
 }
 
-function eventJson(event: StoredEvent) {
+export function eventJson(event: StoredEvent) {
   return { id: event.id, deviceId: event.deviceId, ...(event.bootId ? { bootId: event.bootId } : {}), at: event.at.toISOString(), detail: event.detail };
 }
 
@@ -97,14 +98,7 @@ export default function deviceApi(app: FastifyInstance, options: DeviceApiOption
     { schema: { tags: ['devices'], summary: 'Set what the device boots next', params: DeviceIdParams, body: NextBootBody, response: { 200: Type.Object({ device: DeviceSchema }), ...errors } } },
     async (request) => {
       const id = deviceId(request);
-      const { action, profile, reason } = request.body;
-      if (action === 'once' && !profile) throw new HttpError(400, 'action once needs a profile');
-      if ((action === 'local' || action === 'hold') && profile) throw new HttpError(400, `action ${action} takes no profile`);
-      if (profile && !options.catalogue().profiles.has(profile)) throw new HttpError(400, `unknown profile ${profile}`);
-      const nextBoot: NextBoot = { action, ...(profile ? { profile } : {}), reason: reason ?? `set through the API`, setAt: new Date().toISOString() };
-      // `profile` without a name is normal matching: nothing to store.
-      const device = await store.setNextBoot(id, action === 'profile' && !profile ? null : nextBoot, 'api');
-      if (!device) throw new HttpError(404, `unknown device ${id}`);
+      const { device, nextBoot } = await setNextBoot(store, options.catalogue(), id, request.body, 'set through the API');
       request.log.info({ device: id, nextBoot }, 'next boot set');
       return { device };
     },
@@ -115,9 +109,7 @@ export default function deviceApi(app: FastifyInstance, options: DeviceApiOption
     { schema: { tags: ['devices'], summary: 'Clear the next boot (normal matching)', params: DeviceIdParams, response: { 200: Type.Object({ device: DeviceSchema }), ...errors } } },
     async (request) => {
       const id = deviceId(request);
-      const device = await store.setNextBoot(id, null, 'api');
-      if (!device) throw new HttpError(404, `unknown device ${id}`);
-      return { device };
+      return { device: await clearNextBoot(store, id) };
     },
   );
 

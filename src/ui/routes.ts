@@ -1,0 +1,304 @@
+/**
+ * The dashboard under /ui/: server-rendered pages (Liquid, escaped), htmx for live updates over
+ * Server-Sent Events from the store's subscribe (every replica's events), vendored assets from
+ * node_modules. app.ts imports this module only when the admin token is set.
+ */
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { clearNextBoot, setNextBoot } from '../api/next-boot.ts';
+import type { AssetReader } from '../assets/asset-root.ts';
+import type { Catalogue } from '../boot/catalogue.ts';
+import type { MirrorView } from '../boot/render-context.ts';
+import { renderDeviceScript } from '../boot/render.ts';
+import { HttpError } from '../common/http-error.ts';
+import { IDENTITY_FIELDS, normaliseMac, parseDevice, type QueryInput } from '../common/identity.ts';
+import type { Config } from '../config/schema.ts';
+import { tokenMatches } from '../http/auth.ts';
+import { requestBaseUrl } from '../http/base-url.ts';
+import { RateLimitedError } from '../http/rate-limits.ts';
+import { NEXT_BOOT_ACTIONS, type Device, type NextBootAction } from '../state/model.ts';
+import type { DeviceStore } from '../state/store.ts';
+import { checkAccess, clearedCookie, crossSiteRefusal, safeNext, sessionCookie, type Access } from './access.ts';
+import { SessionTable } from './sessions.ts';
+import { STYLE } from './style.ts';
+import { createTemplates, type TemplateName } from './templates.ts';
+import { fleetCounts, fleetRow, matchesFilter, STAGE_FILTERS, timeline, type StageFilter } from './views.ts';
+
+export interface DashboardOptions {
+  config: Config;
+  /** The admin token: the only credential the dashboard knows. */
+  token: string;
+  store: DeviceStore;
+  catalogue: () => Catalogue;
+  assets: AssetReader;
+  mirror?: MirrorView;
+  /** Login session lifetime (default 12 h) and how many are kept (default 1000). */
+  sessionTtlMs?: number;
+  maxSessions?: number;
+  /** Login attempts per client address and minute (default 10). */
+  loginsPerMinute?: number;
+  /** Seconds between SSE keep-alive comments. */
+  heartbeatSeconds?: number;
+}
+
+/** Devices read for the fleet view at most; a larger fleet is cut (and the page says so). */
+const FLEET_LIMIT = 5000;
+const EVENTS_SHOWN = 300;
+
+/** No inline script or style anywhere: a value that slipped through escaping still could not run. */
+export const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const STATIC_FILES: Record<string, { module?: string; text?: string; type: string }> = {
+  'htmx.min.js': { module: 'htmx.org/dist/htmx.min.js', type: 'text/javascript; charset=utf-8' },
+  'sse.js': { module: 'htmx-ext-sse/dist/sse.min.js', type: 'text/javascript; charset=utf-8' },
+  'ui.css': { text: STYLE, type: 'text/css; charset=utf-8' },
+};
+
+type Body = Record<string, string | undefined>;
+
+export default async function dashboard(app: FastifyInstance, options: DashboardOptions): Promise<void> {
+  const { store, token, config } = options;
+  const ttlMs = options.sessionTtlMs ?? 12 * 3600_000;
+  const sessions = new SessionTable({ ttlMs, maxSessions: options.maxSessions ?? 1000 });
+  const templates = createTemplates();
+  const access = new WeakMap<FastifyRequest, Access>();
+  const require = createRequire(import.meta.url);
+  const statics = new Map<string, { body: string; type: string }>();
+  for (const [name, file] of Object.entries(STATIC_FILES)) {
+    statics.set(name, { body: file.text ?? (await readFile(require.resolve(file.module ?? ''), 'utf8')), type: file.type });
+  }
+  const baseOrigin = config.server.baseUrl ? new URL(config.server.baseUrl).origin : undefined;
+  const secure = (request: FastifyRequest) => request.protocol === 'https';
+  const csrfOf = (request: FastifyRequest) => {
+    const given = access.get(request);
+    return given?.kind === 'session' ? given.session.csrf : '';
+  };
+
+  // Forms post url-encoded; parsed here with the platform's URLSearchParams (first value wins).
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_request, body, done) => {
+    const fields: Body = {};
+    for (const [key, value] of new URLSearchParams(body as string)) fields[key] ??= value;
+    done(null, fields);
+  });
+
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'same-origin');
+    reply.header('x-frame-options', 'DENY');
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    const route = request.routeOptions.url ?? '';
+    if (route === '/ui/login' || route === '/ui/static/:file') return;
+    const result = checkAccess(request.headers, token, sessions);
+    if (result.ok) {
+      access.set(request, result.access);
+      return;
+    }
+    const wantsPage = request.method === 'GET' && (request.headers.accept ?? '').includes('text/html') && request.headers['hx-request'] === undefined;
+    if (wantsPage && request.headers.authorization === undefined) {
+      await reply.redirect(`/ui/login?next=${encodeURIComponent(request.url)}`, 303);
+      return;
+    }
+    reply.header('www-authenticate', 'Bearer realm="bootdepot"');
+    // htmx follows HX-Redirect, so an expired session on a live page lands on the login form.
+    reply.header('hx-redirect', '/ui/login');
+    await reply.code(401).type('text/plain; charset=utf-8').send(`${result.reason}\n`);
+  });
+
+  app.addHook('preHandler', async (request, reply) => {
+    const body = request.body as Body | undefined;
+    const ownOrigins = [`${request.protocol}://${request.host}`, ...(baseOrigin ? [baseOrigin] : [])];
+    const csrfHeader = request.headers['x-csrf-token'];
+    const refusal = crossSiteRefusal({
+      method: request.method,
+      origin: request.headers.origin,
+      secFetchSite: request.headers['sec-fetch-site'],
+      ownOrigins,
+      access: access.get(request),
+      csrf: typeof body?._csrf === 'string' ? body._csrf : typeof csrfHeader === 'string' ? csrfHeader : undefined,
+    });
+    if (refusal) {
+      request.log.warn({ url: request.url, origin: request.headers.origin }, refusal);
+      await reply.code(403).type('text/plain; charset=utf-8').send(`${refusal}\n`);
+    }
+  });
+
+  const page = async (reply: FastifyReply, name: TemplateName, title: string, data: Record<string, unknown>, request: FastifyRequest) =>
+    reply.type('text/html; charset=utf-8').send(await templates.page(name, { title, signedIn: access.has(request), csrf: csrfOf(request), ...data }));
+
+  app.get<{ Params: { file: string } }>('/ui/static/:file', async (request, reply) => {
+    const file = statics.get(request.params.file);
+    if (!file) throw new HttpError(404, `not found: ${request.url}`);
+    return reply.header('cache-control', 'max-age=300').type(file.type).send(file.body);
+  });
+
+  app.get<{ Querystring: { next?: string } }>('/ui/login', async (request, reply) => {
+    if (checkAccess(request.headers, token, sessions).ok) return reply.redirect(safeNext(request.query.next), 303);
+    return page(reply, 'login', 'Log in', { next: safeNext(request.query.next) }, request);
+  });
+
+  // Its own budget per client address, on top of the global one: a token is guessed at one
+  // login per request, and the scripts budget is sized for racks of machines.
+  const loginsPerMinute = options.loginsPerMinute ?? 10;
+  const loginCheck = app.createRateLimit({ max: loginsPerMinute, timeWindow: 60_000, keyGenerator: (request) => `ui-login ${request.ip}`, allowList: () => false });
+  const loginLimit = async (request: FastifyRequest) => {
+    const result = await loginCheck(request);
+    if (!result.isAllowed && result.isExceeded) {
+      app.metrics.limited.inc({ reason: 'logins-rate' });
+      throw new RateLimitedError(Math.max(1, Math.ceil(result.ttl / 1000)), `${loginsPerMinute} dashboard logins per minute`, undefined);
+    }
+  };
+  app.post<{ Body: Body }>('/ui/login', { onRequest: loginLimit }, async (request, reply) => {
+    const given = typeof request.body?.token === 'string' ? request.body.token : '';
+    const next = safeNext(request.body?.next);
+    if (!given || !tokenMatches(token, given)) {
+      request.log.warn({ client: request.ip }, 'dashboard login refused: wrong token');
+      reply.code(401);
+      return page(reply, 'login', 'Log in', { next, error: 'Wrong token.' }, request);
+    }
+    const session = sessions.create();
+    request.log.info({ client: request.ip, sessions: sessions.size }, 'dashboard login');
+    return reply.header('set-cookie', sessionCookie(session, ttlMs, secure(request))).redirect(next, 303);
+  });
+
+  app.post('/ui/logout', async (request, reply) => {
+    const given = access.get(request);
+    if (given?.kind === 'session') sessions.delete(given.session.id);
+    return reply.header('set-cookie', clearedCookie(secure(request))).redirect('/ui/login', 303);
+  });
+
+  const fleetData = async (query: { stage?: string; q?: string }) => {
+    const stage = STAGE_FILTERS.includes(query.stage as StageFilter) ? (query.stage as StageFilter) : undefined;
+    const q = typeof query.q === 'string' ? query.q.slice(0, 200) : '';
+    const devices = await store.listDevices({ limit: FLEET_LIMIT });
+    const now = Date.now();
+    const rows = devices.filter((device) => matchesFilter(device, stage, q)).map((device) => fleetRow(device, now));
+    return { stage: stage ?? '', q, stageChoices: STAGE_FILTERS, rows, counts: fleetCounts(devices, now), truncated: devices.length >= FLEET_LIMIT, limit: FLEET_LIMIT, filtered: stage !== undefined || q !== '' };
+  };
+
+  app.get<{ Querystring: { stage?: string; q?: string } }>('/ui/', async (request, reply) => {
+    const data = await fleetData(request.query);
+    return page(reply, 'fleet', 'Fleet', { ...data, fragment: await templates.render('fleet-fragment', data) }, request);
+  });
+  app.get('/ui', (_request, reply) => reply.redirect('/ui/', 301));
+
+  app.get<{ Querystring: { stage?: string; q?: string } }>('/ui/fleet', async (request, reply) => {
+    return reply.type('text/html; charset=utf-8').send(await templates.render('fleet-fragment', await fleetData(request.query)));
+  });
+
+  /** What the device would be answered now: the same rendering as `bootdepot render`, recording nothing. */
+  const decisionNow = async (request: FastifyRequest, device: Device) => {
+    const plan = device.lastBootId ? await store.getBootPlan(device.lastBootId) : undefined;
+    let query: QueryInput;
+    let labelsFrom: string;
+    if (plan?.labels) {
+      query = { ...plan.labels };
+      labelsFrom = `its last boot (${plan.id})`;
+    } else {
+      query = {};
+      for (const field of IDENTITY_FIELDS) if (device.identity[field] !== undefined) query[field] = device.identity[field];
+      labelsFrom = 'its recorded identity';
+    }
+    query.mac = device.id;
+    const parsed = parseDevice(query);
+    const result = await renderDeviceScript({
+      baseUrl: requestBaseUrl(request, config.server.baseUrl),
+      device: parsed,
+      catalogue: options.catalogue(),
+      assets: options.assets,
+      boot: config.boot,
+      nextBoot: device.nextBoot,
+      ...(options.mirror ? { mirror: options.mirror } : {}),
+    });
+    const { decision } = result;
+    return { action: decision.action, profile: decision.action === 'profile' ? decision.profile.id : '', reason: decision.reason, problem: result.problem ?? '', body: result.body, labelsFrom };
+  };
+
+  const deviceData = async (request: FastifyRequest, id: string) => {
+    const device = await store.getDevice(id);
+    if (!device) return undefined;
+    const events = await store.listEvents(id, EVENTS_SHOWN);
+    const data = { device, row: fleetRow(device, Date.now()), timeline: timeline(events), decision: await decisionNow(request, device) };
+    return { data, fragment: await templates.render('device-fragment', data) };
+  };
+
+  const deviceId = (raw: string) => {
+    const id = normaliseMac(raw);
+    if (!id) throw new HttpError(400, 'invalid device id: expected a MAC address');
+    return id;
+  };
+
+  const devicePage = async (request: FastifyRequest, reply: FastifyReply, id: string, error?: string) => {
+    const shown = await deviceData(request, id);
+    if (!shown) return page(reply.code(404), 'message', 'Unknown device', { heading: 'Unknown device', message: `No device ${id} is recorded.` }, request);
+    const identity = Object.entries(shown.data.device.identity).filter(([, value]) => value !== undefined);
+    const profiles = [...options.catalogue().profiles.keys()].sort();
+    return page(reply, 'device', shown.data.device.id, { ...shown.data, identity, profiles, fragment: shown.fragment, ...(error ? { error } : {}) }, request);
+  };
+
+  app.get<{ Params: { mac: string } }>('/ui/devices/:mac', async (request, reply) => devicePage(request, reply, deviceId(request.params.mac)));
+
+  app.get<{ Params: { mac: string } }>('/ui/devices/:mac/live', async (request, reply) => {
+    const shown = await deviceData(request, deviceId(request.params.mac));
+    if (!shown) throw new HttpError(404, 'unknown device');
+    return reply.type('text/html; charset=utf-8').send(shown.fragment);
+  });
+
+  app.post<{ Params: { mac: string }; Body: Body }>('/ui/devices/:mac/next-boot', async (request, reply) => {
+    const id = deviceId(request.params.mac);
+    const body = request.body ?? {};
+    const action = body.action ?? '';
+    const profile = action === 'once' || action === 'profile' ? body.profile || undefined : undefined;
+    const reason = (body.reason ?? '').slice(0, 500);
+    try {
+      if (action === 'clear') await clearNextBoot(store, id);
+      else if ((NEXT_BOOT_ACTIONS as readonly string[]).includes(action)) {
+        const { nextBoot } = await setNextBoot(store, options.catalogue(), id, { action: action as NextBootAction, profile, reason }, 'set from the dashboard');
+        request.log.info({ device: id, nextBoot }, 'next boot set');
+      } else throw new HttpError(400, `unknown action ${JSON.stringify(action.slice(0, 40))}`);
+    } catch (error) {
+      if (!(error instanceof HttpError) || error.statusCode !== 400) throw error;
+      reply.code(400);
+      return devicePage(request, reply, id, error.message);
+    }
+    return reply.redirect(`/ui/devices/${encodeURIComponent(id)}`, 303);
+  });
+
+  // Live updates: one `changed` event (data: the device) per stored event; the pages throttle
+  // their re-fetches. Streams end as the server starts closing, as the API's do.
+  const streams = new Set<() => void>();
+  app.addHook('preClose', (done) => {
+    for (const end of streams) end();
+    done();
+  });
+  app.get<{ Querystring: { device?: string } }>('/ui/events', (request, reply) => {
+    const only = request.query.device ? normaliseMac(request.query.device) : undefined;
+    if (request.query.device && !only) throw new HttpError(400, 'invalid device filter: expected a MAC address');
+    reply.hijack();
+    reply.quietRequestLog = true;
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no', 'content-security-policy': CONTENT_SECURITY_POLICY });
+    res.write(': bootdepot dashboard events\n\n');
+    const unsubscribe = store.subscribe((event) => {
+      if (only && event.deviceId !== only) return;
+      res.write(`event: changed\ndata: ${event.deviceId}\n\n`);
+    });
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), (options.heartbeatSeconds ?? 15) * 1000);
+    const stop = () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      streams.delete(end);
+    };
+    const end = () => {
+      stop();
+      res.end();
+    };
+    streams.add(end);
+    res.on('close', stop);
+  });
+}

@@ -1,0 +1,154 @@
+/**
+ * The dashboard's pages as Liquid templates, kept in the module (so the compiled server needs no
+ * template files beside it). LiquidJS escapes every `{{ }}` output (`outputEscape: 'escape'`):
+ * a device's hostname, serial or report message is text wherever it appears. `raw` is used only
+ * for HTML rendered by these same templates.
+ */
+import { Liquid } from 'liquidjs';
+
+const layout = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="htmx-config" content='{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false}'>
+<title>{{ title }} — bootdepot</title>
+<link rel="stylesheet" href="/ui/static/ui.css">
+<script src="/ui/static/htmx.min.js"></script>
+<script src="/ui/static/sse.js"></script>
+</head>
+<body>
+<header>
+<a class="brand" href="/ui/">bootdepot</a>
+{% if signedIn %}<nav><a href="/ui/">Fleet</a>
+<form method="post" action="/ui/logout" class="inline"><input type="hidden" name="_csrf" value="{{ csrf }}"><button type="submit">Log out</button></form></nav>{% endif %}
+</header>
+<main>
+{{ body | raw }}
+</main>
+</body>
+</html>
+`;
+
+const login = `<h1>Log in</h1>
+<form method="post" action="/ui/login" class="login">
+{% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
+<input type="hidden" name="next" value="{{ next }}">
+<label>Admin token <input type="password" name="token" autocomplete="current-password" required autofocus></label>
+<button type="submit">Log in</button>
+</form>
+<p class="hint">The token is the server's <code>admin.token</code> (BOOTDEPOT_ADMIN_TOKEN, --admin-token).</p>
+`;
+
+const fleetFragment = `<ul class="counts">
+<li class="booting"><a href="/ui/?stage=booting"><b>{{ counts.booting }}</b> booting</a></li>
+<li class="waiting"><a href="/ui/?stage=waiting"><b>{{ counts.waiting }}</b> waiting</a></li>
+<li class="held"><a href="/ui/?stage=held"><b>{{ counts.held }}</b> held</a></li>
+<li class="failed"><a href="/ui/?stage=failed"><b>{{ counts.failedLastHour }}</b> failed</a> <small>last hour</small></li>
+<li class="succeeded"><a href="/ui/?stage=succeeded"><b>{{ counts.doneLastHour }}</b> done</a> <small>last hour</small></li>
+<li><b>{{ counts.total }}</b> devices</li>
+</ul>
+<p class="shown">{{ rows.size }} shown{% if truncated %} (the first {{ limit }} devices only){% endif %}</p>
+<table class="fleet">
+<thead><tr><th>MAC</th><th>Hostname</th><th>Stage</th><th>Detail</th><th>Profile</th><th>Group</th><th>Next boot</th><th>Last seen</th><th>Boots</th></tr></thead>
+<tbody>
+{% for row in rows %}<tr class="stage-{{ row.stage }}" data-device="{{ row.id }}">
+<td><a href="/ui/devices/{{ row.id | url_encode }}">{{ row.id }}</a></td>
+<td class="hostname">{{ row.hostname }}</td>
+<td><span class="stage">{{ row.stage }}</span></td>
+<td class="detail">{{ row.detail }}</td>
+<td>{{ row.profile }}</td>
+<td>{{ row.group }}</td>
+<td>{{ row.nextBoot }}</td>
+<td><time datetime="{{ row.lastSeen }}" title="{{ row.lastSeen }}">{{ row.lastSeenAgo }}</time></td>
+<td class="num">{{ row.boots }}</td>
+</tr>
+{% else %}<tr><td colspan="9" class="empty">No devices{% if filtered %} match{% else %} yet: a machine appears when it asks for /ipxe{% endif %}.</td></tr>
+{% endfor %}</tbody>
+</table>
+`;
+
+const fleet = `<section hx-ext="sse" sse-connect="/ui/events">
+<form id="filters" class="filters" method="get" action="/ui/" hx-get="/ui/fleet" hx-target="#fleet" hx-trigger="input delay:300ms, change">
+<label>Stage <select name="stage" id="stage">
+<option value="">all</option>
+{% for choice in stageChoices %}<option value="{{ choice }}"{% if choice == stage %} selected{% endif %}>{{ choice }}</option>{% endfor %}
+</select></label>
+<label>Search <input type="search" name="q" id="q" value="{{ q }}" placeholder="MAC, hostname, serial, profile"></label>
+<noscript><button type="submit">Filter</button></noscript>
+</form>
+<div id="fleet" hx-get="/ui/fleet" hx-include="#filters" hx-trigger="sse:changed throttle:1s">
+{{ fragment | raw }}
+</div>
+</section>
+`;
+
+const deviceFragment = `<dl class="status">
+<dt>Stage</dt><dd><span class="stage stage-{{ row.stage }}">{{ row.stage }}</span> {{ row.detail }}</dd>
+<dt>Next boot</dt><dd>{% if device.nextBoot %}<b>{{ row.nextBoot }}</b> — {{ device.nextBoot.reason }} <small>(set {{ device.nextBoot.setAt }})</small>{% else %}normal matching{% endif %}</dd>
+<dt>Decision now</dt><dd class="decision"><b>{{ decision.action }}</b>{% if decision.profile %} {{ decision.profile }}{% endif %} — {{ decision.reason }}{% if decision.problem %}<br><span class="error">the machine would wait: {{ decision.problem }}</span>{% endif %}
+{% if decision.labelsFrom %}<br><small>labels from {{ decision.labelsFrom }}</small>{% endif %}</dd>
+</dl>
+<details><summary>The script it would get now</summary><pre>{{ decision.body }}</pre></details>
+<h2>Boots</h2>
+{% for entry in timeline %}<section class="boot">
+<h3>{% if entry.title != "" %}{{ entry.title }}{% else %}events{% endif %} <small>{{ entry.at }}</small></h3>
+<ol class="timeline">
+{% for line in entry.lines %}<li class="{{ line.tone }}"><time datetime="{{ line.at }}">{{ line.at | slice: 11, 12 }}</time> <span class="kind">{{ line.kind }}</span> {{ line.text }}</li>
+{% endfor %}</ol>
+</section>
+{% else %}<p class="empty">No events recorded.</p>
+{% endfor %}
+`;
+
+const device = `<h1>{{ device.id }}{% if device.identity.hostname %} <small>{{ device.identity.hostname }}</small>{% endif %}</h1>
+<section class="identity"><h2>Identity</h2><dl>
+{% for field in identity %}<dt>{{ field[0] }}</dt><dd>{{ field[1] }}</dd>{% endfor %}
+<dt>first seen</dt><dd>{{ device.firstSeen }}</dd>
+<dt>last seen</dt><dd>{{ device.lastSeen }}</dd>
+<dt>boots</dt><dd>{{ device.bootCount }}</dd>
+</dl></section>
+<section class="next-boot"><h2>Set the next boot</h2>
+{% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
+<form method="post" action="/ui/devices/{{ device.id | url_encode }}/next-boot">
+<input type="hidden" name="_csrf" value="{{ csrf }}">
+<label>Profile <select name="profile"><option value="">—</option>{% for profile in profiles %}<option value="{{ profile }}">{{ profile }}</option>{% endfor %}</select></label>
+<label>Reason <input type="text" name="reason" maxlength="500" placeholder="why (kept with the change)"></label>
+<div class="actions">
+<button type="submit" name="action" value="hold">Hold</button>
+<button type="submit" name="action" value="local">Local disk</button>
+<button type="submit" name="action" value="once">Once with profile</button>
+<button type="submit" name="action" value="profile">Always profile</button>
+<button type="submit" name="action" value="clear">Clear</button>
+</div>
+</form></section>
+<section hx-ext="sse" sse-connect="/ui/events?device={{ device.id | url_encode }}">
+<h2>Now</h2>
+<div id="device-live" hx-get="/ui/devices/{{ device.id | url_encode }}/live" hx-trigger="sse:changed throttle:1s">
+{{ fragment | raw }}
+</div>
+</section>
+`;
+
+const notFound = `<h1>{{ heading }}</h1><p>{{ message }}</p><p><a href="/ui/">Back to the fleet</a></p>
+`;
+
+export type TemplateName = 'layout' | 'login' | 'fleet' | 'fleet-fragment' | 'device' | 'device-fragment' | 'message';
+
+const SOURCES: Record<TemplateName, string> = { layout, login, fleet, 'fleet-fragment': fleetFragment, device, 'device-fragment': deviceFragment, message: notFound };
+
+export interface Templates {
+  render(name: TemplateName, data: Record<string, unknown>): Promise<string>;
+  /** A whole page: `name` inside the layout. */
+  page(name: TemplateName, data: Record<string, unknown>): Promise<string>;
+}
+
+export function createTemplates(): Templates {
+  const liquid = new Liquid({ outputEscape: 'escape', strictFilters: true, templates: SOURCES, cache: true });
+  const parsed = new Map(Object.entries(SOURCES).map(([name, text]) => [name, liquid.parse(text, name)]));
+  const render = async (name: TemplateName, data: Record<string, unknown>) => String(await liquid.render(parsed.get(name) ?? [], data));
+  return {
+    render,
+    page: async (name, data) => render('layout', { ...data, body: await render(name, data) }),
+  };
+}

@@ -1,0 +1,213 @@
+/**
+ * What the dashboard's pages show, as plain data: the fleet's rows and counts, a device's boots
+ * as a timeline. Framework-free and pure (devices and events in, view models out); the templates
+ * only lay them out, escaping every value.
+ */
+import type { Device, Stage, StoredEvent } from '../state/model.ts';
+
+/** The stage filter's choices: one per stage a person tells apart, plus machines that matched no group. */
+export const STAGE_FILTERS = ['booting', 'waiting', 'held', 'local', 'running', 'succeeded', 'failed', 'unmatched'] as const;
+export type StageFilter = (typeof STAGE_FILTERS)[number];
+
+const BOOTING: readonly (Stage | null)[] = ['script', 'kernel', 'initrd', 'booting'];
+
+/** The word a person reads for a stage: the four steps of a boot in progress are `booting`. */
+export function stageGroup(stage: Stage | null): string {
+  if (stage === null) return 'new';
+  return BOOTING.includes(stage) ? 'booting' : stage;
+}
+
+/** The step of a boot in progress, e.g. `kernel` while the kernel downloads. */
+const STEP: Partial<Record<Stage, string>> = { script: 'script sent', kernel: 'downloading the kernel', initrd: 'downloading the initrd', booting: 'kernel started (beacon)' };
+
+/** A device whose last script matched no group (it waits, or was told 404). */
+export function isUnmatched(device: Device): boolean {
+  return (device.lastAction === 'wait' || device.lastAction === 'notFound') && device.lastGroup === null && device.lastProfile === null && device.nextBoot === null;
+}
+
+export function matchesFilter(device: Device, filter: StageFilter | undefined, search: string): boolean {
+  if (filter === 'unmatched' ? !isUnmatched(device) : filter !== undefined && stageGroup(device.stage) !== filter) return false;
+  const needle = search.trim().toLowerCase();
+  if (!needle) return true;
+  const haystack = [device.id, device.id.replace(/:/g, '-'), device.identity.hostname, device.identity.serial, device.lastProfile, device.lastGroup, device.identity.uuid, device.lastIp];
+  return haystack.some((value) => value?.toLowerCase().includes(needle));
+}
+
+export interface FleetRow {
+  id: string;
+  hostname: string;
+  serial: string;
+  stage: string;
+  /** What the stage means now: the step of a boot, why it waits, the OS's report. */
+  detail: string;
+  profile: string;
+  group: string;
+  nextBoot: string;
+  lastSeen: string;
+  lastSeenAgo: string;
+  boots: number;
+}
+
+export interface FleetCounts {
+  booting: number;
+  waiting: number;
+  held: number;
+  /** Failed, and succeeded, among the devices seen in the last hour. */
+  failedLastHour: number;
+  doneLastHour: number;
+  total: number;
+}
+
+export function ago(iso: string, now: number): string {
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86_400)} d ago`;
+}
+
+export function nextBootText(device: Device): string {
+  const next = device.nextBoot;
+  return next ? `${next.action}${next.profile ? ` ${next.profile}` : ''}` : '';
+}
+
+function detailOf(device: Device): string {
+  if (device.problem) return device.problem;
+  if (device.stage && STEP[device.stage]) return STEP[device.stage] ?? '';
+  const report = device.lastReport;
+  if (report && (device.stage === 'running' || device.stage === 'succeeded' || device.stage === 'failed')) {
+    return [report.code !== undefined ? `code ${report.code}` : '', report.message ?? ''].filter(Boolean).join(': ');
+  }
+  return '';
+}
+
+export function fleetRow(device: Device, now: number): FleetRow {
+  return {
+    id: device.id,
+    hostname: device.identity.hostname ?? '',
+    serial: device.identity.serial ?? '',
+    stage: stageGroup(device.stage),
+    detail: detailOf(device),
+    profile: device.lastProfile ?? '',
+    group: device.lastGroup ?? '',
+    nextBoot: nextBootText(device),
+    lastSeen: device.lastSeen,
+    lastSeenAgo: ago(device.lastSeen, now),
+    boots: device.bootCount,
+  };
+}
+
+export function fleetCounts(devices: readonly Device[], now: number): FleetCounts {
+  const hourAgo = new Date(now - 3600_000).toISOString();
+  const counts: FleetCounts = { booting: 0, waiting: 0, held: 0, failedLastHour: 0, doneLastHour: 0, total: devices.length };
+  for (const device of devices) {
+    const group = stageGroup(device.stage);
+    if (group === 'booting') counts.booting += 1;
+    else if (group === 'waiting') counts.waiting += 1;
+    else if (group === 'held') counts.held += 1;
+    else if (device.lastSeen >= hourAgo && group === 'failed') counts.failedLastHour += 1;
+    else if (device.lastSeen >= hourAgo && group === 'succeeded') counts.doneLastHour += 1;
+  }
+  return counts;
+}
+
+export interface TimelineLine {
+  at: string;
+  kind: string;
+  text: string;
+  /** `bad` for failures and refusals, `unverified` for events that changed nothing. */
+  tone: '' | 'bad' | 'unverified';
+}
+
+export interface TimelineEntry {
+  /** The boot's id, or empty for events outside a boot (wait scripts, next-boot changes). */
+  bootId: string;
+  at: string;
+  title: string;
+  lines: TimelineLine[];
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function seconds(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** One event as a line; downloads are paired (started with how it ended) by {@link timeline}. */
+function lineOf(event: StoredEvent): TimelineLine | undefined {
+  const at = event.at.toISOString();
+  const { detail } = event;
+  switch (detail.type) {
+    case 'script': {
+      const what = detail.action === 'boot' ? `boot ${detail.profile ?? ''}` : detail.action;
+      const via = detail.group ? ` (group ${detail.group})` : '';
+      return { at, kind: 'script', text: `${what}${via}: ${detail.reason} — from ${detail.ip}`, tone: detail.verified === false ? 'unverified' : detail.action === 'boot' || detail.action === 'local' ? '' : 'bad' };
+    }
+    case 'beacon':
+      return { at, kind: 'beacon', text: `the kernel is starting — from ${detail.ip}`, tone: '' };
+    case 'config':
+      return { at, kind: 'config', text: `${detail.what}: HTTP ${detail.status}${detail.reason ? ` (${detail.reason})` : ''}`, tone: detail.status === 200 ? '' : 'bad' };
+    case 'report':
+      return {
+        at,
+        kind: 'report',
+        text: `${detail.state}${detail.code !== undefined ? ` (code ${detail.code})` : ''}${detail.message ? `: ${detail.message}` : ''}${detail.verified === false ? ' — unverified, changed nothing' : ''}`,
+        tone: detail.verified === false ? 'unverified' : detail.state === 'failed' ? 'bad' : '',
+      };
+    case 'next-boot': {
+      const next = detail.nextBoot;
+      return { at, kind: 'next boot', text: next ? `set to ${next.action}${next.profile ? ` ${next.profile}` : ''}: ${next.reason} (by ${detail.by})` : `cleared (by ${detail.by})`, tone: '' };
+    }
+    case 'download':
+      return undefined;
+  }
+}
+
+/** A device's events (any order) as boots and loose events, newest first. */
+export function timeline(events: readonly StoredEvent[]): TimelineEntry[] {
+  const ordered = [...events].sort((a, b) => a.at.getTime() - b.at.getTime() || a.id - b.id);
+  const entries: TimelineEntry[] = [];
+  const boots = new Map<string, TimelineEntry>();
+  // Downloads that started and have not ended yet, by boot and path.
+  const open = new Map<string, { at: Date; line: TimelineLine }>();
+  for (const event of ordered) {
+    let entry: TimelineEntry | undefined = event.bootId ? boots.get(event.bootId) : undefined;
+    if (!entry) {
+      const title = event.detail.type === 'script' && event.bootId ? `boot ${event.bootId}${event.detail.profile ? ` — ${event.detail.profile}` : ''}` : '';
+      entry = { bootId: event.bootId ?? '', at: event.at.toISOString(), title, lines: [] };
+      entries.push(entry);
+      if (event.bootId) boots.set(event.bootId, entry);
+    }
+    const { detail } = event;
+    if (detail.type === 'download') {
+      const key = `${event.bootId ?? ''} ${detail.path}`;
+      const name = `${detail.role === 'other' ? 'file' : detail.role} ${detail.path}`;
+      if (detail.phase === 'started') {
+        const line: TimelineLine = { at: event.at.toISOString(), kind: 'download', text: `${name}: started`, tone: '' };
+        open.set(key, { at: event.at, line });
+        entry.lines.push(line);
+        continue;
+      }
+      const started = open.get(key);
+      open.delete(key);
+      const took = started ? ` in ${seconds(event.at.getTime() - started.at.getTime())}` : '';
+      const text =
+        detail.phase === 'completed'
+          ? `${name}: ${formatBytes(detail.bytes)}${took}`
+          : detail.phase === 'aborted'
+            ? `${name}: aborted by the client after ${formatBytes(detail.bytes)}${took}`
+            : `${name}: failed, HTTP ${detail.status}${detail.reason ? ` (${detail.reason})` : ''}`;
+      const tone = detail.phase === 'completed' ? '' : 'bad';
+      if (started) Object.assign(started.line, { text, tone });
+      else entry.lines.push({ at: event.at.toISOString(), kind: 'download', text, tone });
+      continue;
+    }
+    const line = lineOf(event);
+    if (line) entry.lines.push(line);
+  }
+  return entries.reverse();
+}

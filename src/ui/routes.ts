@@ -45,6 +45,8 @@ export interface DashboardOptions {
 /** Devices read for the fleet view at most; a larger fleet is cut (and the page says so). */
 const FLEET_LIMIT = 5000;
 const EVENTS_SHOWN = 300;
+/** Live updates per page at most: one re-read per this many milliseconds, whatever the event rate. */
+const COALESCE_MS = 250;
 
 /** No inline script or style anywhere: a value that slipped through escaping still could not run. */
 export const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -269,8 +271,8 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
     return reply.redirect(`/ui/devices/${encodeURIComponent(id)}`, 303);
   });
 
-  // Live updates: one `changed` event (data: the device) per stored event; the pages throttle
-  // their re-fetches. Streams end as the server starts closing, as the API's do.
+  // Live updates: `changed` events (no data: the page re-reads its part); streams end as the
+  // server starts closing, as the API's do.
   const streams = new Set<() => void>();
   app.addHook('preClose', (done) => {
     for (const end of streams) end();
@@ -284,13 +286,20 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no', 'content-security-policy': CONTENT_SECURITY_POLICY });
     res.write(': bootdepot dashboard events\n\n');
+    // A burst of events (a rack booting) is one `changed` at most every COALESCE_MS, sent after
+    // the burst's first event, so the page always re-reads after the last one.
+    let pending: NodeJS.Timeout | undefined;
     const unsubscribe = store.subscribe((event) => {
       if (only && event.deviceId !== only) return;
-      res.write(`event: changed\ndata: ${event.deviceId}\n\n`);
+      pending ??= setTimeout(() => {
+        pending = undefined;
+        res.write('event: changed\ndata: \n\n');
+      }, COALESCE_MS);
     });
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), (options.heartbeatSeconds ?? 15) * 1000);
     const stop = () => {
       clearInterval(heartbeat);
+      clearTimeout(pending);
       unsubscribe();
       streams.delete(end);
     };

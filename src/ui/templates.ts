@@ -77,7 +77,7 @@ const fleet = `<section hx-ext="sse" sse-connect="/ui/events">
 <label>Search <input type="search" name="q" id="q" value="{{ q }}" placeholder="MAC, hostname, serial, profile"></label>
 <noscript><button type="submit">Filter</button></noscript>
 </form>
-<div id="fleet" hx-get="/ui/fleet" hx-include="#filters" hx-trigger="sse:changed throttle:1s">
+<div id="fleet" hx-get="/ui/fleet" hx-include="#filters" hx-trigger="sse:changed">
 {{ fragment | raw }}
 </div>
 </section>
@@ -124,7 +124,7 @@ const device = `<h1>{{ device.id }}{% if device.identity.hostname %} <small>{{ d
 </form></section>
 <section hx-ext="sse" sse-connect="/ui/events?device={{ device.id | url_encode }}">
 <h2>Now</h2>
-<div id="device-live" hx-get="/ui/devices/{{ device.id | url_encode }}/live" hx-trigger="sse:changed throttle:1s">
+<div id="device-live" hx-get="/ui/devices/{{ device.id | url_encode }}/live" hx-trigger="sse:changed">
 {{ fragment | raw }}
 </div>
 </section>

@@ -67,7 +67,8 @@ export async function answerScript(request: ScriptRequest, deps: ScriptAnswerDep
           userAgent: request.userAgent.slice(0, 200),
           identity: ctx.device.identity,
           action: result.outcome,
-          reason: result.problem ? `${decision.reason}; ${result.problem}` : decision.reason,
+          // A wait's problem is often its decision's reason itself: said once.
+          reason: result.problem && result.problem !== decision.reason ? `${decision.reason}; ${result.problem}` : decision.reason,
           ...(group ? { group } : {}),
           ...(profile ? { profile } : {}),
           ...(verified ? {} : { verified: false }),

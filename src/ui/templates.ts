@@ -144,7 +144,7 @@ export interface Templates {
 }
 
 export function createTemplates(): Templates {
-  const liquid = new Liquid({ outputEscape: 'escape', strictFilters: true, templates: SOURCES, cache: true });
+  const liquid = new Liquid({ outputEscape: 'escape', strictFilters: true, jsTruthy: true, templates: SOURCES, cache: true });
   const parsed = new Map(Object.entries(SOURCES).map(([name, text]) => [name, liquid.parse(text, name)]));
   const render = async (name: TemplateName, data: Record<string, unknown>) => String(await liquid.render(parsed.get(name) ?? [], data));
   return {

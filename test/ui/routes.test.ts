@@ -108,6 +108,7 @@ describe('dashboard pages', () => {
     assert.ok(!device.body.includes(HOSTILE));
     assert.ok(device.body.includes('&lt;script&gt;alert(1)&lt;/script&gt;'));
     assert.match(device.body, /Decision now<\/dt><dd class="decision"><b>profile<\/b> main/);
+    assert.doesNotMatch(device.body, /would wait/);
     const form = { ...headers, 'content-type': 'application/x-www-form-urlencoded' };
     const once = await app.inject({ method: 'POST', url: `/ui/devices/${MAC}/next-boot`, headers: form, payload: 'action=once' });
     assert.equal(once.statusCode, 400);
@@ -141,5 +142,18 @@ describe('dashboard pages', () => {
         assert.equal(content, '');
       }
     }
+  });
+});
+
+describe('a waiting machine', () => {
+  it('shows why it waits once, and that it would wait now', async (t) => {
+    const built = await testApp(t, { data: { 'profiles/main.yaml': 'boot: {kernel: /assets/main/vmlinuz}\n', 'groups/efi.yaml': 'profile: main\nselector: {platform: efi}\n' }, assets: { 'main/vmlinuz': 'main' }, overrides: [{ key: 'adminToken', value: TOKEN, source: 'test' }] });
+    await built.app.inject({ url: `/ipxe?mac=${MAC}&platform=pcbios` });
+    const headers = { authorization: `Bearer ${TOKEN}` };
+    const fleet = await built.app.inject({ url: '/ui/fleet?stage=unmatched', headers });
+    assert.ok(fleet.body.includes(`data-device="${MAC}"`));
+    assert.equal(fleet.body.split('no group matches this machine').length - 1, 1, fleet.body);
+    const device = await built.app.inject({ url: `/ui/devices/${MAC}/live`, headers });
+    assert.match(device.body, /the machine would wait: no group matches this machine/);
   });
 });

@@ -13,6 +13,7 @@ import type { MirrorView } from '../boot/render-context.ts';
 import { renderDeviceScript } from '../boot/render.ts';
 import { HttpError } from '../common/http-error.ts';
 import { IDENTITY_FIELDS, normaliseMac, parseDevice, type QueryInput } from '../common/identity.ts';
+import { formatProblem, isWarning } from '../common/problems.ts';
 import type { Config } from '../config/schema.ts';
 import { tokenMatches } from '../http/auth.ts';
 import { requestBaseUrl } from '../http/base-url.ts';
@@ -174,23 +175,28 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
     return reply.header('set-cookie', clearedCookie(secure(request))).redirect('/ui/login', 303);
   });
 
-  const fleetData = async (query: { stage?: string; q?: string }) => {
+  const fleetData = async (request: FastifyRequest, query: { stage?: string; q?: string }) => {
     const stage = STAGE_FILTERS.includes(query.stage as StageFilter) ? (query.stage as StageFilter) : undefined;
     const q = typeof query.q === 'string' ? query.q.slice(0, 200) : '';
     const devices = await store.listDevices({ limit: FLEET_LIMIT });
     const now = Date.now();
     const rows = devices.filter((device) => matchesFilter(device, stage, q)).map((device) => fleetRow(device, now));
-    return { stage: stage ?? '', q, stageChoices: STAGE_FILTERS, rows, counts: fleetCounts(devices, now), truncated: devices.length >= FLEET_LIMIT, limit: FLEET_LIMIT, filtered: stage !== undefined || q !== '' };
+    // Machines that matched no group get an "assign to profile" form (it sets their next boot).
+    const assign = stage === 'unmatched' ? { profiles: [...options.catalogue().profiles.keys()].sort(), csrf: csrfOf(request), back: `/ui/?stage=unmatched${q ? `&q=${encodeURIComponent(q)}` : ''}` } : undefined;
+    return { stage: stage ?? '', q, stageChoices: STAGE_FILTERS, rows, counts: fleetCounts(devices, now), truncated: devices.length >= FLEET_LIMIT, limit: FLEET_LIMIT, filtered: stage !== undefined || q !== '', assign };
   };
 
   app.get<{ Querystring: { stage?: string; q?: string } }>('/ui/', async (request, reply) => {
-    const data = await fleetData(request.query);
-    return page(reply, 'fleet', 'Fleet', { ...data, fragment: await templates.render('fleet-fragment', data) }, request);
+    const data = await fleetData(request, request.query);
+    // What `bootdepot check` says: the files' problems and what each group's machines would get
+    // (the server's audit, re-run after every load and every 30 s).
+    const problems = options.catalogue().problems.map((problem) => ({ text: formatProblem(problem), warning: isWarning(problem) }));
+    return page(reply, 'fleet', 'Fleet', { ...data, problems, errors: problems.filter((p) => !p.warning).length, warnings: problems.filter((p) => p.warning).length, fragment: await templates.render('fleet-fragment', data) }, request);
   });
   app.get('/ui', (_request, reply) => reply.redirect('/ui/', 301));
 
   app.get<{ Querystring: { stage?: string; q?: string } }>('/ui/fleet', async (request, reply) => {
-    return reply.type('text/html; charset=utf-8').send(await templates.render('fleet-fragment', await fleetData(request.query)));
+    return reply.type('text/html; charset=utf-8').send(await templates.render('fleet-fragment', await fleetData(request, request.query)));
   });
 
   /** What the device would be answered now: the same rendering as `bootdepot render`, recording nothing. */
@@ -268,7 +274,7 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
       reply.code(400);
       return devicePage(request, reply, id, error.message);
     }
-    return reply.redirect(`/ui/devices/${encodeURIComponent(id)}`, 303);
+    return reply.redirect(body.back ? safeNext(body.back) : `/ui/devices/${encodeURIComponent(id)}`, 303);
   });
 
   // Live updates: `changed` events (no data: the page re-reads its part); streams end as the

@@ -41,5 +41,8 @@ ol.timeline li { padding: .15rem 0; overflow-wrap: anywhere; }
 ol.timeline li.bad { color: var(--bad); }
 ol.timeline li.unverified { color: var(--muted); font-style: italic; }
 ol.timeline .kind { display: inline-block; min-width: 6rem; font-weight: 600; }
+details.problems { border: 1px solid var(--bad); border-radius: 6px; padding: .5rem .9rem; margin-bottom: 1rem; }
+details.problems li.warning { color: var(--wait); }
+form.assign { display: flex; gap: .3rem; }
 section.boot { border-left: 3px solid #8886; padding-left: .75rem; margin-bottom: 1rem; }
 `;

@@ -50,7 +50,7 @@ const fleetFragment = `<ul class="counts">
 </ul>
 <p class="shown">{{ rows.size }} shown{% if truncated %} (the first {{ limit }} devices only){% endif %}</p>
 <table class="fleet">
-<thead><tr><th>MAC</th><th>Hostname</th><th>Stage</th><th>Detail</th><th>Profile</th><th>Group</th><th>Next boot</th><th>Last seen</th><th>Boots</th></tr></thead>
+<thead><tr><th>MAC</th><th>Hostname</th><th>Stage</th><th>Detail</th><th>Profile</th><th>Group</th><th>Next boot</th><th>Last seen</th><th>Boots</th>{% if assign %}<th>Assign</th>{% endif %}</tr></thead>
 <tbody>
 {% for row in rows %}<tr class="stage-{{ row.stage }}" data-device="{{ row.id }}">
 <td><a href="/ui/devices/{{ row.id | url_encode }}">{{ row.id }}</a></td>
@@ -62,13 +62,22 @@ const fleetFragment = `<ul class="counts">
 <td>{{ row.nextBoot }}</td>
 <td><time datetime="{{ row.lastSeen }}" title="{{ row.lastSeen }}">{{ row.lastSeenAgo }}</time></td>
 <td class="num">{{ row.boots }}</td>
+{% if assign %}<td><form method="post" action="/ui/devices/{{ row.id | url_encode }}/next-boot" class="assign">
+<input type="hidden" name="_csrf" value="{{ assign.csrf }}"><input type="hidden" name="action" value="profile"><input type="hidden" name="back" value="{{ assign.back }}">
+<input type="hidden" name="reason" value="assigned from the dashboard">
+<select name="profile" id="assign-{{ row.id | replace: ':', '-' }}" hx-preserve="true" required><option value="">profile…</option>{% for profile in assign.profiles %}<option value="{{ profile }}">{{ profile }}</option>{% endfor %}</select>
+<button type="submit">Assign</button></form></td>{% endif %}
 </tr>
-{% else %}<tr><td colspan="9" class="empty">No devices{% if filtered %} match{% else %} yet: a machine appears when it asks for /ipxe{% endif %}.</td></tr>
+{% else %}<tr><td colspan="10" class="empty">No devices{% if filtered %} match{% else %} yet: a machine appears when it asks for /ipxe{% endif %}.</td></tr>
 {% endfor %}</tbody>
 </table>
 `;
 
-const fleet = `<section hx-ext="sse" sse-connect="/ui/events">
+const fleet = `{% if problems.size > 0 %}<details class="problems"{% if errors > 0 %} open{% endif %}>
+<summary>{{ errors }} data problem{% if errors != 1 %}s{% endif %}{% if warnings > 0 %}, {{ warnings }} warning{% if warnings != 1 %}s{% endif %}{% endif %} (what <code>bootdepot check</code> says)</summary>
+<ul>{% for problem in problems %}<li class="{% if problem.warning %}warning{% else %}error{% endif %}">{{ problem.text }}</li>{% endfor %}</ul>
+</details>{% endif %}
+<section hx-ext="sse" sse-connect="/ui/events">
 <form id="filters" class="filters" method="get" action="/ui/" hx-get="/ui/fleet" hx-target="#fleet" hx-trigger="input delay:300ms, change">
 <label>Stage <select name="stage" id="stage">
 <option value="">all</option>

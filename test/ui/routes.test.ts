@@ -157,3 +157,27 @@ describe('a waiting machine', () => {
     assert.match(device.body, /the machine would wait: no group matches this machine/);
   });
 });
+
+describe('unknown machines and data problems', () => {
+  it('assigns a machine that matched no group to a profile, and lists what check would say', async (t) => {
+    const built = await testApp(t, {
+      data: { 'profiles/main.yaml': 'boot: {kernel: /assets/main/vmlinuz}\n', 'groups/efi.yaml': 'profile: main\nselector: {platform: efi}\n', 'groups/gone.yaml': 'profile: missing\nselector: {rack: "9"}\n' },
+      assets: { 'main/vmlinuz': 'main' },
+      overrides: [{ key: 'adminToken', value: TOKEN, source: 'test' }],
+    });
+    await built.app.inject({ url: `/ipxe?mac=${MAC}&platform=pcbios` });
+    const headers = { authorization: `Bearer ${TOKEN}` };
+    const page = await built.app.inject({ url: '/ui/?stage=unmatched', headers });
+    assert.match(page.body, /<summary>1 data problem/);
+    assert.match(page.body, /gone\.yaml[^<]*missing/);
+    assert.match(page.body, new RegExp(`action="/ui/devices/${encodeURIComponent(MAC)}/next-boot" class="assign"`));
+    assert.doesNotMatch((await built.app.inject({ url: '/ui/fleet', headers })).body, /class="assign"/, 'only in the unmatched view');
+    const assign = await built.app.inject({ method: 'POST', url: `/ui/devices/${MAC}/next-boot`, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'action=profile&profile=main&back=/ui/?stage=unmatched&reason=assigned' });
+    assert.equal(assign.statusCode, 303);
+    assert.equal(assign.headers.location, '/ui/?stage=unmatched');
+    const script = await built.app.inject({ url: `/ipxe?mac=${MAC}&platform=pcbios` });
+    assert.match(script.body, /\/assets\/main\/vmlinuz/);
+    const evil = await built.app.inject({ method: 'POST', url: `/ui/devices/${MAC}/next-boot`, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'action=hold&back=//evil.example/' });
+    assert.equal(evil.headers.location, '/ui/');
+  });
+});

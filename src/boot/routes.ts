@@ -105,6 +105,20 @@ function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
   return reply.code(answer.status).header('content-type', answer.contentType).header('cache-control', 'no-store').send(answer.body);
 }
 
+/**
+ * Sends an answer with its header names written as `Content-Length` and `Content-Type`: GRUB's
+ * HTTP client (2.06) matches `Content-Length: ` case-sensitively, and Fastify writes header
+ * names in lower case, with which GRUB reads a config as empty and drops to its prompt.
+ */
+function sendWithCanonicalHeaders(request: FastifyRequest, reply: FastifyReply, answer: Answer): void {
+  const body = Buffer.from(answer.body, 'utf8');
+  // The status the request log line reports.
+  void reply.code(answer.status);
+  reply.hijack();
+  reply.raw.writeHead(answer.status, { 'Content-Type': answer.contentType, 'Content-Length': String(body.length), 'Cache-Control': 'no-store' });
+  reply.raw.end(request.method === 'HEAD' ? undefined : body);
+}
+
 /** The query string as sent, which a signature request repeats (and matchbox's `request.raw_query`). */
 function rawQuery(request: FastifyRequest): string {
   const at = request.url.indexOf('?');
@@ -131,7 +145,8 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     request.deviceMac = device.identity.mac;
     // One line per request, however many values were dropped (the list itself is capped).
     if (device.warnings.length > 0) request.log.warn({ mac: device.identity.mac, dropped: device.warnings }, `device sent values that were dropped: ${device.warnings[0] ?? ''}`);
-    return { baseUrl: requestBaseUrl(request, config.server.baseUrl), device, catalogue: catalogue.current(), assets, boot: config.boot, ...(mirror ? { mirror } : {}) };
+    const portFromSocket = /^\/grub(\.sig|\.asc)?$/.test(request.routeOptions.url ?? '') && !config.server.trustProxy;
+    return { baseUrl: requestBaseUrl(request, config.server.baseUrl, { portFromSocket }), device, catalogue: catalogue.current(), assets, boot: config.boot, ...(mirror ? { mirror } : {}) };
   }
 
   const { signer } = options;
@@ -140,8 +155,12 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
    * exactly the body `answer` gives in `sign` mode, which is what `path` answers this request
    * now, without recording anything a second time. Anything but a 200 is passed on unsigned.
    */
-  function signable<P extends Record<string, string> = Record<string, never>>(path: string, answer: (request: FastifyRequest<{ Params: P }>, mode: AnswerMode) => Promise<Answer>): void {
-    app.get<{ Params: P }>(path, async (request, reply) => sendAnswer(reply, await answer(request, 'send')));
+  function signable<P extends Record<string, string> = Record<string, never>>(path: string, answer: (request: FastifyRequest<{ Params: P }>, mode: AnswerMode) => Promise<Answer>, options: { forGrub?: boolean } = {}): void {
+    app.get<{ Params: P }>(path, async (request, reply) => {
+      const answered = await answer(request, 'send');
+      if (options.forGrub) return sendWithCanonicalHeaders(request, reply, answered);
+      return sendAnswer(reply, answered);
+    });
     for (const [suffix, armored] of [['.sig', false], ['.asc', true]] as const) {
       app.get<{ Params: P }>(`${path}${suffix}`, async (request, reply) => {
         if (!signer) return sendText(reply, 404, `no signatures here: this bootdepot has no signing key (signing.keyFile)`);
@@ -196,7 +215,7 @@ function bootRoutes(app: FastifyInstance, options: BootRoutesOptions): void {
     return { status: 200, contentType: SCRIPT_TYPE, body: result.body };
   };
   signable('/ipxe', deviceScript('ipxe'));
-  signable('/grub', deviceScript('grub'));
+  signable('/grub', deviceScript('grub'), { forGrub: true });
 
   /**
    * A LinuxKit set by name, for URLs with no data entry behind them (a provider's custom iPXE

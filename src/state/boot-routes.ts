@@ -82,7 +82,13 @@ function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): voi
     if (!plan) return sendProblem(request, reply, 404, 'unknown boot');
     request.deviceMac = plan.deviceId;
     await bootState.recordBeacon(plan, request.ip);
-    return reply.header('cache-control', 'no-store').type('text/plain; charset=utf-8').send('ok\n');
+    // Header names as GRUB 2.06 needs them (it matches `Content-Length: ` case-sensitively, and
+    // without it waits for the connection to close): GRUB configs fetch the beacon with `cat`.
+    void reply.code(200);
+    reply.hijack();
+    reply.raw.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': '3', 'Cache-Control': 'no-store' });
+    reply.raw.end(request.method === 'HEAD' ? undefined : 'ok\n');
+    return reply;
   });
 
   // Reports: any content type is read as JSON (busybox wget and curl -d send other types).

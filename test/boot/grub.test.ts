@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { connect, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { createAssetReader } from '../../src/assets/asset-root.ts';
@@ -203,5 +204,31 @@ describe('GRUB configs pass GRUB\'s own parser (grub-script-check)', () => {
     const broken = path.join(dir, 'broken.grub');
     await writeFile(broken, 'menuentry \'x\' {\n  linux "a=${mac:hexhyp}"\n');
     assert.notEqual((await grubScriptCheck(binary, broken)).code, 0);
+  });
+});
+
+describe('/grub as GRUB 2.06 asks for it', () => {
+  it('spells Content-Length as GRUB matches it, and links the port a Host without one came in on', async (t) => {
+    const { app: server } = await testApp(t, { data: DATA, assets: ASSETS });
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    const port = (server.server.address() as AddressInfo).port;
+    // GRUB's request: `Host:` without the port it connected to.
+    const ask = (url: string) =>
+      new Promise<string>((resolve, reject) => {
+        let out = '';
+        const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: GRUB 2.06-13+deb12u2\r\nConnection: close\r\n\r\n`));
+        socket.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        socket.on('end', () => resolve(out));
+        socket.on('error', reject);
+      });
+    const answer = await ask(`/grub?mac=${MAC}&case=lk`);
+    const [head = '', body = ''] = answer.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(head, new RegExp(`\\r\\nContent-Length: ${Buffer.byteLength(body)}(\\r\\n|$)`));
+    assert.match(head, /\r\nContent-Type: text\/plain; charset=utf-8(\r\n|$)/);
+    assert.match(body, new RegExp(`^  linux '\\(http,127\\.0\\.0\\.1:${port}\\)/b/[0-9a-f]{32}/assets/linuxkit/sshd-kernel'`, 'm'));
+    const bootId = /\/b\/([0-9a-f]{32})\/beacon/.exec(body)?.[1];
+    assert.ok(bootId);
+    assert.match(await ask(`/b/${bootId}/beacon`), /\r\nContent-Length: 3\r\n[\s\S]*\r\n\r\nok\n$/);
   });
 });

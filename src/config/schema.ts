@@ -113,8 +113,9 @@ export const ConfigSchema = Type.Object(
     admin: Type.Object(
       {
         /**
-         * Bearer token for /api/v1 (uploads, devices, the mirror). Empty: the admin
-         * API is off. Prefer BOOTDEPOT_ADMIN_TOKEN or --admin-token over writing it here.
+         * Bearer token for /api/v1 (uploads, devices, the mirror) and the dashboard's login
+         * (/ui/). Empty: the admin API and the dashboard are off. Prefer BOOTDEPOT_ADMIN_TOKEN or
+         * --admin-token over writing it here.
          */
         token: Type.String({ default: '' }),
       },

@@ -7,6 +7,7 @@ import type { AssetReader } from './assets/asset-root.ts';
 import swagger from '@fastify/swagger';
 import assetUploads from './api/asset-uploads.ts';
 import deviceApi from './api/devices.ts';
+import { admissionGauges, DownloadAdmission } from './assets/admission.ts';
 import assetRoutes from './assets/routes.ts';
 import type { LiveCatalogue } from './boot/live-catalogue.ts';
 import bootRoutes from './boot/routes.ts';
@@ -61,9 +62,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   await app.register(errors);
+  const admission = new DownloadAdmission(deps.config.assets.maxActiveDownloads, deps.config.assets.downloadQueueSeconds * 1000);
+  const mirrorExtra = deps.mirror ? mirrorGauges(deps.mirror) : undefined;
   const metrics = new Metrics({
     dataProblems: () => deps.catalogue.current().problems.filter((problem) => !isWarning(problem)).length,
-    ...(deps.mirror ? { extra: mirrorGauges(deps.mirror) } : {}),
+    extra: () => ({ ...admissionGauges(admission), ...mirrorExtra?.() }),
     ...(deps.bootState
       ? {
           state: () => {
@@ -110,6 +113,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     readSize: deps.config.assets.readSize,
     readBufferBudget: deps.config.assets.readBufferBudget,
     cacheControl: deps.config.assets.cacheControl,
+    admission,
   });
   if (deps.mirror) {
     await app.register(mirrorRoutes, { mirror: deps.mirror, readSize: deps.config.assets.readSize });

@@ -11,8 +11,10 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from '../common/http-error.ts';
 import type { RequestHeaders } from './conditional.ts';
+import type { DownloadAdmission } from './admission.ts';
 import { DownloadLog } from './download-log.ts';
 import { ClientGoneError, type BufferPool } from './file-stream.ts';
+import type { BodyStart } from './send-file.ts';
 
 /** Told when a download with a body starts and how it ended (for boot tracking). */
 export interface DownloadObserver {
@@ -27,8 +29,8 @@ export interface StreamIo {
   pool: BufferPool;
   /** Body bytes the socket has taken; still meaningful when the transfer breaks. */
   sent: { bytes: number };
-  /** To be called once the headers are out and a body is about to be streamed. */
-  onBody: () => void;
+  /** To be awaited once the headers are out and a body is about to be streamed (admission may hold it). */
+  onBody: BodyStart;
   /** Aborts when the client has gone. */
   signal: AbortSignal;
 }
@@ -57,16 +59,20 @@ export interface DownloadResponderOptions {
   pool: BufferPool;
   log: FastifyBaseLogger;
   metrics: DownloadMetrics;
+  /** Holds large bodies back beyond a number at once (see admission.ts); none: no limit. */
+  admission?: DownloadAdmission;
 }
 
 export class DownloadResponder {
   readonly pool: BufferPool;
   private readonly downloads: DownloadLog;
   private readonly metrics: DownloadMetrics;
+  private readonly admission: DownloadAdmission | undefined;
 
   constructor(options: DownloadResponderOptions) {
     this.pool = options.pool;
     this.metrics = options.metrics;
+    this.admission = options.admission;
     this.downloads = new DownloadLog(options.log);
   }
 
@@ -99,6 +105,7 @@ export class DownloadResponder {
     res.once('close', () => left.abort());
     const sent = { bytes: 0 };
     let announced = false;
+    let admitted: (() => void) | undefined;
     const summary = (status: number, bytes: number, complete: boolean) => {
       this.downloads.record({ client: request.ip, mac: request.deviceMac, path: logPath, status, bytes, complete, durationMs: performance.now() - started, ranged: status === 206 });
     };
@@ -109,10 +116,16 @@ export class DownloadResponder {
         pool: this.pool,
         sent,
         signal: left.signal,
-        onBody: () => {
-          if (announced) return;
-          announced = true;
-          observer?.started();
+        onBody: async (_status, bodyBytes) => {
+          if (!announced) {
+            announced = true;
+            observer?.started();
+          }
+          if (!this.admission || admitted) return;
+          const bytes = bodyBytes ?? Number.POSITIVE_INFINITY;
+          // A queued machine gets its status line and headers now: its first byte, while the body waits.
+          if (this.admission.wouldWait(bytes)) res.flushHeaders();
+          admitted = await this.admission.admit(bytes, left.signal);
         },
       });
       if (announced && outcome.bytes > 0) {
@@ -150,6 +163,7 @@ export class DownloadResponder {
         }
       }
     } finally {
+      admitted?.();
       await download.release?.();
     }
   }

@@ -7,6 +7,7 @@ import fp from 'fastify-plugin';
 import mime from 'mime';
 import type { AssetReader } from './asset-root.ts';
 import { DownloadResponder, type Download, type DownloadObserver } from './download.ts';
+import type { DownloadAdmission } from './admission.ts';
 import { BufferPool } from './file-stream.ts';
 import { sendFile } from './send-file.ts';
 
@@ -27,6 +28,8 @@ export interface AssetRoutesOptions {
   readSize: number;
   readBufferBudget: number;
   cacheControl: string;
+  /** Holds large bodies back beyond a number at once (assets.maxActiveDownloads). */
+  admission?: DownloadAdmission;
 }
 
 /** Boot images have names `mime` does not know (vmlinuz, NAME-kernel, initrd.img). */
@@ -49,7 +52,7 @@ function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
   const { assets } = options;
   // The one pool for every download's read buffers (the mirror's included), within
   // assets.readBufferBudget.
-  const responder = new DownloadResponder({ pool: new BufferPool(options.readSize, options.readBufferBudget), log: app.log, metrics: app.metrics });
+  const responder = new DownloadResponder({ pool: new BufferPool(options.readSize, options.readBufferBudget), log: app.log, metrics: app.metrics, ...(options.admission ? { admission: options.admission } : {}) });
   app.decorate('downloads', responder);
   app.addHook('onClose', (_app, done) => {
     responder.flush();

@@ -17,9 +17,15 @@ export interface SendFileOptions {
   pool: BufferPool;
   /** Body bytes the socket has taken so far; still meaningful when the transfer breaks. */
   sent?: { bytes: number };
-  /** Called once the headers are out and a body is about to be streamed. */
-  onBody?: (status: number) => void;
+  /**
+   * Called once the headers are out and a body of `bodyBytes` is about to be streamed; the body
+   * waits for it (admission control may hold a large one back).
+   */
+  onBody?: BodyStart;
 }
+
+/** A body is about to start: its status and size (undefined: not known, e.g. chunked). */
+export type BodyStart = (status: number, bodyBytes: number | undefined) => void | Promise<void>;
 
 export interface SendOutcome {
   status: number;
@@ -79,7 +85,7 @@ export async function sendFile(res: ServerResponse, file: ReadableContent, optio
         res.end();
         return { status: 200, bytes: 0, expected: head ? 0 : size, ranges: undefined };
       }
-      options.onBody?.(200);
+      await options.onBody?.(200, size);
       const bytes = await streamRange(res, file, 0, size - 1, options.pool, options.sent);
       res.end();
       return { status: 200, bytes, expected: size, ranges: undefined };
@@ -93,7 +99,7 @@ export async function sendFile(res: ServerResponse, file: ReadableContent, optio
         res.end();
         return { status: 206, bytes: 0, expected: 0, ranges: [plan.range] };
       }
-      options.onBody?.(206);
+      await options.onBody?.(206, length);
       const bytes = await streamRange(res, file, start, end, options.pool, options.sent);
       res.end();
       return { status: 206, bytes, expected: length, ranges: [plan.range] };
@@ -112,7 +118,7 @@ export async function sendFile(res: ServerResponse, file: ReadableContent, optio
         res.end();
         return { status: 206, bytes: 0, expected: 0, ranges: plan.ranges };
       }
-      options.onBody?.(206);
+      await options.onBody?.(206, length);
       let bytes = 0;
       for (const [i, range] of plan.ranges.entries()) {
         const text = partHeaders[i] ?? '';

@@ -103,6 +103,14 @@ export const ConfigSchema = Type.Object(
          * downloads in turn; a download that waits 20 ms for one reads 64 KiB instead.
          */
         readBufferBudget: Type.Integer({ minimum: 65536, maximum: 1073741824, default: 16777216 }),
+        /**
+         * Large downloads (1 MiB or more) that send their bodies at once; the rest wait their turn
+         * with their headers sent (docs/benchmarks.md, boot storm). For a link that cannot carry a
+         * whole rack at once: each machine then finishes sooner. 0: no limit.
+         */
+        maxActiveDownloads: Type.Integer({ minimum: 0, maximum: 100000, default: 0 }),
+        /** Seconds a download waits for its turn at most; then it starts anyway (below server.idleTimeout). */
+        downloadQueueSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 20 }),
         /** Cache-Control sent with assets. The default lets caches keep files but revalidate (cheap: ETag/304). */
         cacheControl: Type.String({ pattern: '^[\\x20-\\x7e]*$', default: 'public, no-cache' }),
         /** Largest upload accepted by PUT /api/v1/assets/, in bytes. */

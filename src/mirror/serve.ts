@@ -16,7 +16,7 @@ import type { RequestHeaders } from '../assets/conditional.ts';
 import { ClientGoneError, writeChunk, type BufferPool } from '../assets/file-stream.ts';
 import { HttpError } from '../common/http-error.ts';
 import { contentTypeFor } from '../assets/routes.ts';
-import { sendFile } from '../assets/send-file.ts';
+import { sendFile, type BodyStart } from '../assets/send-file.ts';
 import type { Download } from '../assets/download.ts';
 import type { FillReader } from './fill-reader.ts';
 import { SlotsFullError } from './fill-slots.ts';
@@ -44,8 +44,8 @@ export interface ServeMirrorOptions {
   sent: { bytes: number };
   /** Aborts when the client has gone: the request stops waiting for (and wanting) a fill. */
   signal?: AbortSignal;
-  /** Called once the headers are out and a body is about to be streamed (a download starts). */
-  onBody?: () => void;
+  /** Called once the headers are out and a body is about to be streamed (a download starts); the body waits for it. */
+  onBody?: BodyStart;
 }
 
 export interface ServeMirrorOutcome {
@@ -184,7 +184,7 @@ async function streamUnknownLength(res: ServerResponse, reader: FillReader, cont
   if (cacheControl) headers['Cache-Control'] = cacheControl;
   if (fill.contentEncoding) headers['Content-Encoding'] = fill.contentEncoding;
   res.writeHead(200, headers);
-  options.onBody?.();
+  await options.onBody?.(200, undefined);
   const buffer = options.pool.acquire();
   let position = 0;
   for (;;) {
@@ -232,7 +232,7 @@ async function servePassthrough(res: ServerResponse, mirror: PullThroughMirror, 
     return { status: 200, bytes: 0, from: 'passthrough', file: true };
   }
   let bytes = 0;
-  options.onBody?.();
+  await options.onBody?.(200, length === undefined ? undefined : Number(length));
   await readBody(response.body, url, mirror.settings.bodyInactivityMs, async (chunk) => {
     await writeAll(res, chunk, options.sent);
     bytes += chunk.length;

@@ -25,6 +25,8 @@ export interface Plan {
    * the client side. One JSON line with every time to first byte.
    */
   probe?: { url: string; intervalMs: number; durationMs: number };
+  /** This process's share of a link all machines sit behind (bytes/s; 0: loopback speed). */
+  linkBytesPerSecond?: number;
 }
 
 export interface ProbeResult {
@@ -52,6 +54,21 @@ interface Fetched {
   body: string | undefined;
 }
 
+/** The link every machine of this process shares: when it is free again (ms), and its rate (0: unthrottled). */
+const link = { freeAt: 0, bytesPerSecond: 0 };
+
+/** Receives a chunk over the shared link: pauses the response while the link is behind. */
+function overLink(response: http.IncomingMessage, bytes: number): void {
+  if (link.bytesPerSecond <= 0) return;
+  const now = performance.now();
+  link.freeAt = Math.max(link.freeAt, now) + (bytes / link.bytesPerSecond) * 1000;
+  const wait = link.freeAt - now;
+  if (wait > 2) {
+    response.pause();
+    setTimeout(() => response.resume(), wait);
+  }
+}
+
 function fetchOnce(agent: http.Agent, url: string, options: { method?: string; keepBody: boolean; body?: string; timeoutMs: number }): Promise<Fetched> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
@@ -62,6 +79,7 @@ function fetchOnce(agent: http.Agent, url: string, options: { method?: string; k
       response.on('data', (chunk: Buffer) => {
         bytes += chunk.length;
         if (options.keepBody) chunks.push(chunk);
+        overLink(response, chunk.length);
       });
       response.on('end', () => resolve({ status: response.statusCode ?? 0, ttfbMs, bytes, body: options.keepBody ? Buffer.concat(chunks).toString('utf8') : undefined }));
       response.on('error', reject);
@@ -170,6 +188,7 @@ async function probe(plan: Plan, settings: NonNullable<Plan['probe']>): Promise<
 const argument = process.argv[2];
 if (argument) {
   const plan = JSON.parse(argument) as Plan;
+  link.bytesPerSecond = plan.linkBytesPerSecond ?? 0;
   if (plan.probe) process.stdout.write(`${JSON.stringify(await probe(plan, plan.probe))}\n`);
   else await Promise.all(
     plan.machines.map(async ({ index, arrivalMs }) => {

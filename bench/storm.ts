@@ -40,6 +40,10 @@ const REQUEST_TIMEOUT_MS = 60_000;
 const RUN_LIMIT_MS = 180_000;
 const TARGETS = { warmRatio: 1.25, coldRatio: 1.25, firstImageByteMs: 1000, scriptP99Ms: 50, listeningRssMiB: 100, peakRssMiB: 130 };
 const CLOCK_TICKS = 100;
+/** The throttled-link runs: machines, the link's speed, and the admission limit to compare. */
+const THROTTLED_MACHINES = 100;
+const LINK_MIBPS = Number(process.env.BENCH_STORM_LINK_MIBPS ?? 400);
+const ADMIT = Number(process.env.BENCH_STORM_ADMIT ?? 8);
 /** The script probe asks every 25 ms from the first arrival until 10 s after the last. */
 const PROBE_INTERVAL_MS = 25;
 const PROBE_AFTER_SPREAD_MS = 10_000;
@@ -175,6 +179,8 @@ interface StormRun {
   /** Scripts asked by an idle probe process during the storm: the server's own latency. */
   probeTtfb: { p50: number; p99: number; max: number; count: number };
   imageTtfb: { p50: number; p99: number };
+  /** Half the machines took at most this long from power-on to booted. */
+  bootP50Ms: number;
   /** The longest any machine waited for the first byte of its first image. */
   firstImageByteMaxMs: number;
   errors: string[];
@@ -192,8 +198,8 @@ const percentile = (values: number[], p: number) => {
 };
 
 /** Arrival offsets spread evenly over the spread, with a fixed jitter so they are not a metronome. */
-function arrivals(): number[] {
-  return Array.from({ length: MACHINES }, (_, i) => Math.round((i / MACHINES) * SPREAD_MS + ((i * 7919) % 97)));
+function arrivals(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => Math.round((i / count) * SPREAD_MS + ((i * 7919) % 97)));
 }
 
 function runClient(plan: Plan): Promise<string[]> {
@@ -213,13 +219,21 @@ function runClient(plan: Plan): Promise<string[]> {
 
 const stats = (values: number[]) => ({ p50: percentile(values, 50), p99: percentile(values, 99), max: Math.max(...values) });
 
-async function storm(name: string, entry: string, probeUrl: string, report: boolean, sampler: Sampler, upstream?: Upstream): Promise<StormRun> {
+interface StormShape {
+  machines: number;
+  /** A link all machines sit behind, bytes/s (0: loopback speed). */
+  linkBytesPerSecond: number;
+}
+
+const FULL_STORM: StormShape = { machines: MACHINES, linkBytesPerSecond: 0 };
+
+async function storm(name: string, entry: string, probeUrl: string, report: boolean, sampler: Sampler, upstream?: Upstream, shape: StormShape = FULL_STORM): Promise<StormRun> {
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const listeningRssMiB = await sampler.rssMiB();
   const cpuBefore = await sampler.cpuSeconds();
   const upstreamBefore = upstream?.bytes() ?? 0;
   const upstreamRequestsBefore = upstream?.requests() ?? 0;
-  const offsets = arrivals();
+  const offsets = arrivals(shape.machines);
   const start = Date.now() + 1000;
   sampler.start();
   const probing = runClient({ entry, start, report: false, requestTimeoutMs: REQUEST_TIMEOUT_MS, machines: [], probe: { url: probeUrl, intervalMs: PROBE_INTERVAL_MS, durationMs: SPREAD_MS + PROBE_AFTER_SPREAD_MS } });
@@ -230,6 +244,7 @@ async function storm(name: string, entry: string, probeUrl: string, report: bool
         start,
         report,
         requestTimeoutMs: REQUEST_TIMEOUT_MS,
+        linkBytesPerSecond: shape.linkBytesPerSecond / CLIENT_PROCESSES,
         machines: offsets.map((arrivalMs, index) => ({ index, arrivalMs })).filter(({ index }) => index % CLIENT_PROCESSES === part),
       }),
     ),
@@ -239,7 +254,7 @@ async function storm(name: string, entry: string, probeUrl: string, report: bool
   const machines = parts.flat().map((line) => JSON.parse(line) as MachineResult);
   const cpuSeconds = (await sampler.cpuSeconds()) - cpuBefore;
   const errors = [...machines.filter((m) => m.error).map((m) => `machine ${m.index}: ${m.error}`), ...probe.errors.map((e) => `probe: ${e}`)];
-  if (machines.length < MACHINES) errors.push(`${MACHINES - machines.length} machines did not finish within ${RUN_LIMIT_MS / 1000} s`);
+  if (machines.length < shape.machines) errors.push(`${shape.machines - machines.length} machines did not finish within ${RUN_LIMIT_MS / 1000} s`);
   const scripts = machines.flatMap((m) => m.scriptTtfbMs);
   const images = machines.flatMap((m) => m.imageTtfbMs);
   const run: StormRun = {
@@ -249,6 +264,7 @@ async function storm(name: string, entry: string, probeUrl: string, report: bool
     scriptTtfb: stats(scripts),
     probeTtfb: { ...stats(probe.scriptTtfbMs), count: probe.scriptTtfbMs.length },
     imageTtfb: { p50: percentile(images, 50), p99: percentile(images, 99) },
+    bootP50Ms: percentile(machines.map((m) => m.doneMs - m.askedMs), 50),
     firstImageByteMaxMs: Math.max(...machines.map((m) => m.imageTtfbMs[0] ?? Infinity)),
     errors,
     listeningRssMiB,
@@ -258,7 +274,7 @@ async function storm(name: string, entry: string, probeUrl: string, report: bool
     ...(upstream ? { upstreamBytes: upstream.bytes() - upstreamBefore, upstreamRequests: upstream.requests() - upstreamRequestsBefore } : {}),
   };
   log(
-    `${name}: all ${machines.length} booted in ${(run.bootedMs / 1000).toFixed(2)} s; scripts TTFB p50 ${run.scriptTtfb.p50.toFixed(1)} p99 ${run.scriptTtfb.p99.toFixed(1)} ms (probe p50 ${run.probeTtfb.p50.toFixed(1)} p99 ${run.probeTtfb.p99.toFixed(1)} ms); ` +
+    `${name}: all ${machines.length} booted in ${(run.bootedMs / 1000).toFixed(2)} s (each in p50 ${(run.bootP50Ms / 1000).toFixed(2)} s); scripts TTFB p50 ${run.scriptTtfb.p50.toFixed(1)} p99 ${run.scriptTtfb.p99.toFixed(1)} ms (probe p50 ${run.probeTtfb.p50.toFixed(1)} p99 ${run.probeTtfb.p99.toFixed(1)} ms); ` +
       `images TTFB p50 ${run.imageTtfb.p50.toFixed(1)} p99 ${run.imageTtfb.p99.toFixed(1)} ms (first byte max ${run.firstImageByteMaxMs.toFixed(0)} ms); ` +
       `RSS ${listeningRssMiB.toFixed(0)} -> ${run.peakRssMiB.toFixed(0)} MiB; CPU ${cpuSeconds.toFixed(1)} s; errors ${errors.length}` +
       (upstream ? `; upstream ${((run.upstreamBytes ?? 0) / MiB).toFixed(1)} MiB in ${run.upstreamRequests} requests` : ''),
@@ -294,11 +310,11 @@ async function startBootdepot(dir: string, extra: string[]): Promise<{ url: stri
   return { url: `http://127.0.0.1:${port}`, child };
 }
 
-async function bootdepotDir(kernel: string, initrd: string, profile: 'assets' | 'mirror'): Promise<string> {
+async function bootdepotDir(kernel: string, initrd: string, profile: 'assets' | 'mirror', extraYaml = ''): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bootdepot-bench-storm-'));
   for (const sub of ['data/profiles', 'data/groups', 'assets/linuxkit', 'cache']) await mkdir(path.join(dir, sub), { recursive: true });
   // The built-in defaults (limits included): what an operator gets without tuning.
-  await writeFile(path.join(dir, 'bootdepot.yaml'), 'log:\n  level: warn\n');
+  await writeFile(path.join(dir, 'bootdepot.yaml'), `log:\n  level: warn\n${extraYaml}`);
   await writeFile(path.join(dir, 'data/groups/all.yaml'), 'name: the rack\nprofile: storm\n');
   if (profile === 'assets') {
     await writeFile(path.join(dir, 'data/profiles/storm.yaml'), 'linuxkit:\n  name: storm\n');
@@ -374,7 +390,43 @@ export async function stormBenchmark(): Promise<string> {
       await rm(dir, { recursive: true, force: true });
     }
   }
-  return report(runs, wire, directCopyMs, loadBefore);
+
+  // A link that cannot carry the whole rack at once, without and with admission control.
+  const throttled: StormRun[] = [];
+  const shape: StormShape = { machines: Math.min(MACHINES, THROTTLED_MACHINES), linkBytesPerSecond: LINK_MIBPS * MiB };
+  for (const admit of [0, ADMIT]) {
+    const dir = await bootdepotDir(kernel, initrd, 'assets', admit > 0 ? `assets:\n  maxActiveDownloads: ${admit}\n` : '');
+    let child: ChildProcess | undefined;
+    try {
+      const started = await startBootdepot(dir, []);
+      child = started.child;
+      const pid = child.pid ?? 0;
+      const name = admit > 0 ? `${LINK_MIBPS} MiB/s link, assets.maxActiveDownloads ${admit}` : `${LINK_MIBPS} MiB/s link, no admission limit`;
+      throttled.push(await storm(name, `${started.url}/boot.ipxe`, `${started.url}/ipxe?mac=MAC&platform=pcbios&arch=x86_64`, true, new Sampler(() => [pid, ...childPids(pid)]), undefined, shape));
+    } finally {
+      await stopBootdepot(child);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return report(runs, wire, directCopyMs, loadBefore) + throttledReport(throttled, shape);
+}
+
+function throttledReport(runs: StormRun[], shape: StormShape): string {
+  const s = (ms: number) => (ms / 1000).toFixed(2);
+  const [open, admitted] = runs as [StormRun, StormRun];
+  return `
+### Boot storm on a throttled link: admission control
+
+${shape.machines} machines behind one link of ${LINK_MIBPS} MiB/s (the clients read no faster, together), the files warm
+in /assets, without a limit and with \`assets.maxActiveDownloads: ${ADMIT}\` (the rest wait with their headers sent).
+
+| Run | all booted s | each machine p50 s | first image byte, max ms | probe script TTFB p99 ms | errors |
+| --- | --- | --- | --- | --- | --- |
+${runs.map((r) => `| ${r.name} | ${s(r.bootedMs)} | ${s(r.bootP50Ms)} | ${r.firstImageByteMaxMs.toFixed(0)} | ${r.probeTtfb.p99.toFixed(1)} | ${r.errors.length} |`).join('\n')}
+
+With the limit, half the machines were booted after ${s(admitted.bootP50Ms)} s instead of ${s(open.bootP50Ms)} s; the last after
+${s(admitted.bootedMs)} s instead of ${s(open.bootedMs)} s. Reproduce: \`BENCH_STORM_LINK_MIBPS\`, \`BENCH_STORM_ADMIT\`.
+`;
 }
 
 function report(runs: StormRun[], wire: number, directCopyMs: number, loadBefore: number): string {

@@ -314,7 +314,8 @@ async function bootdepotDir(kernel: string, initrd: string, profile: 'assets' | 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bootdepot-bench-storm-'));
   for (const sub of ['data/profiles', 'data/groups', 'assets/linuxkit', 'cache']) await mkdir(path.join(dir, sub), { recursive: true });
   // The built-in defaults (limits included): what an operator gets without tuning.
-  await writeFile(path.join(dir, 'bootdepot.yaml'), `log:\n  level: warn\n${extraYaml}`);
+  // BENCH_STORM_YAML: more config for every bootdepot run, to compare settings (e.g. state.enabled: false).
+  await writeFile(path.join(dir, 'bootdepot.yaml'), `log:\n  level: warn\n${extraYaml}${process.env.BENCH_STORM_YAML ?? ''}`);
   await writeFile(path.join(dir, 'data/groups/all.yaml'), 'name: the rack\nprofile: storm\n');
   if (profile === 'assets') {
     await writeFile(path.join(dir, 'data/profiles/storm.yaml'), 'linuxkit:\n  name: storm\n');

@@ -214,15 +214,22 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
     }
     query.mac = device.id;
     const parsed = parseDevice(query);
-    const result = await renderDeviceScript({
-      baseUrl: requestBaseUrl(request, config.server.baseUrl),
-      device: parsed,
-      catalogue: options.catalogue(),
-      assets: options.assets,
-      boot: config.boot,
-      nextBoot: device.nextBoot,
-      ...(options.mirror ? { mirror: options.mirror } : {}),
-    });
+    let result;
+    try {
+      result = await renderDeviceScript({
+        baseUrl: requestBaseUrl(request, config.server.baseUrl),
+        device: parsed,
+        catalogue: options.catalogue(),
+        assets: options.assets,
+        boot: config.boot,
+        nextBoot: device.nextBoot,
+        ...(options.mirror ? { mirror: options.mirror } : {}),
+      });
+    } catch (error) {
+      // The page still shows the device; the reason stands where the decision would.
+      request.log.error({ err: error, device: device.id }, 'dashboard: rendering the decision failed');
+      return { action: 'unknown', profile: '', reason: 'the decision could not be rendered (see the server log)', problem: '', body: '', labelsFrom };
+    }
     const { decision } = result;
     return { action: decision.action, profile: decision.action === 'profile' ? decision.profile.id : '', reason: decision.reason, problem: result.problem ?? '', body: result.body, labelsFrom };
   };

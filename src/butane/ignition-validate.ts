@@ -163,9 +163,8 @@ const RULES: Readonly<Record<string, (ctx: Ctx, o: O, p: Path) => void>> = {
   },
 };
 
-/** Ignition's validation of a config in output shape. */
-export function validateIgnition(config: O, schema: IgnSchema, minor: number, version: string): Finding[] {
-  const ctx: Ctx = { out: [], minor, version };
+/** Visits every struct of a config in output shape, parents first, as Ignition walks it. */
+function eachStruct(config: O, schema: IgnSchema, visit: (o: O, name: string, p: Path) => void): void {
   const walk = (value: unknown, type: IgnType, p: Path): void => {
     if (value === undefined || value === null) return;
     if (type.kind === 'list') {
@@ -174,29 +173,28 @@ export function validateIgnition(config: O, schema: IgnSchema, minor: number, ve
     }
     if (type.kind !== 'struct') return;
     const o = value as O;
-    RULES[type.name]?.(ctx, o, p);
+    visit(o, type.name, p);
     for (const field of schema.get(type.name) ?? []) walk(o[field.name], field.type, [...p, field.name]);
   };
   walk(config, { kind: 'struct', name: 'Config' }, []);
+}
+
+/** Ignition's validation of a config in output shape. */
+export function validateIgnition(config: O, schema: IgnSchema, minor: number, version: string): Finding[] {
+  const ctx: Ctx = { out: [], minor, version };
+  eachStruct(config, schema, (o, name, p) => RULES[name]?.(ctx, o, p));
   return ctx.out;
 }
 
 /** Entries defined twice in a list (by Ignition's keys), walking like the validation. */
 export function findDuplicates(config: O, schema: IgnSchema): Finding[] {
   const out: Finding[] = [];
-  const walk = (value: unknown, type: IgnType, p: Path): void => {
-    if (value === undefined || value === null) return;
-    if (type.kind === 'list') {
-      if (Array.isArray(value)) value.forEach((item, i) => walk(item, type.of, [...p, i]));
-      return;
-    }
-    if (type.kind !== 'struct') return;
-    const o = value as O;
-    const fields = schema.get(type.name) ?? [];
+  eachStruct(config, schema, (o, name, p) => {
+    const fields = schema.get(name) ?? [];
     const seen = new Map<string, Set<string>>();
     for (const field of fields) {
-      if (field.type.kind !== 'list' || (IGNORE_DUPLICATES[type.name] ?? []).includes(field.name)) continue;
-      const group = MERGED_KEYS[type.name]?.[field.name] ?? field.name;
+      if (field.type.kind !== 'list' || (IGNORE_DUPLICATES[name] ?? []).includes(field.name)) continue;
+      const group = MERGED_KEYS[name]?.[field.name] ?? field.name;
       const keys = seen.get(group) ?? new Set<string>();
       seen.set(group, keys);
       const of = field.type.of;
@@ -206,8 +204,6 @@ export function findDuplicates(config: O, schema: IgnSchema): Finding[] {
         keys.add(key);
       });
     }
-    for (const field of fields) walk(o[field.name], field.type, [...p, field.name]);
-  };
-  walk(config, { kind: 'struct', name: 'Config' }, []);
+  });
   return out;
 }

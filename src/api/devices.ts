@@ -16,6 +16,7 @@ import { HttpError } from '../common/http-error.ts';
 import type { StoredEvent } from '../state/model.ts';
 import type { DeviceStore } from '../state/store.ts';
 import { requireAdminToken } from '../http/auth.ts';
+import { eventStreams } from '../http/event-stream.ts';
 import { clearNextBoot, setNextBoot } from './next-boot.ts';
 import { DeviceIdParams, DeviceListQuery, DeviceSchema, DeviceShowQuery, ErrorSchema, EventSchema, NextBootBody } from './schemas.ts';
 
@@ -58,13 +59,7 @@ const errors = { 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: Erro
 export default function deviceApi(app: FastifyInstance, options: DeviceApiOptions): void {
   const { store } = options;
   app.addHook('onRequest', requireAdminToken(options.adminToken));
-  // Open event streams, ended as the server starts closing (preClose: before it waits for open
-  // connections, which a stream would hold forever) so clients reconnect, to another replica.
-  const streams = new Set<() => void>();
-  app.addHook('preClose', (done) => {
-    for (const end of streams) end();
-    done();
-  });
+  const openStream = eventStreams(app);
 
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
@@ -136,27 +131,15 @@ export default function deviceApi(app: FastifyInstance, options: DeviceApiOption
     (request, reply) => {
       const only = request.query.device ? normaliseMac(request.query.device) : undefined;
       if (request.query.device && !only) throw new HttpError(400, 'invalid device filter: expected a MAC address');
-      reply.hijack();
-      reply.quietRequestLog = true;
-      const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      res.write(': bootdepot event stream\n\n');
-      const unsubscribe = store.subscribe((event) => {
-        if (only && event.deviceId !== only) return;
-        res.write(`id: ${event.id}\nevent: ${event.detail.type}\ndata: ${JSON.stringify(eventJson(event))}\n\n`);
+      openStream(reply, {
+        greeting: 'bootdepot event stream',
+        heartbeatSeconds: options.heartbeatSeconds ?? 15,
+        subscribe: (write) =>
+          store.subscribe((event) => {
+            if (only && event.deviceId !== only) return;
+            write(`id: ${event.id}\nevent: ${event.detail.type}\ndata: ${JSON.stringify(eventJson(event))}\n\n`);
+          }),
       });
-      const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), (options.heartbeatSeconds ?? 15) * 1000);
-      const stop = () => {
-        clearInterval(heartbeat);
-        unsubscribe();
-        streams.delete(end);
-      };
-      const end = () => {
-        stop();
-        res.end();
-      };
-      streams.add(end);
-      res.on('close', stop);
     },
   );
 }

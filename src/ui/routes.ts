@@ -17,6 +17,7 @@ import { formatProblem, isWarning } from '../common/problems.ts';
 import type { Config } from '../config/schema.ts';
 import { tokenMatches } from '../http/auth.ts';
 import { requestBaseUrl } from '../http/base-url.ts';
+import { eventStreams } from '../http/event-stream.ts';
 import { RateLimitedError } from '../http/rate-limits.ts';
 import { NEXT_BOOT_ACTIONS, type Device, type NextBootAction } from '../state/model.ts';
 import type { DeviceStore } from '../state/store.ts';
@@ -286,41 +287,30 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
 
   // Live updates: `changed` events (no data: the page re-reads its part); streams end as the
   // server starts closing, as the API's do.
-  const streams = new Set<() => void>();
-  app.addHook('preClose', (done) => {
-    for (const end of streams) end();
-    done();
-  });
+  const openStream = eventStreams(app);
   app.get<{ Querystring: { device?: string } }>('/ui/events', (request, reply) => {
     const only = request.query.device ? normaliseMac(request.query.device) : undefined;
     if (request.query.device && !only) throw new HttpError(400, 'invalid device filter: expected a MAC address');
-    reply.hijack();
-    reply.quietRequestLog = true;
-    const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no', 'content-security-policy': CONTENT_SECURITY_POLICY });
-    res.write(': bootdepot dashboard events\n\n');
-    // A burst of events (a rack booting) is one `changed` at most every COALESCE_MS, sent after
-    // the burst's first event, so the page always re-reads after the last one.
-    let pending: NodeJS.Timeout | undefined;
-    const unsubscribe = store.subscribe((event) => {
-      if (only && event.deviceId !== only) return;
-      pending ??= setTimeout(() => {
-        pending = undefined;
-        res.write('event: changed\ndata: \n\n');
-      }, COALESCE_MS);
+    openStream(reply, {
+      headers: { 'content-security-policy': CONTENT_SECURITY_POLICY },
+      greeting: 'bootdepot dashboard events',
+      heartbeatSeconds: options.heartbeatSeconds ?? 15,
+      subscribe: (write) => {
+        // A burst of events (a rack booting) is one `changed` at most every COALESCE_MS, sent
+        // after the burst's first event, so the page always re-reads after the last one.
+        let pending: NodeJS.Timeout | undefined;
+        const unsubscribe = store.subscribe((event) => {
+          if (only && event.deviceId !== only) return;
+          pending ??= setTimeout(() => {
+            pending = undefined;
+            write('event: changed\ndata: \n\n');
+          }, COALESCE_MS);
+        });
+        return () => {
+          clearTimeout(pending);
+          unsubscribe();
+        };
+      },
     });
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), (options.heartbeatSeconds ?? 15) * 1000);
-    const stop = () => {
-      clearInterval(heartbeat);
-      clearTimeout(pending);
-      unsubscribe();
-      streams.delete(end);
-    };
-    const end = () => {
-      stop();
-      res.end();
-    };
-    streams.add(end);
-    res.on('close', stop);
   });
 }

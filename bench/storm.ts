@@ -192,6 +192,14 @@ interface StormRun {
   upstreamRequests?: number;
 }
 
+/** The kernel's count of connections dropped because a listen queue was full (/proc/net/netstat). */
+async function listenOverflows(): Promise<number> {
+  const text = await readFile('/proc/net/netstat', 'utf8').catch(() => '');
+  const [names, values] = text.split('\n').filter((line) => line.startsWith('TcpExt:'));
+  const index = names?.split(' ').indexOf('ListenOverflows') ?? -1;
+  return index > 0 ? Number(values?.split(' ')[index] ?? 0) : 0;
+}
+
 const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
@@ -233,6 +241,7 @@ async function storm(name: string, entry: string, probeUrl: string, report: bool
   const cpuBefore = await sampler.cpuSeconds();
   const upstreamBefore = upstream?.bytes() ?? 0;
   const upstreamRequestsBefore = upstream?.requests() ?? 0;
+  const overflowsBefore = await listenOverflows();
   const offsets = arrivals(shape.machines);
   const start = Date.now() + 1000;
   sampler.start();
@@ -253,7 +262,8 @@ async function storm(name: string, entry: string, probeUrl: string, report: bool
   const probe = JSON.parse((await probing)[0] ?? '{"scriptTtfbMs":[],"errors":["no probe result"]}') as ProbeResult;
   const machines = parts.flat().map((line) => JSON.parse(line) as MachineResult);
   const cpuSeconds = (await sampler.cpuSeconds()) - cpuBefore;
-  const errors = [...machines.filter((m) => m.error).map((m) => `machine ${m.index}: ${m.error}`), ...probe.errors.map((e) => `probe: ${e}`)];
+  const overflows = (await listenOverflows()) - overflowsBefore;
+  const errors = [...(overflows > 0 ? [`${overflows} connections dropped by a full listen queue (the client retried after 1-3 s)`] : []), ...machines.filter((m) => m.error).map((m) => `machine ${m.index}: ${m.error}`), ...probe.errors.map((e) => `probe: ${e}`)];
   if (machines.length < shape.machines) errors.push(`${shape.machines - machines.length} machines did not finish within ${RUN_LIMIT_MS / 1000} s`);
   const scripts = machines.flatMap((m) => m.scriptTtfbMs);
   const images = machines.flatMap((m) => m.imageTtfbMs);

@@ -9,13 +9,12 @@
  * Bounded: every curl has --max-time; everything started is stopped at the end. Loopback only.
  */
 import { spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { mkdtemp, open, rm, stat } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findNginx, startNginx, type RunningNginx } from '../test/support/nginx.ts';
+import { startPacedUpstream, type PacedUpstream } from './paced-upstream.ts';
 import { freePort, waitForPort } from '../test/support/net.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -29,52 +28,11 @@ const TARGETS = { upstreamRequests: 1, ttfbSlackMs: 50, totalRatio: 1.2 };
 
 const log = (message: string) => process.stderr.write(`[bench mirror] ${message}\n`);
 
-interface Upstream {
-  url: string;
-  requests: () => number;
-  close(): Promise<void>;
-}
+type Upstream = PacedUpstream;
 
 /** Serves one file at any path under /assets/, each connection paced to UPSTREAM_MIBPS. */
-async function startUpstream(file: string): Promise<Upstream> {
-  let count = 0;
-  const { size, mtime } = await stat(file);
-  const server = http.createServer((req, res) => {
-    count += 1;
-    const headers = { 'content-type': 'application/octet-stream', 'content-length': String(size), etag: `"bench-${size}"`, 'last-modified': mtime.toUTCString(), 'accept-ranges': 'none' };
-    if (req.method === 'HEAD') {
-      res.writeHead(200, headers).end();
-      return;
-    }
-    res.writeHead(200, headers);
-    const stream = createReadStream(file, { highWaterMark: MiB });
-    const started = Date.now();
-    let sent = 0;
-    stream.on('data', (chunk) => {
-      sent += chunk.length;
-      res.write(chunk);
-      // Pace: pause until this many bytes are due at the configured rate.
-      const due = started + (sent / (UPSTREAM_MIBPS * MiB)) * 1000;
-      const wait = due - Date.now();
-      if (wait > 0) {
-        stream.pause();
-        setTimeout(() => stream.resume(), wait);
-      }
-    });
-    stream.on('end', () => res.end());
-    res.on('close', () => stream.destroy());
-  });
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests: () => count,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+function startUpstream(file: string): Promise<Upstream> {
+  return startPacedUpstream({ fileFor: (urlPath) => (urlPath.startsWith('/assets/') ? file : undefined), bytesPerSecond: UPSTREAM_MIBPS * MiB, link: 'per-connection', headers: { 'accept-ranges': 'none' } });
 }
 
 interface Fetch {

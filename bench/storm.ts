@@ -17,7 +17,6 @@
  * stopped after 180 s. Loopback only. Every process started is stopped at the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -25,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childPids, findNginx, startNginx, stopChild, type RunningNginx } from '../test/support/nginx.ts';
 import { freePort, waitForPort } from '../test/support/net.ts';
+import { startPacedUpstream, type PacedUpstream } from './paced-upstream.ts';
 import type { MachineResult, Plan, ProbeResult } from './storm-machines.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -114,61 +114,11 @@ class Sampler {
   }
 }
 
-interface Upstream {
-  url: string;
-  bytes: () => number;
-  requests: () => number;
-  close(): Promise<void>;
-}
+type Upstream = PacedUpstream;
 
 /** A release server behind one link: every connection shares UPSTREAM_MIBPS. */
-async function startUpstream(files: Record<string, string>): Promise<Upstream> {
-  let bytes = 0;
-  let requests = 0;
-  // One shared clock for the link: each chunk is due when the link has carried everything before it.
-  let linkFreeAt = 0;
-  const server = http.createServer((req, res) => void serve(req, res));
-  const serve = async (req: http.IncomingMessage, res: http.ServerResponse) => {
-    requests += 1;
-    const name = (req.url ?? '').split('?')[0]?.replace(/^\/+/, '') ?? '';
-    const file = files[name];
-    if (!file) {
-      res.writeHead(404).end();
-      return;
-    }
-    const { size, mtime } = await stat(file);
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size), etag: `"storm-${name}-${size}"`, 'last-modified': mtime.toUTCString() });
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
-    }
-    const stream = createReadStream(file, { highWaterMark: 256 * 1024 });
-    stream.on('data', (chunk) => {
-      bytes += chunk.length;
-      res.write(chunk);
-      const now = Date.now();
-      linkFreeAt = Math.max(linkFreeAt, now) + (chunk.length / (UPSTREAM_MIBPS * MiB)) * 1000;
-      const wait = linkFreeAt - now;
-      if (wait > 1) {
-        stream.pause();
-        setTimeout(() => stream.resume(), wait);
-      }
-    });
-    stream.on('end', () => res.end());
-    res.on('close', () => stream.destroy());
-  };
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${port}`,
-    bytes: () => bytes,
-    requests: () => requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+function startUpstream(files: Record<string, string>): Promise<Upstream> {
+  return startPacedUpstream({ fileFor: (urlPath) => files[urlPath.replace(/^\/+/, '')], bytesPerSecond: UPSTREAM_MIBPS * MiB, link: 'shared' });
 }
 
 interface StormRun {

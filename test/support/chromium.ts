@@ -3,34 +3,21 @@
  * downloads a browser of its own here). The skip rule is nginx's: without Chromium a test skips
  * loudly, except under CI=true, where it fails.
  */
-import { accessSync, constants } from 'node:fs';
 import type { TestContext } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
+import { findTool, toolOrSkip, type SystemTool } from './system-tool.ts';
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
 
+const CHROMIUM: SystemTool = { name: 'chromium', candidates: CANDIDATES, override: 'BOOTDEPOT_CHROMIUM', debianPackage: 'chromium', purpose: 'to run the browser tests' };
+
 /** The Chromium binary; BOOTDEPOT_CHROMIUM, when set, is the only candidate. */
 export function findChromium(): string | undefined {
-  const override = process.env.BOOTDEPOT_CHROMIUM;
-  for (const candidate of override ? [override] : CANDIDATES) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
+  return findTool(CHROMIUM);
 }
 
 export function chromiumOrSkip(t: TestContext): string | undefined {
-  const binary = findChromium();
-  if (binary) return binary;
-  const reason = process.env.BOOTDEPOT_CHROMIUM ? `chromium not found at BOOTDEPOT_CHROMIUM=${process.env.BOOTDEPOT_CHROMIUM}` : `chromium is not installed (looked for ${CANDIDATES.join(', ')}; BOOTDEPOT_CHROMIUM overrides)`;
-  if (process.env.CI === 'true') throw new Error(`${reason}. Under CI=true this fails instead of skipping: install it (apt-get install chromium).`);
-  console.warn(`\n*** SKIPPED ${t.fullName}: ${reason}. Install chromium to run the browser tests. ***\n`);
-  t.skip(reason);
-  return undefined;
+  return toolOrSkip(t, CHROMIUM);
 }
 
 /** A headless Chromium, closed after the test. */

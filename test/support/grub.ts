@@ -1,34 +1,15 @@
 /** GRUB's own syntax checker (`grub-script-check`, Debian's grub-common), for the GRUB config tests. */
 import { execFile } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import type { TestContext } from 'node:test';
+import { toolOrSkip, type SystemTool } from './system-tool.ts';
 
 const CANDIDATES = ['/usr/bin/grub-script-check', '/usr/sbin/grub-script-check', '/usr/bin/grub2-script-check'];
 
-function findGrubScriptCheck(): string | undefined {
-  for (const candidate of CANDIDATES) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
-}
+const GRUB_SCRIPT_CHECK: SystemTool = { name: 'grub-script-check', candidates: CANDIDATES, debianPackage: 'grub-common', purpose: "to check GRUB configs with GRUB's parser" };
 
-/**
- * The skip rule, as for nginx: without the checker the test skips loudly, except under CI=true,
- * where it fails (CI installs grub-common). Returns the binary, or undefined when skipped.
- */
+/** The checker, or undefined when skipped (CI installs grub-common; under CI=true absence fails). */
 export function grubScriptCheckOrSkip(t: TestContext): string | undefined {
-  const binary = findGrubScriptCheck();
-  if (binary) return binary;
-  const reason = `grub-script-check is not installed (looked for ${CANDIDATES.join(', ')})`;
-  if (process.env.CI === 'true') throw new Error(`${reason}. Under CI=true this fails instead of skipping: install grub-common (apt-get install grub-common).`);
-  console.warn(`\n*** SKIPPED ${t.fullName}: ${reason}. Install grub-common to check GRUB configs with GRUB's parser. ***\n`);
-  t.skip(reason);
-  return undefined;
+  return toolOrSkip(t, GRUB_SCRIPT_CHECK);
 }
 
 /** Runs the checker on a file: its exit code and what it printed. */

@@ -14,44 +14,24 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { freePort, waitForPort } from './net.ts';
+import { findTool, toolOrSkip, type SystemTool } from './system-tool.ts';
 
 const CANDIDATES = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx'];
 const SYSTEM_MIME_TYPES = '/etc/nginx/mime.types';
+
+const NGINX: SystemTool = { name: 'nginx', candidates: CANDIDATES, override: 'BOOTDEPOT_NGINX', debianPackage: 'nginx', purpose: 'to run the comparison' };
 
 /**
  * The nginx binary, or undefined when none is installed. BOOTDEPOT_NGINX, when set, is the only
  * candidate (so `BOOTDEPOT_NGINX=/nonexistent` shows what happens without nginx).
  */
 export function findNginx(): string | undefined {
-  const override = process.env.BOOTDEPOT_NGINX;
-  for (const candidate of override ? [override] : CANDIDATES) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
+  return findTool(NGINX);
 }
 
-/**
- * The skip rule for tests that need nginx. Without it the test skips, loudly (a warning on stderr
- * and the reason in the report), except under CI=true, where it fails: CI must run the test.
- * Returns the binary, or undefined when the caller should return (skipped).
- */
+/** The skip rule for tests that need nginx (system-tool.ts). Returns the binary, or undefined when skipped. */
 export function nginxOrSkip(t: TestContext): string | undefined {
-  const binary = findNginx();
-  if (binary) return binary;
-  const reason = process.env.BOOTDEPOT_NGINX
-    ? `nginx not found at BOOTDEPOT_NGINX=${process.env.BOOTDEPOT_NGINX}`
-    : `nginx is not installed (looked for ${CANDIDATES.join(', ')}; BOOTDEPOT_NGINX overrides)`;
-  if (process.env.CI === 'true') {
-    throw new Error(`${reason}. Under CI=true this fails instead of skipping: install nginx (apt-get install nginx).`);
-  }
-  console.warn(`\n*** SKIPPED ${t.fullName}: ${reason}. Install nginx to run the comparison. ***\n`);
-  t.skip(reason);
-  return undefined;
+  return toolOrSkip(t, NGINX);
 }
 
 export interface NginxProxyCache {

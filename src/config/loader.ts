@@ -93,8 +93,20 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
       maxUnknownDevices: file.state.maxUnknownDevices,
     },
     boot: file.boot,
+    site: undefined,
     source: fileSource,
   };
+  if (file.site) {
+    const { url, problem } = normaliseBaseUrl(file.site.origin);
+    if (problem) problems.push({ source: fileSource, path: 'site.origin', message: problem });
+    config.site = {
+      name: file.site.name,
+      origin: url ?? file.site.origin,
+      tokenFile: path.resolve(fileDir, file.site.tokenFile),
+      syncIntervalSeconds: file.site.syncIntervalSeconds ?? 30,
+      forwardEvents: file.site.forwardEvents ?? true,
+    };
+  }
   if (file.server.baseUrl !== '') {
     const { url, problem } = normaliseBaseUrl(file.server.baseUrl);
     if (problem) problems.push({ source: fileSource, path: 'server.baseUrl', message: problem });

@@ -153,6 +153,27 @@ export const ConfigSchema = Type.Object(
     ),
     /** Pull-through mirror of release servers at /mirror/NAME/ (docs/mirror.md). */
     mirror: MirrorConfigSchema,
+    /**
+     * Site mode (docs/sites.md): this bootdepot serves a site or rack near its machines from an
+     * origin bootdepot. Absent: a standalone server (or an origin), exactly as without it.
+     */
+    site: Type.Optional(
+      Type.Object(
+        {
+          /** This site's name, as the origin lists it: lowercase letters, digits and `-`, 1-63. */
+          name: Type.String({ pattern: '^[a-z0-9-]{1,63}$' }),
+          /** The origin bootdepot's base URL (`http://origin.example:8080`). */
+          origin: Type.String({ minLength: 1 }),
+          /** File holding the bearer token the site presents to the origin (one line). Relative to this file. */
+          tokenFile: Type.String({ minLength: 1 }),
+          /** Seconds between syncs of the origin's data directory. */
+          syncIntervalSeconds: Type.Integer({ minimum: 5, maximum: 86400, default: 30 }),
+          /** Forward this site's boot events to the origin. */
+          forwardEvents: Type.Boolean({ default: true }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     state: Type.Object(
       {
         /**
@@ -235,6 +256,7 @@ export const ConfigSchema = Type.Object(
 );
 
 export type ConfigFile = Static<typeof ConfigSchema>;
+export type SiteSettings = Required<NonNullable<ConfigFile['site']>>;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type Preset = (typeof PRESETS)[number];
 
@@ -254,6 +276,8 @@ export interface Config {
   /** Signing of answers; paths absolute, undefined when not set. */
   signing: { keyFile: string | undefined; passphraseFile: string | undefined };
   mirror: MirrorSettings;
+  /** Site mode; undefined for a standalone server or an origin. `origin` without a trailing slash, `tokenFile` absolute. */
+  site: SiteSettings | undefined;
   state: { enabled: boolean; databaseUrl: string | undefined; sqlitePath: string; retentionDays: number; maxEventsPerDevice: number; maxUnknownDevices: number };
   boot: ConfigFile['boot'];
   /** Where the configuration came from, for logs and `check`. */

@@ -77,4 +77,21 @@ describe('config loading', () => {
     assert.deepEqual(result.problems, []);
     assert.equal(result.config?.paths.data, path.join(path.dirname(file), 'data'));
   });
+
+  it('reads the site section: defaults, the origin without a trailing slash, the token file against the file', () => {
+    const text = 'site:\n  name: rack-7\n  origin: http://origin.example:8080/\n  tokenFile: secrets/site-token\n';
+    const { config, problems } = loadConfig({ file: { path: '/etc/bootdepot/bootdepot.yaml', text }, cwd });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(config?.site, { name: 'rack-7', origin: 'http://origin.example:8080', tokenFile: '/etc/bootdepot/secrets/site-token', syncIntervalSeconds: 30, forwardEvents: true });
+    assert.equal(loadConfig({ cwd }).config?.site, undefined);
+  });
+
+  it('refuses a site section with a bad name, origin or interval', () => {
+    const bad = loadConfig({ file: { path: 's.yaml', text: 'site:\n  name: Rack_7\n  origin: ftp://x\n  tokenFile: t\n  syncIntervalSeconds: 1\n' }, cwd });
+    const text = bad.problems.map(formatProblem).join('\n');
+    assert.match(text, /site\.name/);
+    assert.match(text, /site\.syncIntervalSeconds/);
+    const origin = loadConfig({ file: { path: 's.yaml', text: 'site:\n  name: rack-7\n  origin: ftp://x\n  tokenFile: t\n' }, cwd });
+    assert.match(origin.problems.map(formatProblem).join('\n'), /site\.origin: ftp:\/\/x: must be an http/);
+  });
 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { Kind, type TObject, type TSchema } from '@sinclair/typebox';
+import { Kind, OptionalKind, type TObject, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { isMap, isScalar, parseDocument, type Document, type Node, type Pair } from 'yaml';
 import { ConfigSchema } from '../../src/config/schema.ts';
@@ -14,10 +14,23 @@ import { MirrorConfigSchema } from '../../src/mirror/config.ts';
 
 const SHIPPED = path.join(import.meta.dirname, '../../config/bootdepot.yaml');
 
-/** Every key path whose value is not itself an object of named keys (maps such as mirror.mirrors are leaves). */
+/**
+ * Every key path whose value is not itself an object of named keys (maps such as mirror.mirrors
+ * are leaves). Optional sections (their presence turns a mode on, as `site:`) are left out: the
+ * shipped file shows them commented out (see below).
+ */
 function leafKeys(schema: TSchema, prefix: string[] = []): string[][] {
   if (schema[Kind] !== 'Object') return [prefix];
-  return Object.entries((schema as TObject).properties).flatMap(([key, child]) => leafKeys(child, [...prefix, key]));
+  return Object.entries((schema as TObject).properties)
+    .filter(([, child]) => child[OptionalKind] !== 'Optional' || child[Kind] !== 'Object')
+    .flatMap(([key, child]) => leafKeys(child, [...prefix, key]));
+}
+
+/** The optional sections of the schema and their keys. */
+function optionalSections(): [string, string[]][] {
+  return Object.entries(ConfigSchema.properties)
+    .filter(([, child]) => (child as TSchema)[OptionalKind] === 'Optional' && (child as TSchema)[Kind] === 'Object')
+    .map(([key, child]) => [key, Object.keys((child as TObject).properties)]);
 }
 
 /** The key's pair, and the comment on its line or on the lines right above it. */
@@ -67,5 +80,17 @@ describe('the shipped config/bootdepot.yaml', () => {
     assert.deepEqual(missing, [], `keys missing from config/bootdepot.yaml (add each with its default and a one-line comment): ${missing.join(', ')}`);
     assert.deepEqual(uncommented, [], `keys without a comment in config/bootdepot.yaml: ${uncommented.join(', ')}`);
     assert.deepEqual(differing, [], 'values that differ from the default without a comment saying "default: ..."');
+  });
+
+  it('shows every optional section commented out, each key with a comment', async () => {
+    const text = await readFile(SHIPPED, 'utf8');
+    const sections = optionalSections();
+    assert.ok(sections.some(([name]) => name === 'site'));
+    for (const [section, keys] of sections) {
+      assert.match(text, new RegExp(`^# ${section}:$`, 'm'), `config/bootdepot.yaml shows no commented-out ${section}: section`);
+      for (const key of keys) assert.match(text, new RegExp(`^#   ${key}: .+# .+$`, 'm'), `${section}.${key} is not shown (with a comment) in config/bootdepot.yaml`);
+    }
+    // Commented out, it is not in effect.
+    assert.equal((parseDocument(text).toJSON() as Record<string, unknown>).site, undefined);
   });
 });

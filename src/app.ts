@@ -8,6 +8,7 @@ import swagger from '@fastify/swagger';
 import assetUploads from './api/asset-uploads.ts';
 import deviceApi from './api/devices.ts';
 import { admissionGauges, DownloadAdmission } from './assets/admission.ts';
+import { ReprDigests } from './assets/repr-digest.ts';
 import assetRoutes from './assets/routes.ts';
 import type { LiveCatalogue } from './boot/live-catalogue.ts';
 import bootRoutes from './boot/routes.ts';
@@ -107,8 +108,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ...(deps.mirror ? { mirror: deps.mirror } : {}),
     ...(deps.signer ? { signer: deps.signer } : {}),
   });
+  // Repr-Digest of every file version served from the assets directory (and of every upload).
+  const digests = new ReprDigests({ root: deps.assets.root, log: app.log });
   await app.register(assetRoutes, {
     assets: deps.assets,
+    digests,
     generated: app.linuxkitProviderScripts,
     readSize: deps.config.assets.readSize,
     readBufferBudget: deps.config.assets.readBufferBudget,
@@ -146,6 +150,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     onChange: (relativePath: string) => deps.assets.invalidate(relativePath),
     maxUploadBytes: deps.config.assets.maxUploadBytes,
     adminToken: deps.config.admin.token,
+    digests,
   });
   return app;
 }

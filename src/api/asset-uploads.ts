@@ -6,7 +6,8 @@
 import type {} from '@fastify/swagger';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { deleteAsset, UploadError, writeAssetAtomically } from '../assets/upload.ts';
+import type { ReprDigests } from '../assets/repr-digest.ts';
+import { deleteAsset, UploadError, writeAsset } from '../assets/upload.ts';
 import { requireAdminToken } from '../http/auth.ts';
 
 export interface AssetUploadOptions {
@@ -15,6 +16,8 @@ export interface AssetUploadOptions {
   onChange?: (relativePath: string) => void;
   maxUploadBytes: number;
   adminToken: string | undefined;
+  /** Told each upload's digests, so its first download already carries Repr-Digest. */
+  digests?: ReprDigests;
 }
 
 /** The SHA-256 the client promised, as lowercase hex; undefined when none; throws on a malformed one. */
@@ -46,10 +49,11 @@ export default function assetUploads(app: FastifyInstance, options: AssetUploadO
     if (Number.isFinite(declared) && declared > options.maxUploadBytes) {
       throw new UploadError(413, `upload of ${declared} bytes is larger than the limit of ${options.maxUploadBytes}`);
     }
-    const result = await writeAssetAtomically(options.assetsRoot, relativePath, request.raw, {
+    const { result, version, digests } = await writeAsset(options.assetsRoot, relativePath, request.raw, {
       maxBytes: options.maxUploadBytes,
       expectedSha256: expectedSha256(request),
     });
+    await options.digests?.remember(relativePath, version, digests);
     options.onChange?.(relativePath);
     request.log.info({ path: result.path, bytes: result.size, sha256: result.sha256, replaced: !result.created }, 'asset uploaded');
     return reply.code(result.created ? 201 : 200).send({ ...result, url: `/assets/${relativePath}` });
@@ -58,6 +62,7 @@ export default function assetUploads(app: FastifyInstance, options: AssetUploadO
   app.delete<{ Params: { '*': string } }>('/assets/*', { schema: { tags: ['assets'], summary: 'Delete an asset', params } }, async (request, reply) => {
     const relativePath = request.params['*'];
     if (!(await deleteAsset(options.assetsRoot, relativePath))) throw new UploadError(404, `no asset ${relativePath}`);
+    await options.digests?.forget(relativePath);
     options.onChange?.(relativePath);
     request.log.info({ path: relativePath }, 'asset deleted');
     return reply.code(204).send();

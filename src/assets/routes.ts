@@ -9,6 +9,7 @@ import type { AssetReader } from './asset-root.ts';
 import { DownloadResponder, type Download, type DownloadObserver } from './download.ts';
 import type { DownloadAdmission } from './admission.ts';
 import { BufferPool } from './file-stream.ts';
+import { reprDigestHeader, type ReprDigests } from './repr-digest.ts';
 import { sendFile } from './send-file.ts';
 
 export type { DownloadObserver } from './download.ts';
@@ -30,6 +31,8 @@ export interface AssetRoutesOptions {
   cacheControl: string;
   /** Holds large bodies back beyond a number at once (assets.maxActiveDownloads). */
   admission?: DownloadAdmission;
+  /** Repr-Digest of each file version (repr-digest.ts); without it answers carry none. */
+  digests?: ReprDigests;
 }
 
 /** Boot images have names `mime` does not know (vmlinuz, NAME-kernel, initrd.img). */
@@ -59,20 +62,29 @@ function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
     done();
   });
 
-  /** What a request for an asset resolves to: the open file, or 404. */
-  async function resolve(relativePath: string): Promise<Download> {
+  /** What a request for an asset resolves to: the open file (with its digests when known), or 404. */
+  async function resolve(relativePath: string, request: FastifyRequest): Promise<Download> {
     const opened = await assets.open(relativePath);
     if (!opened) return { kind: 'answer', status: 404, message: 'not found' };
     const { handle } = opened;
+    let representationHeaders: Record<string, string> = {};
+    try {
+      const digests = await options.digests?.forAnswer(relativePath, handle, opened.path, await handle.stat({ bigint: true }));
+      const header = digests ? reprDigestHeader(digests, request.headers) : undefined;
+      if (header) representationHeaders = { 'Repr-Digest': header };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
     return {
       kind: 'content',
-      stream: (res, io) => sendFile(res, handle, { method: io.method, headers: io.headers, contentType: contentTypeFor(relativePath), cacheControl: options.cacheControl, pool: io.pool, sent: io.sent, onBody: io.onBody }),
+      stream: (res, io) => sendFile(res, handle, { method: io.method, headers: io.headers, contentType: contentTypeFor(relativePath), cacheControl: options.cacheControl, pool: io.pool, sent: io.sent, onBody: io.onBody, representationHeaders }),
       release: () => handle.close(),
     };
   }
 
   const serveAsset: AssetHandler = async (request, reply, relativePath, observer) => {
-    await responder.respond(request, reply, await resolve(relativePath), relativePath, observer, new AbortController());
+    await responder.respond(request, reply, await resolve(relativePath, request), relativePath, observer, new AbortController());
   };
   app.decorate('serveAsset', serveAsset);
 

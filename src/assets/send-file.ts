@@ -22,6 +22,11 @@ export interface SendFileOptions {
    * waits for it (admission control may hold a large one back).
    */
   onBody?: BodyStart;
+  /**
+   * Headers that describe the file as a whole (Repr-Digest), sent with 200, 206 and 304 alike;
+   * not with 412 or 416, whose bodies are no part of the file.
+   */
+  representationHeaders?: Readonly<Record<string, string>>;
 }
 
 /** A body is about to start: its status and size (undefined: not known, e.g. chunked). */
@@ -37,8 +42,9 @@ export interface SendOutcome {
   ranges: ByteRange[] | undefined;
 }
 
-function commonHeaders(res: ServerResponse, etag: string, lastModified: Date, cacheControl: string): void {
+function commonHeaders(res: ServerResponse, etag: string, lastModified: Date, cacheControl: string, representation: Readonly<Record<string, string>> = {}): void {
   res.setHeader('ETag', etag);
+  for (const [name, value] of Object.entries(representation)) res.setHeader(name, value);
   res.setHeader('Last-Modified', lastModified.toUTCString());
   res.setHeader('Accept-Ranges', 'bytes');
   if (cacheControl) res.setHeader('Cache-Control', cacheControl);
@@ -65,7 +71,7 @@ export async function sendFile(res: ServerResponse, file: ReadableContent, optio
 
   const precondition = evaluatePreconditions(method, headers, validators);
   if (precondition === 'not-modified') {
-    commonHeaders(res, validators.etag, validators.lastModified, options.cacheControl);
+    commonHeaders(res, validators.etag, validators.lastModified, options.cacheControl, options.representationHeaders);
     res.writeHead(304);
     res.end();
     return { status: 304, bytes: 0, expected: 0, ranges: undefined };
@@ -73,7 +79,7 @@ export async function sendFile(res: ServerResponse, file: ReadableContent, optio
   if (precondition === 'failed') return endWith(res, 412, 'precondition failed\n');
 
   const plan = planRange(method, headers, size, validators);
-  commonHeaders(res, validators.etag, validators.lastModified, options.cacheControl);
+  commonHeaders(res, validators.etag, validators.lastModified, options.cacheControl, plan.kind === 'unsatisfiable' ? {} : options.representationHeaders);
 
   switch (plan.kind) {
     case 'unsatisfiable':

@@ -12,6 +12,7 @@ import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HttpError } from '../common/http-error.ts';
 import { safeSegments } from './asset-root.ts';
+import type { FileDigests, FileVersion } from './repr-digest.ts';
 
 export class UploadError extends HttpError {
   constructor(statusCode: number, message: string) {
@@ -26,6 +27,14 @@ export interface UploadResult {
   sha256: string;
   /** False when an existing file was replaced. */
   created: boolean;
+}
+
+/** What an upload wrote, for the server's own records (not part of the API's answer). */
+export interface WrittenAsset {
+  result: UploadResult;
+  /** The new file's version (inode, size, mtime), taken before the rename made it visible. */
+  version: FileVersion;
+  digests: FileDigests;
 }
 
 export interface UploadOptions {
@@ -71,9 +80,15 @@ async function prepareTarget(root: string, relativePath: string): Promise<string
 }
 
 export async function writeAssetAtomically(root: string, relativePath: string, body: Readable, options: UploadOptions): Promise<UploadResult> {
+  return (await writeAsset(root, relativePath, body, options)).result;
+}
+
+/** writeAssetAtomically, also giving the new file's version and both digests (for Repr-Digest). */
+export async function writeAsset(root: string, relativePath: string, body: Readable, options: UploadOptions): Promise<WrittenAsset> {
   const target = await prepareTarget(root, relativePath);
   const temp = path.join(path.dirname(target), `${TEMP_PREFIX}${randomBytes(8).toString('hex')}${TEMP_SUFFIX}`);
   const hash = createHash('sha256');
+  const hash512 = createHash('sha512');
   let size = 0;
   const meter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -83,6 +98,7 @@ export async function writeAssetAtomically(root: string, relativePath: string, b
         return;
       }
       hash.update(chunk);
+      hash512.update(chunk);
       callback(null, chunk);
     },
   });
@@ -95,8 +111,11 @@ export async function writeAssetAtomically(root: string, relativePath: string, b
     }
     // Data on disk before the name points at it; then the rename itself made durable.
     const handle = await open(temp, 'r+');
+    let version: FileVersion;
     try {
       await handle.sync();
+      // The rename keeps inode, size and mtime: this is the version readers will see.
+      version = await handle.stat({ bigint: true });
     } finally {
       await handle.close();
     }
@@ -108,7 +127,7 @@ export async function writeAssetAtomically(root: string, relativePath: string, b
     } finally {
       await dir.close();
     }
-    return { path: relativePath, size, sha256, created };
+    return { result: { path: relativePath, size, sha256, created }, version, digests: { sha256, sha512: hash512.digest('hex') } };
   } catch (error) {
     await unlink(temp).catch(() => undefined);
     const code = (error as NodeJS.ErrnoException).code;

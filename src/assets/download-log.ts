@@ -12,6 +12,8 @@ export interface DownloadRecord {
   status: number;
   /** Body bytes sent. */
   bytes: number;
+  /** The body's length, when known (a short `bytes` against it: the transfer stopped early). */
+  total?: number | undefined;
   /** False when the client left (or the file failed) before the body was complete. */
   complete: boolean;
   durationMs: number;
@@ -41,6 +43,11 @@ export interface DownloadLogOptions {
   now?: () => number;
 }
 
+/** The average speed of a transfer, rounded (a transfer under a millisecond counts as one). */
+export function bytesPerSecond(bytes: number, ms: number): number {
+  return Math.round((bytes * 1000) / Math.max(1, ms));
+}
+
 export class DownloadLog {
   private readonly sessions = new Map<string, RangeSession>();
   private readonly log: SummaryLogger;
@@ -56,7 +63,17 @@ export class DownloadLog {
   record(record: DownloadRecord): void {
     if (!record.ranged) {
       this.log.info(
-        { path: record.path, client: record.client, ...(record.mac ? { mac: record.mac } : {}), status: record.status, bytes: record.bytes, ms: Math.round(record.durationMs), outcome: record.complete ? 'complete' : 'aborted' },
+        {
+          path: record.path,
+          client: record.client,
+          ...(record.mac ? { mac: record.mac } : {}),
+          status: record.status,
+          bytes: record.bytes,
+          ...(record.total !== undefined ? { total: record.total } : {}),
+          ms: Math.round(record.durationMs),
+          bytesPerSecond: bytesPerSecond(record.bytes, record.durationMs),
+          outcome: record.complete ? 'complete' : 'aborted',
+        },
         'download',
       );
       return;

@@ -16,11 +16,28 @@ import { DownloadLog } from './download-log.ts';
 import { ClientGoneError, type BufferPool } from './file-stream.ts';
 import type { BodyStart } from './send-file.ts';
 
-/** Told when a download with a body starts and how it ended (for boot tracking). */
-export interface DownloadObserver {
-  started(): void;
-  finished(outcome: { status: number; bytes: number; complete: boolean }): void;
+/** A download still running: bytes sent so far, of `total` when the length is known. */
+export interface DownloadProgress {
+  bytes: number;
+  total?: number | undefined;
+  /** Milliseconds since the body started. */
+  ms: number;
+  /** Bytes a second since the previous progress (or the start). */
+  rate: number;
 }
+
+/** Told when a download with a body starts, how far it got while it runs, and how it ended (for boot tracking). */
+export interface DownloadObserver {
+  /** `total`: the body's length, when known. */
+  started(total?: number): void;
+  /** At most once per progress interval, and only when bytes went out since the last time. */
+  progress?(progress: DownloadProgress): void;
+  /** `ms`: since the body started (absent for answers without one). */
+  finished(outcome: { status: number; bytes: number; complete: boolean; ms?: number }): void;
+}
+
+/** How often a running download's progress is told to its observer by default. */
+export const PROGRESS_INTERVAL_MS = 1000;
 
 /** What streaming needs from the request, and reports back while it runs. */
 export interface StreamIo {
@@ -61,6 +78,8 @@ export interface DownloadResponderOptions {
   metrics: DownloadMetrics;
   /** Holds large bodies back beyond a number at once (see admission.ts); none: no limit. */
   admission?: DownloadAdmission;
+  /** Milliseconds between a running download's progress reports (default {@link PROGRESS_INTERVAL_MS}). */
+  progressIntervalMs?: number;
 }
 
 export class DownloadResponder {
@@ -68,9 +87,11 @@ export class DownloadResponder {
   private readonly downloads: DownloadLog;
   private readonly metrics: DownloadMetrics;
   private readonly admission: DownloadAdmission | undefined;
+  private readonly progressIntervalMs: number;
 
   constructor(options: DownloadResponderOptions) {
     this.pool = options.pool;
+    this.progressIntervalMs = options.progressIntervalMs ?? PROGRESS_INTERVAL_MS;
     this.metrics = options.metrics;
     this.admission = options.admission;
     this.downloads = new DownloadLog(options.log);
@@ -106,8 +127,32 @@ export class DownloadResponder {
     const sent = { bytes: 0 };
     let announced = false;
     let admitted: (() => void) | undefined;
+    let bodyStarted = started;
+    // One timer per tracked download reads the byte count: nothing is done per chunk.
+    let ticker: NodeJS.Timeout | undefined;
+    const stopProgress = () => {
+      clearInterval(ticker);
+      ticker = undefined;
+    };
+    const startProgress = (total: number | undefined) => {
+      const report = observer?.progress?.bind(observer);
+      if (!report) return;
+      let lastBytes = 0;
+      let lastAt = bodyStarted;
+      ticker = setInterval(() => {
+        const now = performance.now();
+        if (sent.bytes === lastBytes) return;
+        const rate = Math.round(((sent.bytes - lastBytes) * 1000) / Math.max(1, now - lastAt));
+        lastBytes = sent.bytes;
+        lastAt = now;
+        report({ bytes: sent.bytes, total, ms: Math.round(now - bodyStarted), rate });
+      }, this.progressIntervalMs);
+      ticker.unref();
+    };
+    const bodyMs = () => Math.round(performance.now() - bodyStarted);
+    let bodyTotal: number | undefined;
     const summary = (status: number, bytes: number, complete: boolean) => {
-      this.downloads.record({ client: request.ip, mac: request.deviceMac, path: logPath, status, bytes, complete, durationMs: performance.now() - started, ranged: status === 206 });
+      this.downloads.record({ client: request.ip, mac: request.deviceMac, path: logPath, status, bytes, total: bodyTotal, complete, durationMs: performance.now() - started, ranged: status === 206 });
     };
     try {
       const outcome = await download.stream(res, {
@@ -119,7 +164,10 @@ export class DownloadResponder {
         onBody: async (_status, bodyBytes) => {
           if (!announced) {
             announced = true;
-            observer?.started();
+            bodyStarted = performance.now();
+            bodyTotal = bodyBytes;
+            observer?.started(bodyBytes);
+            startProgress(bodyBytes);
           }
           if (!this.admission || admitted) return;
           const bytes = bodyBytes ?? Number.POSITIVE_INFINITY;
@@ -128,6 +176,7 @@ export class DownloadResponder {
           admitted = await this.admission.admit(bytes, left.signal);
         },
       });
+      stopProgress();
       if (announced && outcome.bytes > 0) {
         this.metrics.downloads.inc({ outcome: 'complete' });
         this.metrics.downloadBytes.inc(outcome.bytes);
@@ -135,20 +184,21 @@ export class DownloadResponder {
       } else {
         request.log.info({ method: request.method, url: request.url, status: outcome.status, ...(outcome.from ? { from: outcome.from } : {}), ms: Math.round((performance.now() - started) * 10) / 10, client: request.ip, ...(request.deviceMac ? { mac: request.deviceMac } : {}) }, 'request');
       }
-      if (announced) observer?.finished({ status: outcome.status, bytes: outcome.bytes, complete: outcome.status < 300 });
+      if (announced) observer?.finished({ status: outcome.status, bytes: outcome.bytes, complete: outcome.status < 300, ms: bodyMs() });
       else if (request.method === 'GET' && outcome.status >= 400) {
         // An error answered from inside the stream (an upstream's 404 on a passthrough).
         observer?.started();
         observer?.finished({ status: outcome.status, bytes: 0, complete: false });
       }
     } catch (error) {
+      stopProgress();
       // A client hanging up mid-download is normal; anything else is worth a line.
       if (!(error instanceof ClientGoneError)) request.log.error({ err: error, path: logPath, sent: sent.bytes }, 'download failed mid-response');
       this.metrics.downloads.inc({ outcome: 'aborted' });
       this.metrics.downloadBytes.inc(sent.bytes);
       if (res.headersSent) {
         summary(res.statusCode, sent.bytes, false);
-        if (announced) observer?.finished({ status: res.statusCode, bytes: sent.bytes, complete: false });
+        if (announced) observer?.finished({ status: res.statusCode, bytes: sent.bytes, complete: false, ms: bodyMs() });
         // Never end a short body cleanly: the client must see the transfer fail.
         res.destroy();
       } else if (!res.destroyed) {
@@ -163,6 +213,7 @@ export class DownloadResponder {
         }
       }
     } finally {
+      stopProgress();
       admitted?.();
       await download.release?.();
     }

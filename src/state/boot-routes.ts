@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { normaliseMac } from '../common/identity.ts';
 import { HttpError } from '../common/http-error.ts';
+import type { DownloadObserver } from '../assets/download.ts';
 import { sendProblem } from '../http/errors.ts';
 import { isBootId, type BootState } from './boot-state.ts';
 import { REPORT_STATES, type BootRecord } from './model.ts';
@@ -40,21 +41,30 @@ function stateRoutes(app: FastifyInstance, options: BootRoutesStateOptions): voi
   const { bootState } = options;
 
   /**
-   * Records a download of a boot: started, then completed, aborted (the client hung up) or
-   * failed (an error status, with the reason: for the mirror, what it knows of the upstream).
+   * Records a download of a boot: started (with its length when known), its progress while it
+   * runs (the responder reports at most once a second), then completed, aborted (the client
+   * hung up) or failed (an error status, with the reason: for the mirror, what it knows of the
+   * upstream).
    */
-  const observe = (plan: BootRecord, key: string, ip: string, why?: () => { upstream: string; error: string } | undefined) => ({
-    started: () => void bootState.recordDownload(plan, key, 'started', 0, 200, ip),
-    finished: ({ status, bytes, complete }: { status: number; bytes: number; complete: boolean }) => {
-      if (status >= 400) {
-        const known = why?.();
-        const reason = known ? `HTTP ${status}: ${known.upstream}: ${known.error}` : `HTTP ${status}`;
-        void bootState.recordDownload(plan, key, 'failed', bytes, status, ip, reason);
-        return;
-      }
-      void bootState.recordDownload(plan, key, complete ? 'completed' : 'aborted', bytes, status, ip);
-    },
-  });
+  const observe = (plan: BootRecord, key: string, ip: string, why?: () => { upstream: string; error: string } | undefined): DownloadObserver => {
+    let total: number | undefined;
+    return {
+      started: (length) => {
+        total = length;
+        void bootState.recordDownload(plan, key, 'started', 0, 200, ip, { total });
+      },
+      progress: ({ bytes, ms, rate }) => void bootState.recordDownload(plan, key, 'progress', bytes, 200, ip, { total, ms, rate }),
+      finished: ({ status, bytes, complete, ms }) => {
+        if (status >= 400) {
+          const known = why?.();
+          const reason = known ? `HTTP ${status}: ${known.upstream}: ${known.error}` : `HTTP ${status}`;
+          void bootState.recordDownload(plan, key, 'failed', bytes, status, ip, { reason, ms });
+          return;
+        }
+        void bootState.recordDownload(plan, key, complete ? 'completed' : 'aborted', bytes, status, ip, { total, ms });
+      },
+    };
+  };
 
   app.get<{ Params: { bootId: string; '*': string } }>('/b/:bootId/assets/*', async (request, reply) => {
     const { bootId } = request.params;

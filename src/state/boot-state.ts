@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { HttpError } from '../common/http-error.ts';
-import type { BootRecord, ConfigWhat, Device, NewEvent, NextBoot, ReportState, StoredEvent } from './model.ts';
+import type { BootRecord, ConfigWhat, Device, DownloadPhase, NewEvent, NextBoot, ReportState, StoredEvent } from './model.ts';
 import { EventRecorder, withTimeout, type RecorderLogger } from './recorder.ts';
 import type { DeviceStore } from './store.ts';
 
@@ -49,6 +49,14 @@ export interface BootStateOptions {
   catalogue: () => ProfilesInService;
   /** Reads slower than this give up (and the device boots as if nothing were recorded). */
   readTimeoutMs?: number;
+}
+
+/** What a download event may carry beyond its bytes and status (see the download event in model.ts). */
+export interface DownloadExtra {
+  reason?: string | undefined;
+  total?: number | undefined;
+  ms?: number | undefined;
+  rate?: number | undefined;
 }
 
 export interface ReportInput {
@@ -167,9 +175,15 @@ export class BootState {
     await this.recorder.record({ deviceId, ...(bootId ? { bootId } : {}), at: new Date(), detail: { type: 'config', ...detail } });
   }
 
-  async recordDownload(plan: BootRecord, path: string, phase: 'started' | 'completed' | 'aborted' | 'failed', bytes: number, status: number, ip: string, reason?: string): Promise<void> {
+  async recordDownload(plan: BootRecord, path: string, phase: DownloadPhase, bytes: number, status: number, ip: string, extra: DownloadExtra = {}): Promise<void> {
     const role = plan.downloads[path] ?? 'other';
-    await this.recorder.record({ deviceId: plan.deviceId, bootId: plan.id, at: new Date(), detail: { type: 'download', path, role, phase, bytes, status, ip, ...(reason ? { reason } : {}) } });
+    const { reason, total, ms, rate } = extra;
+    await this.recorder.record({
+      deviceId: plan.deviceId,
+      bootId: plan.id,
+      at: new Date(),
+      detail: { type: 'download', path, role, phase, bytes, status, ip, ...(reason ? { reason } : {}), ...(total !== undefined ? { total } : {}), ...(ms !== undefined ? { ms } : {}), ...(rate !== undefined ? { rate } : {}) },
+    });
   }
 
   /** The script says its images are loaded and it is booting: the boot has started. */

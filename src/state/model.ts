@@ -59,6 +59,17 @@ export type ScriptAction = 'boot' | 'wait' | 'local' | 'hold' | 'notFound';
 
 export type DownloadRole = 'kernel' | 'initrd' | 'other';
 
+export type DownloadPhase = 'started' | 'progress' | 'completed' | 'aborted' | 'failed';
+
+/**
+ * Whether recording this event replaces the download's earlier progress events: a newer progress
+ * event, or the download's end. The stores delete those in the same transaction, so a download
+ * leaves at most one progress row while it runs and none once it has ended.
+ */
+export function supersedesProgress(detail: EventDetail): detail is Extract<EventDetail, { type: 'download' }> {
+  return detail.type === 'download' && detail.phase !== 'started';
+}
+
 export type EventDetail =
   | {
       type: 'script';
@@ -76,8 +87,14 @@ export type EventDetail =
        */
       verified?: boolean;
     }
-  /** `failed`: answered with an error status (`reason` says why); `aborted`: the client hung up. */
-  | { type: 'download'; path: string; role: DownloadRole; phase: 'started' | 'completed' | 'aborted' | 'failed'; bytes: number; status: number; ip: string; reason?: string }
+  /**
+   * `failed`: answered with an error status (`reason` says why); `aborted`: the client hung up;
+   * `progress`: bytes sent so far of a download still running, at most one a second per
+   * download, and the store keeps only a download's latest (none once it has ended).
+   * `total`: the body's length, when known; `ms`: since the body started; `rate`: bytes a second
+   * over the last interval (progress only).
+   */
+  | { type: 'download'; path: string; role: DownloadRole; phase: DownloadPhase; bytes: number; status: number; ip: string; reason?: string; total?: number; ms?: number; rate?: number }
   | { type: 'beacon'; ip: string }
   /** The booted OS fetched one of its configs (status 200), or was refused (403: no credential). */
   | { type: 'config'; what: ConfigWhat; status: number; ip: string; reason?: string }
@@ -127,6 +144,60 @@ export interface Device {
   problem?: string | null;
   /** The latest boots (newest first, at most {@link RECENT_BOOTS}): whose address may report for which boot. */
   recentBoots?: RecentBoot[];
+  /**
+   * The current boot's downloads as far as they got, in the order they started (at most
+   * {@link BOOT_DOWNLOADS_KEPT}, the latest): what the fleet's progress bars show without reading
+   * events. Absent on rows written before it existed.
+   */
+  downloads?: DownloadState[];
+}
+
+export interface DownloadState {
+  path: string;
+  role: DownloadRole;
+  phase: DownloadPhase;
+  status: number;
+  /** Body bytes sent so far (all of them once completed). */
+  bytes: number;
+  total?: number;
+  /** Bytes a second: the latest progress's, or the whole download's once it ended. */
+  rate?: number;
+  /** Milliseconds since the body started, as of the latest event. */
+  ms?: number;
+  startedAt: string;
+  at: string;
+}
+
+export const BOOT_DOWNLOADS_KEPT = 8;
+
+/** The current boot's downloads after one more download event. */
+function withDownload(downloads: readonly DownloadState[] | undefined, detail: Extract<EventDetail, { type: 'download' }>, at: string): DownloadState[] {
+  const list = [...(downloads ?? [])];
+  const index = list.findIndex((d) => d.path === detail.path);
+  const before = index >= 0 ? list[index] : undefined;
+  // A new `started` of the same path (iPXE's retry) starts that download over.
+  const fresh = detail.phase === 'started' || !before;
+  const total = detail.total ?? (fresh ? undefined : before.total);
+  const ended = detail.phase === 'completed' || detail.phase === 'aborted' || detail.phase === 'failed';
+  const rate = detail.rate ?? (ended && detail.ms !== undefined && detail.ms > 0 ? Math.round((detail.bytes * 1000) / detail.ms) : undefined);
+  const next: DownloadState = {
+    path: detail.path,
+    role: detail.role,
+    phase: detail.phase,
+    status: detail.status,
+    bytes: detail.bytes,
+    ...(total !== undefined ? { total } : {}),
+    ...(rate !== undefined ? { rate } : {}),
+    ...(detail.ms !== undefined ? { ms: detail.ms } : {}),
+    startedAt: fresh ? at : before.startedAt,
+    at,
+  };
+  if (index >= 0 && !fresh) list[index] = next;
+  else {
+    if (index >= 0) list.splice(index, 1);
+    list.push(next);
+  }
+  return list.slice(-BOOT_DOWNLOADS_KEPT);
 }
 
 export interface RecentBoot {
@@ -204,6 +275,7 @@ export function applyEvent(previous: Device | undefined, event: NewEvent): Devic
       if (event.bootId !== undefined && event.bootId !== device.lastBootId) {
         device.bootCount += 1;
         device.lastBootId = event.bootId;
+        device.downloads = [];
       }
       device.stage = SCRIPT_STAGE[detail.action];
       device.problem = detail.action === 'wait' || detail.action === 'hold' || detail.action === 'notFound' ? detail.reason : null;
@@ -211,6 +283,7 @@ export function applyEvent(previous: Device | undefined, event: NewEvent): Devic
     }
     case 'download':
       device.lastIp = detail.ip;
+      if (currentBoot) device.downloads = withDownload(device.downloads, detail, at);
       if (currentBoot && detail.phase === 'failed') {
         device.problem = `${detail.role === 'other' ? 'download' : detail.role} ${detail.path} failed: ${detail.reason ?? `HTTP ${detail.status}`}`;
       } else if (currentBoot && detail.role !== 'other' && detail.phase !== 'aborted') {

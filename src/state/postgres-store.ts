@@ -8,7 +8,7 @@
  */
 import pg from 'pg';
 import { initialSchema } from './sql-schema.ts';
-import { applyEvent, type BootRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
+import { applyEvent, supersedesProgress, type BootRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
 import { DEFAULT_LIMITS, eventSlack, isBooted, type DeviceFilter, type DeviceStore, type EventListener, type StoreLimits } from './store.ts';
 
 const CHANNEL = 'bootdepot_events';
@@ -201,6 +201,24 @@ export class PostgresDeviceStore implements DeviceStore {
       detail: event.detail,
       id: Number(inserted.rows[i]?.id),
     }));
+
+    // A download's latest progress replaces the ones before; its end replaces the last: each
+    // download keeps one progress row while it runs, none once it ended.
+    const newest = new Map<string, { deviceId: string; bootId: string; path: string; id: number }>();
+    for (const event of stored) {
+      if (supersedesProgress(event.detail) && event.bootId) newest.set(`${event.deviceId} ${event.bootId} ${event.detail.path}`, { deviceId: event.deviceId, bootId: event.bootId, path: event.detail.path, id: event.id });
+    }
+    if (newest.size > 0) {
+      const keys = [...newest.values()];
+      const replaced = await client.query<{ device_id: string }>(
+        `DELETE FROM events e USING unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS k(device_id, boot_id, path, newest)
+         WHERE e.device_id = k.device_id AND e.boot_id = k.boot_id AND e.type = 'download' AND e.detail->>'phase' = 'progress'
+           AND e.detail->>'path' = k.path AND e.id < k.newest
+         RETURNING e.device_id`,
+        [keys.map((k) => k.deviceId), keys.map((k) => k.bootId), keys.map((k) => k.path), keys.map((k) => k.id)],
+      );
+      for (const row of replaced.rows) added.set(row.device_id, (added.get(row.device_id) ?? 0) - 1);
+    }
 
     const plans = events.flatMap((e) => (e.plan ? [e.plan] : []));
     if (plans.length > 0) {

@@ -18,7 +18,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
 import { initialSchema } from './sql-schema.ts';
-import { applyEvent, type BootRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
+import { applyEvent, supersedesProgress, type BootRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
 import { DEFAULT_LIMITS, eventSlack, isBooted, type DeviceFilter, type DeviceStore, type EventListener, type StoreLimits } from './store.ts';
 
 /** Schema versions, applied in order, each once. */
@@ -191,6 +191,9 @@ export class SqliteDeviceStore implements DeviceStore {
       deleteDevicesEvents: this.db.prepare('DELETE FROM events WHERE device_id IN (SELECT value FROM json_each(?))'),
       deleteDevicesBoots: this.db.prepare('DELETE FROM boots WHERE device_id IN (SELECT value FROM json_each(?))'),
       deleteDevices: this.db.prepare('DELETE FROM devices WHERE id IN (SELECT value FROM json_each(?))'),
+      deleteProgress: this.db.prepare(
+        "DELETE FROM events WHERE device_id = ? AND boot_id = ? AND type = 'download' AND json_extract(detail, '$.phase') = 'progress' AND json_extract(detail, '$.path') = ?",
+      ),
       insertEvent: this.db.prepare('INSERT INTO events (device_id, boot_id, at, type, detail) VALUES (?, ?, ?, ?, ?) RETURNING id'),
       listEvents: this.db.prepare('SELECT id, device_id, boot_id, at, detail FROM events WHERE device_id = ? ORDER BY id DESC LIMIT ?'),
       byIp: this.db.prepare('SELECT id FROM devices WHERE last_ip = ? ORDER BY last_seen DESC LIMIT 1'),
@@ -278,7 +281,9 @@ export class SqliteDeviceStore implements DeviceStore {
       if (!known && !previous) this.newDevices += 1;
       const device = applyEvent(previous, event);
       devices.set(event.deviceId, device);
-      added.set(event.deviceId, (added.get(event.deviceId) ?? 0) + 1);
+      // A download's latest progress replaces the one before; its end replaces the last.
+      const replaced = supersedesProgress(event.detail) && event.bootId ? Number(this.statement('deleteProgress').run(event.deviceId, event.bootId, event.detail.path).changes) : 0;
+      added.set(event.deviceId, (added.get(event.deviceId) ?? 0) + 1 - replaced);
       // Per event, not from the batch's end state: a beacon then a new script in one batch still booted.
       if (isBooted(device)) booted.add(device.id);
       const row = this.statement('insertEvent').get(event.deviceId, event.bootId ?? null, event.at.toISOString(), event.detail.type, JSON.stringify(event.detail)) as { id: number };

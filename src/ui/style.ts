@@ -44,5 +44,11 @@ ol.timeline .kind { display: inline-block; min-width: 6rem; font-weight: 600; }
 details.problems { border: 1px solid var(--bad); border-radius: 6px; padding: .5rem .9rem; margin-bottom: 1rem; }
 details.problems li.warning { color: var(--wait); }
 form.assign { display: flex; gap: .3rem; }
+.download { display: flex; flex-wrap: wrap; gap: .1rem .5rem; align-items: center; font-size: .85rem; }
+.download .name { color: var(--muted); overflow-wrap: anywhere; }
+.bar { display: inline-flex; gap: .4rem; align-items: center; }
+.bar progress { width: 10rem; height: .8rem; }
+.bar.bad { color: var(--bad); }
+.bar .speed { color: var(--boot); font-variant-numeric: tabular-nums; }
 section.boot { border-left: 3px solid #8886; padding-left: .75rem; margin-bottom: 1rem; }
 `;

@@ -6,6 +6,10 @@
  */
 import { Liquid } from 'liquidjs';
 
+/** One download's progress bar (a native <progress>: no inline style, which the CSP forbids). */
+const bar = `<span class="bar{% if bar.tone != "" %} {{ bar.tone }}{% endif %}" data-phase="{{ bar.phase }}">{% if bar.max > 0 %}<progress value="{{ bar.value }}" max="{{ bar.max }}">{{ bar.text }}</progress>{% else %}<progress>{{ bar.text }}</progress>{% endif %}
+<span class="bar-text">{{ bar.text }}</span>{% if bar.speed != "" %} <span class="speed">{{ bar.speed }}</span>{% endif %}</span>`;
+
 const layout = `<!doctype html>
 <html lang="en">
 <head>
@@ -56,7 +60,7 @@ const fleetFragment = `<ul class="counts">
 <td><a href="/ui/devices/{{ row.id | url_encode }}">{{ row.id }}</a></td>
 <td class="hostname">{{ row.hostname }}</td>
 <td><span class="stage">{{ row.stage }}</span></td>
-<td class="detail">{{ row.detail }}</td>
+<td class="detail">{{ row.detail }}{% for bar in row.downloads %}<div class="download"><span class="name">{{ bar.name }}</span> {% render 'bar', bar: bar %}</div>{% endfor %}</td>
 <td>{{ row.profile }}</td>
 <td>{{ row.group }}</td>
 <td>{{ row.nextBoot }}</td>
@@ -94,6 +98,7 @@ const fleet = `{% if problems.size > 0 %}<details class="problems"{% if errors >
 
 const deviceFragment = `<dl class="status">
 <dt>Stage</dt><dd><span class="stage stage-{{ row.stage }}">{{ row.stage }}</span> {{ row.detail }}</dd>
+{% if row.downloads.size > 0 %}<dt>Downloads</dt><dd class="downloads">{% for bar in row.downloads %}<div class="download"><span class="name">{{ bar.name }}</span> {% render 'bar', bar: bar %}</div>{% endfor %}</dd>{% endif %}
 <dt>Next boot</dt><dd>{% if device.nextBoot %}<b>{{ row.nextBoot }}</b> — {{ device.nextBoot.reason }} <small>(set {{ device.nextBoot.setAt }})</small>{% else %}normal matching{% endif %}</dd>
 <dt>Decision now</dt><dd class="decision"><b>{{ decision.action }}</b>{% if decision.profile %} {{ decision.profile }}{% endif %} — {{ decision.reason }}{% if decision.problem %}<br><span class="error">the machine would wait: {{ decision.problem }}</span>{% endif %}
 {% if decision.labelsFrom %}<br><small>labels from {{ decision.labelsFrom }}</small>{% endif %}</dd>
@@ -103,7 +108,7 @@ const deviceFragment = `<dl class="status">
 {% for entry in timeline %}<section class="boot">
 <h3>{% if entry.title != "" %}{{ entry.title }}{% else %}events{% endif %} <small>{{ entry.at }}</small></h3>
 <ol class="timeline">
-{% for line in entry.lines %}<li class="{{ line.tone }}"><time datetime="{{ line.at }}">{{ line.at | slice: 11, 12 }}</time> <span class="kind">{{ line.kind }}</span> {{ line.text }}</li>
+{% for line in entry.lines %}<li class="{{ line.tone }}"><time datetime="{{ line.at }}">{{ line.at | slice: 11, 12 }}</time> <span class="kind">{{ line.kind }}</span> {{ line.text }}{% if line.bar %} {% render 'bar', bar: line.bar %}{% endif %}</li>
 {% endfor %}</ol>
 </section>
 {% else %}<p class="empty">No events recorded.</p>
@@ -142,9 +147,9 @@ const device = `<h1>{{ device.id }}{% if device.identity.hostname %} <small>{{ d
 const notFound = `<h1>{{ heading }}</h1><p>{{ message }}</p><p><a href="/ui/">Back to the fleet</a></p>
 `;
 
-export type TemplateName = 'layout' | 'login' | 'fleet' | 'fleet-fragment' | 'device' | 'device-fragment' | 'message';
+export type TemplateName = 'bar' | 'layout' | 'login' | 'fleet' | 'fleet-fragment' | 'device' | 'device-fragment' | 'message';
 
-const SOURCES: Record<TemplateName, string> = { layout, login, fleet, 'fleet-fragment': fleetFragment, device, 'device-fragment': deviceFragment, message: notFound };
+const SOURCES: Record<TemplateName, string> = { bar, layout, login, fleet, 'fleet-fragment': fleetFragment, device, 'device-fragment': deviceFragment, message: notFound };
 
 export interface Templates {
   render(name: TemplateName, data: Record<string, unknown>): Promise<string>;

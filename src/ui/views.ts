@@ -3,7 +3,7 @@
  * as a timeline. Framework-free and pure (devices and events in, view models out); the templates
  * only lay them out, escaping every value.
  */
-import type { Device, Stage, StoredEvent } from '../state/model.ts';
+import type { Device, DownloadState, Stage, StoredEvent } from '../state/model.ts';
 
 /** The stage filter's choices: one per stage a person tells apart, plus machines that matched no group. */
 export const STAGE_FILTERS = ['booting', 'waiting', 'held', 'local', 'running', 'succeeded', 'failed', 'unmatched'] as const;
@@ -46,6 +46,21 @@ export interface FleetRow {
   lastSeen: string;
   lastSeenAgo: string;
   boots: number;
+  /** The current boot's downloads while it boots: one progress bar each. */
+  downloads: DownloadBar[];
+}
+
+/** One download as a progress bar: `<progress value max>` (max 0: length unknown). */
+export interface DownloadBar {
+  name: string;
+  phase: string;
+  value: number;
+  max: number;
+  /** e.g. `3.2 MiB of 10.0 MiB (32 %)`, or `failed, HTTP 502`. */
+  text: string;
+  /** e.g. `1.5 MiB/s`; empty when not known yet. */
+  speed: string;
+  tone: '' | 'bad';
 }
 
 export interface FleetCounts {
@@ -81,6 +96,41 @@ function detailOf(device: Device): string {
   return '';
 }
 
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 * 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 / 1024 / 1024).toFixed(2)} GiB`;
+}
+
+export function formatRate(bytesPerSecond: number): string {
+  return `${formatBytes(Math.round(bytesPerSecond))}/s`;
+}
+
+function downloadName(role: string, path: string): string {
+  return `${role === 'other' ? 'file' : role} ${path}`;
+}
+
+/** A download's progress as a bar: bytes of total, the percentage, the speed. */
+export function downloadBar(download: Pick<DownloadState, 'path' | 'role' | 'phase' | 'status' | 'bytes' | 'total' | 'rate'>): DownloadBar {
+  const { bytes, total, phase } = download;
+  const known = total !== undefined && total > 0;
+  const percent = known ? Math.min(100, Math.floor((bytes * 100) / total)) : undefined;
+  const amount = known ? `${formatBytes(bytes)} of ${formatBytes(total)} (${percent} %)` : formatBytes(bytes);
+  const text =
+    phase === 'failed' ? `failed, HTTP ${download.status}` : phase === 'aborted' ? `aborted by the client after ${amount}` : phase === 'completed' ? `${formatBytes(bytes)}, done` : phase === 'started' && bytes === 0 ? `started${known ? `, ${formatBytes(total)}` : ''}` : amount;
+  return {
+    name: downloadName(download.role, download.path),
+    phase,
+    // A finished download's bar is full, whatever its length was known to be.
+    value: phase === 'completed' ? 1 : known ? bytes : 0,
+    max: phase === 'completed' ? 1 : known ? total : 0,
+    text,
+    speed: download.rate !== undefined && phase !== 'failed' ? formatRate(download.rate) : '',
+    tone: phase === 'failed' || phase === 'aborted' ? 'bad' : '',
+  };
+}
+
 export function fleetRow(device: Device, now: number): FleetRow {
   return {
     id: device.id,
@@ -94,6 +144,7 @@ export function fleetRow(device: Device, now: number): FleetRow {
     lastSeen: device.lastSeen,
     lastSeenAgo: ago(device.lastSeen, now),
     boots: device.bootCount,
+    downloads: stageGroup(device.stage) === 'booting' ? (device.downloads ?? []).map(downloadBar) : [],
   };
 }
 
@@ -117,6 +168,8 @@ export interface TimelineLine {
   text: string;
   /** `bad` for failures and refusals, `unverified` for events that changed nothing. */
   tone: '' | 'bad' | 'unverified';
+  /** A download still running (its latest progress). */
+  bar?: DownloadBar;
 }
 
 export interface TimelineEntry {
@@ -127,11 +180,6 @@ export interface TimelineEntry {
   lines: TimelineLine[];
 }
 
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 function seconds(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
@@ -173,7 +221,7 @@ export function timeline(events: readonly StoredEvent[]): TimelineEntry[] {
   const entries: TimelineEntry[] = [];
   const boots = new Map<string, TimelineEntry>();
   // Downloads that started and have not ended yet, by boot and path.
-  const open = new Map<string, { at: Date; line: TimelineLine }>();
+  const open = new Map<string, { at: Date; line: TimelineLine; total: number | undefined }>();
   for (const event of ordered) {
     let entry: TimelineEntry | undefined = event.bootId ? boots.get(event.bootId) : undefined;
     if (!entry) {
@@ -185,16 +233,26 @@ export function timeline(events: readonly StoredEvent[]): TimelineEntry[] {
     const { detail } = event;
     if (detail.type === 'download') {
       const key = `${event.bootId ?? ''} ${detail.path}`;
-      const name = `${detail.role === 'other' ? 'file' : detail.role} ${detail.path}`;
+      const name = downloadName(detail.role, detail.path);
       if (detail.phase === 'started') {
-        const line: TimelineLine = { at: event.at.toISOString(), kind: 'download', text: `${name}: started`, tone: '' };
-        open.set(key, { at: event.at, line });
+        const line: TimelineLine = { at: event.at.toISOString(), kind: 'download', text: `${name}: started${detail.total !== undefined ? `, ${formatBytes(detail.total)}` : ''}`, tone: '' };
+        line.bar = downloadBar({ ...detail, bytes: 0 });
+        open.set(key, { at: event.at, line, total: detail.total });
         entry.lines.push(line);
         continue;
       }
       const started = open.get(key);
+      if (detail.phase === 'progress') {
+        // The store keeps a download's latest progress only: it updates the started line.
+        const total = detail.total ?? started?.total;
+        const bar = downloadBar({ ...detail, ...(total !== undefined ? { total } : {}) });
+        if (started) Object.assign(started.line, { text: `${name}: ${bar.text}`, bar });
+        else entry.lines.push({ at: event.at.toISOString(), kind: 'download', text: `${name}: ${bar.text}`, tone: '', bar });
+        continue;
+      }
       open.delete(key);
-      const took = started ? ` in ${seconds(event.at.getTime() - started.at.getTime())}` : '';
+      const ms = detail.ms ?? (started ? event.at.getTime() - started.at.getTime() : undefined);
+      const took = ms !== undefined ? ` in ${seconds(ms)}${detail.bytes > 0 ? ` (${formatRate((detail.bytes * 1000) / Math.max(1, ms))})` : ''}` : '';
       const text =
         detail.phase === 'completed'
           ? `${name}: ${formatBytes(detail.bytes)}${took}`
@@ -202,8 +260,10 @@ export function timeline(events: readonly StoredEvent[]): TimelineEntry[] {
             ? `${name}: aborted by the client after ${formatBytes(detail.bytes)}${took}`
             : `${name}: failed, HTTP ${detail.status}${detail.reason ? ` (${detail.reason})` : ''}`;
       const tone = detail.phase === 'completed' ? '' : 'bad';
-      if (started) Object.assign(started.line, { text, tone });
-      else entry.lines.push({ at: event.at.toISOString(), kind: 'download', text, tone });
+      if (started) {
+        Object.assign(started.line, { text, tone });
+        delete started.line.bar;
+      } else entry.lines.push({ at: event.at.toISOString(), kind: 'download', text, tone });
       continue;
     }
     const line = lineOf(event);

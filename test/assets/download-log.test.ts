@@ -11,8 +11,9 @@ describe('download summaries', () => {
   it('logs a whole-file download once, when it ends', () => {
     const { lines, log } = recorder();
     const downloads = new DownloadLog(log);
-    downloads.record({ client: '10.0.0.9', path: 'linuxkit/a-kernel', status: 200, bytes: 1000, complete: true, durationMs: 12.4, ranged: false });
-    assert.deepEqual(lines, [{ message: 'download', fields: { path: 'linuxkit/a-kernel', client: '10.0.0.9', status: 200, bytes: 1000, ms: 12, outcome: 'complete' } }]);
+    downloads.record({ client: '10.0.0.9', path: 'linuxkit/a-kernel', status: 200, bytes: 1000, total: 1000, complete: true, durationMs: 12.5, ranged: false });
+    // The speed is the whole transfer's: 1000 bytes in 12.5 ms.
+    assert.deepEqual(lines, [{ message: 'download', fields: { path: 'linuxkit/a-kernel', client: '10.0.0.9', status: 200, bytes: 1000, total: 1000, ms: 13, bytesPerSecond: 80000, outcome: 'complete' } }]);
   });
 
   it('gathers a client\'s range requests for a file into one line after it goes quiet', (t) => {

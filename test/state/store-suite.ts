@@ -145,6 +145,32 @@ export function storeSuite(name: string, open: OpenStore): void {
       assert.equal((await store.getDevice(MAC))?.bootCount, 10, 'the summary stays');
     });
 
+    it('keeps one progress event per running download and none once it ended, counted right', async (t) => {
+      const store = await open(t, { maxEventsPerDevice: 10 });
+      if (!store) return;
+      const progress = (seconds: number, path: string, bytes: number, bootId = 'b1'): NewEvent => ({
+        deviceId: MAC,
+        bootId,
+        at: at(seconds),
+        detail: { type: 'download', path, role: 'kernel', phase: 'progress', bytes, status: 200, ip: '10.0.0.9', total: 1000, ms: seconds * 1000, rate: 100 },
+      });
+      await store.recordEvents([script('b1', 0), { ...download('b1', 1, 'kernel', 'started'), detail: { type: 'download', path: '/assets/kernel', role: 'kernel', phase: 'started', bytes: 0, status: 200, ip: '10.0.0.9', total: 1000 } }]);
+      // One at a time, and several in one batch; another file's progress is its own.
+      for (let i = 2; i < 30; i++) await store.recordEvents([progress(i, '/assets/kernel', i * 10)]);
+      await store.recordEvents([progress(30, '/assets/kernel', 300), progress(31, '/assets/kernel', 310), progress(31, '/assets/other', 5)]);
+      const running = (await store.listEvents(MAC, 1000)).filter((e) => e.detail.type === 'download' && e.detail.phase === 'progress');
+      assert.deepEqual(running.map((e) => e.detail.type === 'download' && [e.detail.path, e.detail.bytes]), [['/assets/other', 5], ['/assets/kernel', 310]]);
+      assert.deepEqual((await store.getDevice(MAC))?.downloads?.map((d) => [d.path, d.phase, d.bytes, d.total]), [['/assets/kernel', 'progress', 310, 1000], ['/assets/other', 'progress', 5, 1000]]);
+      await store.recordEvents([download('b1', 40, 'kernel')]);
+      const events = await store.listEvents(MAC, 1000);
+      assert.deepEqual(events.map((e) => e.detail.type === 'download' ? `${e.detail.phase} ${e.detail.path}` : e.detail.type), ['completed /assets/kernel', 'progress /assets/other', 'started /assets/kernel', 'script']);
+      // The event count stayed right: 11 events are within the cap's slack (10 + 1), so none is
+      // trimmed; a count that still held the 29 replaced progress events would trim to 10.
+      await store.recordEvents(Array.from({ length: 7 }, (_, i) => ({ deviceId: MAC, at: at(50 + i), detail: { type: 'beacon', ip: '10.0.0.9' } })));
+      assert.equal(eventSlack(10), 1);
+      assert.equal((await store.listEvents(MAC, 1000)).length, 11, 'no event trimmed: the count does not include replaced progress events');
+    });
+
     it('holds the per-device event cap as events are written, however many one device sends', async (t) => {
       const store = await open(t, { maxEventsPerDevice: 10 });
       if (!store) return;

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { newDevice, type Device, type EventDetail, type StoredEvent } from '../../src/state/model.ts';
-import { fleetCounts, isUnmatched, matchesFilter, stageGroup, timeline } from '../../src/ui/views.ts';
+import { applyEvent, BOOT_DOWNLOADS_KEPT } from '../../src/state/model.ts';
+import { downloadBar, fleetCounts, fleetRow, isUnmatched, matchesFilter, stageGroup, timeline } from '../../src/ui/views.ts';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 
@@ -60,9 +61,56 @@ describe('timeline', () => {
     assert.equal(boot?.title, 'boot b1 — main');
     assert.deepEqual(boot?.lines.map((line) => [line.kind, line.text, line.tone]), [
       ['script', 'boot main (group main): group main matched — from 10.0.0.7', ''],
-      ['download', 'kernel /assets/k: 3.0 MiB in 2.5 s', ''],
+      ['download', 'kernel /assets/k: 3.0 MiB in 2.5 s (1.2 MiB/s)', ''],
       ['download', 'initrd /assets/i: failed, HTTP 404 (no such file)', 'bad'],
       ['report', 'failed: oops — unverified, changed nothing', 'unverified'],
     ]);
+  });
+});
+
+describe('download progress', () => {
+  const ip = '10.0.0.7';
+  const MiB = 1024 * 1024;
+
+  it('shows a running download as bytes of total, the percentage and the speed, and its end with the average', () => {
+    const started = event('2026-01-01T11:00:01.000Z', { type: 'download', path: '/assets/k', role: 'kernel', phase: 'started', bytes: 0, status: 200, ip, total: 10 * MiB }, 'b1');
+    const progress = event('2026-01-01T11:00:03.000Z', { type: 'download', path: '/assets/k', role: 'kernel', phase: 'progress', bytes: 4 * MiB, status: 200, ip, total: 10 * MiB, ms: 2000, rate: 2 * MiB }, 'b1');
+    const script = event('2026-01-01T11:00:00.000Z', { type: 'script', ip, userAgent: 'iPXE', identity: {}, action: 'boot', reason: 'r', profile: 'main' }, 'b1');
+    const running = timeline([script, started, progress])[0]?.lines[1];
+    assert.equal(running?.text, 'kernel /assets/k: 4.0 MiB of 10.0 MiB (40 %)');
+    assert.deepEqual(running?.bar && { value: running.bar.value, max: running.bar.max, speed: running.bar.speed }, { value: 4 * MiB, max: 10 * MiB, speed: '2.0 MiB/s' });
+    const done = event('2026-01-01T11:00:06.000Z', { type: 'download', path: '/assets/k', role: 'kernel', phase: 'completed', bytes: 10 * MiB, status: 200, ip, total: 10 * MiB, ms: 4000 }, 'b1');
+    const ended = timeline([script, started, done])[0]?.lines[1];
+    assert.equal(ended?.text, 'kernel /assets/k: 10.0 MiB in 4.0 s (2.5 MiB/s)', 'the download\'s own duration, not the events\' times');
+    assert.equal(ended?.bar, undefined);
+  });
+
+  it('keeps the current boot\'s downloads on the device, replaced by each newer event, for the fleet\'s bars', () => {
+    const at = (s: number) => new Date(Date.parse('2026-01-01T11:00:00Z') + s * 1000);
+    let d = applyEvent(undefined, { deviceId: '52:54:00:00:00:01', bootId: 'b1', at: at(0), detail: { type: 'script', ip, userAgent: 'iPXE', identity: {}, action: 'boot', reason: 'r', profile: 'main' } });
+    const download = (s: number, phase: 'started' | 'progress' | 'completed', bytes: number, extra: { total?: number; rate?: number; ms?: number } = {}, bootId = 'b1') => {
+      d = applyEvent(d, { deviceId: d.id, bootId, at: at(s), detail: { type: 'download', path: '/assets/k', role: 'kernel', phase, bytes, status: 200, ip, ...extra } });
+    };
+    download(1, 'started', 0, { total: 8 * MiB });
+    download(2, 'progress', 2 * MiB, { rate: 2 * MiB, ms: 1000 });
+    assert.deepEqual(d.downloads?.map((x) => [x.phase, x.bytes, x.total, x.rate]), [['progress', 2 * MiB, 8 * MiB, 2 * MiB]]);
+    const row = fleetRow(d, Date.parse('2026-01-01T11:00:03Z'));
+    assert.deepEqual(row.downloads.map((b) => [b.name, b.value, b.max, b.text, b.speed]), [['kernel /assets/k', 2 * MiB, 8 * MiB, '2.0 MiB of 8.0 MiB (25 %)', '2.0 MiB/s']]);
+    download(5, 'completed', 8 * MiB, { ms: 4000 });
+    assert.deepEqual(d.downloads?.map((x) => [x.phase, x.bytes, x.rate]), [['completed', 8 * MiB, 2 * MiB]]);
+    // An older boot's late event changes nothing; a new boot starts with none.
+    download(6, 'progress', 1, {}, 'b0');
+    assert.equal(d.downloads?.[0]?.phase, 'completed');
+    d = applyEvent(d, { deviceId: d.id, bootId: 'b2', at: at(7), detail: { type: 'script', ip, userAgent: 'iPXE', identity: {}, action: 'boot', reason: 'r', profile: 'main' } });
+    assert.deepEqual(d.downloads, []);
+    for (let i = 0; i < BOOT_DOWNLOADS_KEPT + 3; i++) d = applyEvent(d, { deviceId: d.id, bootId: 'b2', at: at(8), detail: { type: 'download', path: `/assets/f${i}`, role: 'other', phase: 'started', bytes: 0, status: 200, ip } });
+    assert.equal(d.downloads?.length, BOOT_DOWNLOADS_KEPT, 'bounded');
+    assert.equal(d.downloads?.at(-1)?.path, `/assets/f${BOOT_DOWNLOADS_KEPT + 2}`);
+  });
+
+  it('shows a length it does not know as an indeterminate bar, and failures as such', () => {
+    assert.deepEqual(downloadBar({ path: '/m/x', role: 'other', phase: 'progress', status: 200, bytes: 2048, rate: 1024 }), { name: 'file /m/x', phase: 'progress', value: 0, max: 0, text: '2.0 KiB', speed: '1.0 KiB/s', tone: '' });
+    assert.equal(downloadBar({ path: '/m/x', role: 'initrd', phase: 'failed', status: 502, bytes: 0 }).text, 'failed, HTTP 502');
+    assert.equal(downloadBar({ path: '/m/x', role: 'initrd', phase: 'failed', status: 502, bytes: 0 }).tone, 'bad');
   });
 });

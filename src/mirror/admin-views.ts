@@ -33,6 +33,8 @@ export interface MirrorCounters {
   abandonedFills: number;
   /** Requests refused with 503 because the transfer queue was full. */
   rejectedFills: number;
+  /** Transfers whose body did not match the upstream's Repr-Digest or Flatcar DIGESTS: nothing kept, clients cut off. */
+  digestMismatches: number;
 }
 
 export interface MirrorStats extends MirrorCounters {

@@ -17,6 +17,7 @@
  * Its state changes only inside this class; everyone else reads it through getters.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { parseReprDigest } from '../assets/repr-digest.ts';
 import { unlink, type FileHandle } from 'node:fs/promises';
 import type { MirrorDefinition } from './config.ts';
 import { FillFailedError } from './errors.ts';
@@ -27,6 +28,9 @@ import { discardBody, headerValue, printableHeader, readBody, UpstreamError, Ups
 
 export { FillFailedError } from './errors.ts';
 export { writeWholeChunk } from './growing-file.ts';
+
+/** Asked of every upstream: a bootdepot origin then sends the digests a fill checks (SHA-512 first). */
+export const WANT_REPR_DIGEST = 'sha-512=10, sha-256=5';
 
 /** Resumes of one fill before it is given up. */
 const MAX_RESUMES = 3;
@@ -56,6 +60,7 @@ export type FillReaderLike = GrowingFileReader;
 
 export interface FillCounters {
   upstreamBytes: number;
+  digestMismatches: number;
   failedFills: number;
   resumes: number;
   abandonedFills: number;
@@ -330,7 +335,7 @@ export class Fill {
       await Promise.resolve();
       this.releaseSlot = await this.ctx.acquireSlot(this, this.abortController.signal);
       this.slotPending = false;
-      response = await this.ctx.upstream.send(this.url, conditionalHeaders(this.revalidating), { signal: this.abortController.signal, redirects: redirectPolicyFor(this.mirror) });
+      response = await this.ctx.upstream.send(this.url, { ...conditionalHeaders(this.revalidating), 'want-repr-digest': WANT_REPR_DIGEST }, { signal: this.abortController.signal, redirects: redirectPolicyFor(this.mirror) });
     } catch (error) {
       this.slotPending = false;
       const upstreamError = asUpstreamError(error, this.url, this.abortController.signal);
@@ -352,6 +357,15 @@ export class Fill {
       response.body.destroy();
       return this.end({ kind: 'upstream-error', error: headers, staleAllowed: true }, headers);
     }
+    let reprDigest: Map<'sha-256' | 'sha-512', string> | undefined;
+    try {
+      reprDigest = parseReprDigest(headerValue(response.headers, 'repr-digest'));
+    } catch (error) {
+      // A digest that cannot be read vouches for nothing: better no file than an unchecked one the upstream meant to check.
+      response.body.once('error', () => undefined).destroy();
+      const refused = new UpstreamError(502, `upstream ${this.url}: ${(error as Error).message}`, 'malformed Repr-Digest');
+      return this.end({ kind: 'upstream-error', error: refused, staleAllowed: true }, refused);
+    }
     this.headers = headers;
     this.acceptRanges = headers.acceptRanges;
     this.file.setLength(headers.expected);
@@ -367,7 +381,8 @@ export class Fill {
       this.freeSlot();
       this.currentState = 'verifying';
       if (this.file.expected === undefined) this.file.setLength(this.file.received);
-      this.verifiedByDigest = await verify(this.sha512.copy().digest('hex'));
+      const matchedReprDigest = this.checkReprDigest(reprDigest);
+      this.verifiedByDigest = (await verify(this.sha512.copy().digest('hex'))) || matchedReprDigest;
       await this.file.setMtime(headers.mtimeSeconds);
     } catch (error) {
       return this.fail(error);
@@ -375,6 +390,23 @@ export class Fill {
     this.currentState = 'complete';
     this.file.notify();
     return this.keep();
+  }
+
+  /**
+   * The body against the upstream's Repr-Digest (RFC 9530; a bootdepot origin sends one): true
+   * when it named SHA-256 or SHA-512 and every one it named matched, false when it named neither.
+   * Throws on a mismatch: the fill fails, so nothing is kept and no client gets the last byte.
+   */
+  private checkReprDigest(published: Map<'sha-256' | 'sha-512', string> | undefined): boolean {
+    if (!published || published.size === 0) return false;
+    const body = { 'sha-256': this.sha256.copy().digest('hex'), 'sha-512': this.sha512.copy().digest('hex') };
+    for (const [algorithm, hex] of published) {
+      if (body[algorithm] === hex) continue;
+      this.ctx.counters.digestMismatches += 1;
+      this.ctx.log.error({ path: `${this.mirror.name}/${this.path}`, upstream: this.url, algorithm, published: hex.slice(0, 16), received: body[algorithm].slice(0, 16), bytes: this.received }, 'mirrored file does not match the upstream\'s Repr-Digest; nothing kept, its clients cut off');
+      throw new FillFailedError(`${algorithm} of ${this.mirror.name}/${this.path} does not match the upstream's Repr-Digest: got ${body[algorithm].slice(0, 16)}..., published ${hex.slice(0, 16)}...`, 502, `${algorithm} does not match the upstream's Repr-Digest`);
+    }
+    return true;
   }
 
   private async receive(first: UpstreamResponse): Promise<void> {

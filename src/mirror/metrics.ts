@@ -22,6 +22,7 @@ const HELP: Record<keyof MirrorStats, string> = {
   queuedFills: 'Mirror transfers waiting for an upstream slot',
   abandonedFills: 'Mirror transfers stopped because no client wanted them any more',
   rejectedFills: 'Mirror requests refused with 503 because the transfer queue was full',
+  digestMismatches: 'Mirror transfers whose body did not match the upstream Repr-Digest or Flatcar DIGESTS (nothing kept)',
 };
 
 function snakeCase(name: string): string {

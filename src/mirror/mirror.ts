@@ -134,6 +134,7 @@ export class PullThroughMirror {
     resumes: 0,
     abandonedFills: 0,
     rejectedFills: 0,
+    digestMismatches: 0,
   };
   private closing = false;
 
@@ -477,7 +478,11 @@ export class PullThroughMirror {
         this.log.warn({ path: fill.key, digests: digestsPath }, 'DIGESTS lists no SHA-512 for this file; kept without a digest check');
         return false;
       }
-      if (published !== sha512) throw new FillFailedError(`SHA-512 of ${fill.key} does not match ${digestsPath}: got ${sha512.slice(0, 16)}..., published ${published.slice(0, 16)}...`, 502, `SHA-512 does not match ${digestsName}`);
+      if (published !== sha512) {
+        this.counters.digestMismatches += 1;
+        this.log.error({ path: fill.key, digests: digestsPath }, 'mirrored file does not match its DIGESTS; nothing kept, its clients cut off');
+        throw new FillFailedError(`SHA-512 of ${fill.key} does not match ${digestsPath}: got ${sha512.slice(0, 16)}..., published ${published.slice(0, 16)}...`, 502, `SHA-512 does not match ${digestsName}`);
+      }
       return true;
     };
   }

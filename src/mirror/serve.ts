@@ -16,6 +16,7 @@ import type { RequestHeaders } from '../assets/conditional.ts';
 import { ClientGoneError, writeChunk, type BufferPool } from '../assets/file-stream.ts';
 import { HttpError } from '../common/http-error.ts';
 import { contentTypeFor } from '../assets/routes.ts';
+import { reprDigestHeader } from '../assets/repr-digest.ts';
 import { sendFile, type BodyStart } from '../assets/send-file.ts';
 import type { Download } from '../assets/download.ts';
 import type { FillReader } from './fill-reader.ts';
@@ -122,7 +123,10 @@ async function serveCached(res: ServerResponse, source: Extract<MirrorSource, { 
     try {
       if (meta.contentEncoding) res.setHeader('Content-Encoding', meta.contentEncoding);
       res.setHeader(CACHE_STATUS, source.stale ? 'STALE' : 'HIT');
+      // The stored bytes' own digests, hashed as they came in (and checked, when the upstream published any).
+      const reprDigest = reprDigestHeader({ sha256: meta.sha256, sha512: meta.sha512 }, options.headers);
       const outcome = await sendFile(res, handle, {
+        ...(reprDigest ? { representationHeaders: { 'Repr-Digest': reprDigest } } : {}),
         method: options.method,
         headers: options.headers,
         contentType: meta.contentType || contentTypeFor(relativePath),

@@ -35,13 +35,20 @@ export function nginxOrSkip(t: TestContext): string | undefined {
 }
 
 export interface NginxProxyCache {
-  /** Upstream base URL, e.g. `http://127.0.0.1:8080`; `/assets/` is proxied to it. */
+  /** Upstream base URL, e.g. `http://127.0.0.1:8080`; `location` is proxied to it. */
   upstream: string;
+  /** The location proxied (default `/assets/`); the request path goes upstream unchanged. */
+  location?: string;
   /** keys_zone size (default `10m`) and max_size of the on-disk cache (default `4g`). */
   zoneSize?: string;
   maxSize?: string;
-  /** proxy_cache_valid for 200/206 (default `10m`). */
-  valid?: string;
+  /**
+   * proxy_cache_valid for 200/206 (default `10m`). false: none, so only the upstream's
+   * Cache-Control and Expires say what is kept and for how long (as RFC 9111 has it).
+   */
+  valid?: string | false;
+  /** proxy_cache_lock (default on): one upstream request per uncached file. */
+  lock?: boolean;
   /**
    * `proxy_ignore_headers Cache-Control Expires`: nginx stores nothing whose Cache-Control says
    * `no-cache` (bootdepot's default `public, no-cache`), so without this every request is a MISS.
@@ -228,6 +235,7 @@ export function nginxConfig(options: NginxOptions & { port: number; dir: string;
     `  scgi_temp_path ${directive(path.join(dir, 'tmp', 'scgi'))};`,
   ];
   const cache = options.proxyCache;
+  if (cache?.location !== undefined && !/^\/[A-Za-z0-9._~/-]*$/.test(cache.location)) throw new Error(`nginx: unsupported location ${JSON.stringify(cache.location)}`);
   if (cache) {
     lines.push(
       `  proxy_cache_path ${directive(path.join(dir, 'cache'))} levels=1:2 keys_zone=assets:${cache.zoneSize ?? '10m'} max_size=${cache.maxSize ?? '4g'} inactive=60m use_temp_path=off;`,
@@ -237,13 +245,13 @@ export function nginxConfig(options: NginxOptions & { port: number; dir: string;
   if (root) lines.push(`    root ${directive(root)};`);
   if (cache) {
     lines.push(
-      '    location /assets/ {',
+      `    location ${cache.location ?? '/assets/'} {`,
       `      proxy_pass ${cache.upstream.replace(/\/+$/, '')};`,
       '      proxy_http_version 1.1;',
       '      proxy_set_header Connection "";',
       '      proxy_cache assets;',
-      `      proxy_cache_valid 200 206 ${cache.valid ?? '10m'};`,
-      '      proxy_cache_lock on;',
+      ...(cache.valid === false ? [] : [`      proxy_cache_valid 200 206 ${cache.valid ?? '10m'};`]),
+      ...(cache.lock === false ? [] : ['      proxy_cache_lock on;']),
       ...(cache.ignoreCacheControl ? ['      proxy_ignore_headers Cache-Control Expires;'] : []),
       ...(cache.revalidate ? ['      proxy_cache_revalidate on;'] : []),
       '      add_header X-Cache-Status $upstream_cache_status always;',

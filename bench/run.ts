@@ -30,6 +30,8 @@ const HEADER = `# Benchmarks
 
 Written by \`npm run bench\`; \`npm run bench -- NAME\` reruns one section (${Object.keys(SECTIONS).join(', ')}) and
 keeps the others. Numbers come from this project's 2-CPU machines; rerun on yours.
+\`npm run bench -- cache-tests\` (the cache-tests suite against the mirror and nginx) runs only
+when named and writes docs/mirror.md.
 `;
 
 function replaceSection(doc: string, name: string, body: string): string {

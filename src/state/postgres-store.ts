@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import { initialSchema } from './sql-schema.ts';
+import { siteSchema, type ForwardedEvent, type SiteHeartbeat, type SiteRecord, type StoredSiteEvent } from './sites.ts';
 import { applyEvent, supersedesProgress, type BootRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
 import { DEFAULT_LIMITS, eventSlack, isBooted, type DeviceFilter, type DeviceStore, type EventListener, type StoreLimits } from './store.ts';
 
@@ -30,7 +31,15 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX devices_unknown ON devices (last_seen) WHERE NOT booted AND NOT next_boot;
    CREATE INDEX devices_last_seen ON devices (last_seen);
    CREATE INDEX boots_device ON boots (device_id);`,
+  siteSchema({ bigint: 'BIGINT', time: 'TIMESTAMPTZ', json: 'JSONB' }),
 ];
+
+/**
+ * Events are forwarded from a site once they are this old: ids come from a sequence, so with
+ * several replicas a lower id may commit after a higher one; a cursor that passed it would
+ * skip it. No transaction here stays open nearly this long.
+ */
+const FORWARD_SETTLE = '10 seconds';
 
 /** Rows one prune statement deletes at most, so no step holds its locks for long. */
 const PRUNE_BATCH = 1000;
@@ -431,6 +440,7 @@ export class PostgresDeviceStore implements DeviceStore {
         return this.removeDevices(rows, 'last_seen < $3 AND NOT next_boot', [before]);
       },
       async () => (await this.pool.query('DELETE FROM boots WHERE id IN (SELECT id FROM boots WHERE created_at < $1 ORDER BY created_at LIMIT $2)', [before, PRUNE_BATCH])).rowCount ?? 0,
+      async () => (await this.pool.query('DELETE FROM site_events WHERE (site, event_id) IN (SELECT site, event_id FROM site_events WHERE at < $1 ORDER BY at LIMIT $2)', [before, PRUNE_BATCH])).rowCount ?? 0,
       async () => {
         const { rows } = await this.pool.query<{ id: string }>('SELECT id FROM devices WHERE event_count > $1 ORDER BY id LIMIT 20', [keepPerDevice]);
         if (rows.length === 0) return 0;
@@ -458,6 +468,90 @@ export class PostgresDeviceStore implements DeviceStore {
   subscribe(listener: EventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  async eventsAfter(afterId: number, limit: number): Promise<StoredEvent[]> {
+    const { rows } = await this.pool.query<EventRow>(
+      `SELECT id, device_id, boot_id, at, detail FROM events WHERE id > $1 AND at < now() - interval '${FORWARD_SETTLE}' ORDER BY id LIMIT $2`,
+      [afterId, limit],
+    );
+    return rows.map(eventFromRow);
+  }
+
+  async latestEventId(): Promise<number> {
+    const { rows } = await this.pool.query<{ id: string }>('SELECT COALESCE(MAX(id), 0) AS id FROM events');
+    return Number(rows[0]?.id ?? 0);
+  }
+
+  async outboxCursor(target: string): Promise<number> {
+    const { rows } = await this.pool.query<{ event_id: string }>('SELECT event_id FROM outbox_cursors WHERE target = $1', [target]);
+    return rows[0] ? Number(rows[0].event_id) : 0;
+  }
+
+  async advanceOutboxCursor(target: string, eventId: number): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO outbox_cursors (target, event_id, updated_at) VALUES ($1, $2, now())
+       ON CONFLICT (target) DO UPDATE SET event_id = GREATEST(outbox_cursors.event_id, excluded.event_id), updated_at = excluded.updated_at`,
+      [target, eventId],
+    );
+  }
+
+  async recordSiteHeartbeat(site: string, heartbeat: SiteHeartbeat, at: Date): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO sites (name, first_seen, last_heartbeat, heartbeat) VALUES ($1, $2, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, heartbeat = excluded.heartbeat`,
+      [site, at, JSON.stringify(heartbeat)],
+    );
+  }
+
+  async recordSiteEvents(site: string, events: readonly ForwardedEvent[], at: Date): Promise<{ added: number; duplicates: number }> {
+    const added = await this.transaction(async (client) => {
+      await client.query('INSERT INTO sites (name, first_seen) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [site, at]);
+      // The site's row first: two batches of one site (a retry beside the original) count in turn.
+      await client.query('SELECT 1 FROM sites WHERE name = $1 FOR UPDATE', [site]);
+      const inserted = await client.query(
+        `INSERT INTO site_events (site, event_id, device_id, boot_id, at, type, detail, received_at)
+         SELECT $1, * , $8 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::jsonb[])
+         ON CONFLICT (site, event_id) DO NOTHING`,
+        [site, events.map((e) => e.id), events.map((e) => e.deviceId), events.map((e) => e.bootId ?? null), events.map((e) => e.at), events.map((e) => e.type), events.map((e) => JSON.stringify(e.detail)), at],
+      );
+      const count = inserted.rowCount ?? 0;
+      const highest = events.reduce((max, e) => Math.max(max, e.id), 0);
+      await client.query('UPDATE sites SET events_received = events_received + $1, last_event_id = GREATEST(last_event_id, $2) WHERE name = $3', [count, highest, site]);
+      return count;
+    });
+    return { added, duplicates: events.length - added };
+  }
+
+  async listSites(): Promise<SiteRecord[]> {
+    const { rows } = await this.pool.query<{ name: string; first_seen: Date; last_heartbeat: Date | null; heartbeat: SiteHeartbeat | null; events_received: string; last_event_id: string }>(
+      'SELECT name, first_seen, last_heartbeat, heartbeat, events_received, last_event_id FROM sites ORDER BY name',
+    );
+    return rows.map((row) => ({
+      name: row.name,
+      firstSeen: row.first_seen.toISOString(),
+      lastHeartbeat: row.last_heartbeat ? row.last_heartbeat.toISOString() : null,
+      heartbeat: row.heartbeat,
+      eventsReceived: Number(row.events_received),
+      lastEventId: Number(row.last_event_id),
+    }));
+  }
+
+  async listSiteEvents(site: string, limit: number): Promise<StoredSiteEvent[]> {
+    const { rows } = await this.pool.query<{ site: string; event_id: string; device_id: string; boot_id: string | null; at: Date; type: string; detail: Record<string, unknown>; received_at: Date }>(
+      'SELECT site, event_id, device_id, boot_id, at, type, detail, received_at FROM site_events WHERE site = $1 ORDER BY event_id DESC LIMIT $2',
+      [site, limit],
+    );
+    return rows.map((row) => ({
+      site: row.site,
+      id: Number(row.event_id),
+      deviceId: row.device_id,
+      ...(row.boot_id !== null ? { bootId: row.boot_id } : {}),
+      at: row.at.toISOString(),
+      type: row.type as StoredSiteEvent['type'],
+      detail: row.detail,
+      receivedAt: row.received_at.toISOString(),
+    }));
   }
 
   async close(): Promise<void> {

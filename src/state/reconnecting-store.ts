@@ -9,6 +9,7 @@
 import { HttpError } from '../common/http-error.ts';
 import type { BootRecord, Device, NewEvent, NextBoot, StoredEvent } from './model.ts';
 import type { DeviceFilter, DeviceStore, EventListener } from './store.ts';
+import type { ForwardedEvent, SiteHeartbeat, SiteRecord, StoredSiteEvent } from './sites.ts';
 
 export interface ReconnectingStoreLogger {
   error(fields: object, message: string): void;
@@ -175,6 +176,38 @@ export class ReconnectingDeviceStore implements DeviceStore {
 
   prune(before: Date, keepPerDevice: number): Promise<number> {
     return this.call((store) => store.prune(before, keepPerDevice));
+  }
+
+  eventsAfter(afterId: number, limit: number): Promise<StoredEvent[]> {
+    return this.call((store) => store.eventsAfter(afterId, limit));
+  }
+
+  latestEventId(): Promise<number> {
+    return this.call((store) => store.latestEventId());
+  }
+
+  outboxCursor(target: string): Promise<number> {
+    return this.call((store) => store.outboxCursor(target));
+  }
+
+  advanceOutboxCursor(target: string, eventId: number): Promise<void> {
+    return this.call((store) => store.advanceOutboxCursor(target, eventId));
+  }
+
+  recordSiteHeartbeat(site: string, heartbeat: SiteHeartbeat, at: Date): Promise<void> {
+    return this.call((store) => store.recordSiteHeartbeat(site, heartbeat, at));
+  }
+
+  recordSiteEvents(site: string, events: readonly ForwardedEvent[], at: Date): Promise<{ added: number; duplicates: number }> {
+    return this.call((store) => store.recordSiteEvents(site, events, at));
+  }
+
+  listSites(): Promise<SiteRecord[]> {
+    return this.call((store) => store.listSites());
+  }
+
+  listSiteEvents(site: string, limit: number): Promise<StoredSiteEvent[]> {
+    return this.call((store) => store.listSiteEvents(site, limit));
   }
 
   /** Works before the real store opens: listeners are kept here and fed from it once it does. */

@@ -18,6 +18,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
 import { initialSchema } from './sql-schema.ts';
+import { siteSchema, type ForwardedEvent, type SiteHeartbeat, type SiteRecord, type StoredSiteEvent } from './sites.ts';
 import { applyEvent, supersedesProgress, type BootRecord, type Device, type NewEvent, type NextBoot, type StoredEvent } from './model.ts';
 import { DEFAULT_LIMITS, eventSlack, isBooted, type DeviceFilter, type DeviceStore, type EventListener, type StoreLimits } from './store.ts';
 
@@ -38,6 +39,7 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX devices_unknown ON devices (last_seen) WHERE booted = 0 AND next_boot = 0;
    CREATE INDEX devices_last_seen ON devices (last_seen);
    CREATE INDEX boots_device ON boots (device_id);`,
+  siteSchema({ bigint: 'INTEGER', time: 'TEXT', json: 'TEXT' }),
 ];
 
 /**
@@ -55,6 +57,26 @@ export const WAL_RESET_BYTES = 4 * 1024 * 1024;
  * is gone (pages): larger than the worker's reset size, so normally it never runs.
  */
 const FALLBACK_AUTOCHECKPOINT_PAGES = 8192;
+
+interface SiteRow {
+  name: string;
+  first_seen: string;
+  last_heartbeat: string | null;
+  heartbeat: string | null;
+  events_received: number;
+  last_event_id: number;
+}
+
+interface SiteEventRow {
+  site: string;
+  event_id: number;
+  device_id: string;
+  boot_id: string | null;
+  at: string;
+  type: string;
+  detail: string;
+  received_at: string;
+}
 
 interface DeviceRow {
   data: string;
@@ -199,6 +221,23 @@ export class SqliteDeviceStore implements DeviceStore {
       byIp: this.db.prepare('SELECT id FROM devices WHERE last_ip = ? ORDER BY last_seen DESC LIMIT 1'),
       saveBoot: this.db.prepare('INSERT OR REPLACE INTO boots (id, device_id, created_at, data) VALUES (?, ?, ?, ?)'),
       getBoot: this.db.prepare('SELECT data FROM boots WHERE id = ?'),
+      eventsAfter: this.db.prepare('SELECT id, device_id, boot_id, at, detail FROM events WHERE id > ? ORDER BY id LIMIT ?'),
+      latestEventId: this.db.prepare('SELECT COALESCE(MAX(id), 0) AS id FROM events'),
+      outboxCursor: this.db.prepare('SELECT event_id FROM outbox_cursors WHERE target = ?'),
+      advanceOutbox: this.db.prepare(
+        `INSERT INTO outbox_cursors (target, event_id, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (target) DO UPDATE SET event_id = MAX(outbox_cursors.event_id, excluded.event_id), updated_at = excluded.updated_at`,
+      ),
+      touchSite: this.db.prepare('INSERT INTO sites (name, first_seen) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
+      siteHeartbeat: this.db.prepare('UPDATE sites SET heartbeat = ?, last_heartbeat = ? WHERE name = ?'),
+      insertSiteEvent: this.db.prepare(
+        `INSERT INTO site_events (site, event_id, device_id, boot_id, at, type, detail, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (site, event_id) DO NOTHING`,
+      ),
+      countSiteEvents: this.db.prepare('UPDATE sites SET events_received = events_received + ?, last_event_id = MAX(last_event_id, ?) WHERE name = ?'),
+      listSites: this.db.prepare('SELECT name, first_seen, last_heartbeat, heartbeat, events_received, last_event_id FROM sites ORDER BY name'),
+      listSiteEvents: this.db.prepare('SELECT site, event_id, device_id, boot_id, at, type, detail, received_at FROM site_events WHERE site = ? ORDER BY event_id DESC LIMIT ?'),
+      expiredSiteEvents: this.db.prepare('DELETE FROM site_events WHERE rowid IN (SELECT rowid FROM site_events WHERE at < ? ORDER BY at LIMIT ?)'),
     };
   }
 
@@ -468,6 +507,7 @@ export class SqliteDeviceStore implements DeviceStore {
       () => this.transaction(() => this.deleting(this.statement('expiredEvents'), cutoff, PRUNE_BATCH)),
       () => this.removeDevices(this.statement('expiredDevices').all(cutoff, UNKNOWN_DEVICE_BATCH) as unknown as { id: string; event_count: number }[]),
       () => this.transaction(() => this.deleting(this.statement('expiredBoots'), cutoff, PRUNE_BATCH)),
+      () => this.transaction(() => this.deleting(this.statement('expiredSiteEvents'), cutoff, PRUNE_BATCH)),
       () => {
         const over = this.statement('overCap').all(keepPerDevice) as unknown as { id: string }[];
         return this.transaction(() => {
@@ -486,6 +526,80 @@ export class SqliteDeviceStore implements DeviceStore {
       if (removed > 0) return Promise.resolve(removed);
     }
     return Promise.resolve(0);
+  }
+
+  eventsAfter(afterId: number, limit: number): Promise<StoredEvent[]> {
+    const rows = this.statement('eventsAfter').all(afterId, limit) as unknown as EventRow[];
+    return Promise.resolve(rows.map(eventFromRow));
+  }
+
+  latestEventId(): Promise<number> {
+    return Promise.resolve(Number((this.statement('latestEventId').get() as { id: number }).id));
+  }
+
+  outboxCursor(target: string): Promise<number> {
+    const row = this.statement('outboxCursor').get(target) as { event_id: number } | undefined;
+    return Promise.resolve(row ? Number(row.event_id) : 0);
+  }
+
+  advanceOutboxCursor(target: string, eventId: number): Promise<void> {
+    this.statement('advanceOutbox').run(target, eventId, new Date().toISOString());
+    return Promise.resolve();
+  }
+
+  recordSiteHeartbeat(site: string, heartbeat: SiteHeartbeat, at: Date): Promise<void> {
+    this.transaction(() => {
+      this.statement('touchSite').run(site, at.toISOString());
+      this.statement('siteHeartbeat').run(JSON.stringify(heartbeat), at.toISOString(), site);
+    });
+    return Promise.resolve();
+  }
+
+  recordSiteEvents(site: string, events: readonly ForwardedEvent[], at: Date): Promise<{ added: number; duplicates: number }> {
+    const received = at.toISOString();
+    const added = this.transaction(() => {
+      this.statement('touchSite').run(site, received);
+      let count = 0;
+      let highest = 0;
+      for (const event of events) {
+        const result = this.statement('insertSiteEvent').run(site, event.id, event.deviceId, event.bootId ?? null, event.at, event.type, JSON.stringify(event.detail), received);
+        count += Number(result.changes);
+        highest = Math.max(highest, event.id);
+      }
+      this.statement('countSiteEvents').run(count, highest, site);
+      return count;
+    });
+    return Promise.resolve({ added, duplicates: events.length - added });
+  }
+
+  listSites(): Promise<SiteRecord[]> {
+    const rows = this.statement('listSites').all() as unknown as SiteRow[];
+    return Promise.resolve(
+      rows.map((row) => ({
+        name: row.name,
+        firstSeen: row.first_seen,
+        lastHeartbeat: row.last_heartbeat,
+        heartbeat: row.heartbeat === null ? null : (JSON.parse(row.heartbeat) as SiteHeartbeat),
+        eventsReceived: Number(row.events_received),
+        lastEventId: Number(row.last_event_id),
+      })),
+    );
+  }
+
+  listSiteEvents(site: string, limit: number): Promise<StoredSiteEvent[]> {
+    const rows = this.statement('listSiteEvents').all(site, limit) as unknown as SiteEventRow[];
+    return Promise.resolve(
+      rows.map((row) => ({
+        site: row.site,
+        id: Number(row.event_id),
+        deviceId: row.device_id,
+        ...(row.boot_id !== null ? { bootId: row.boot_id } : {}),
+        at: row.at,
+        type: row.type as StoredSiteEvent['type'],
+        detail: JSON.parse(row.detail) as Record<string, unknown>,
+        receivedAt: row.received_at,
+      })),
+    );
   }
 
   subscribe(listener: EventListener): () => void {

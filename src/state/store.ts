@@ -3,6 +3,7 @@
  * several replicas acting as one service). A shared test suite runs against both.
  */
 import type { BootRecord, Device, NewEvent, NextBoot, Stage, StoredEvent } from './model.ts';
+import type { SiteRecords } from './sites.ts';
 
 const BOOTED_STAGES: readonly (Stage | null)[] = ['booting', 'running', 'succeeded', 'failed'];
 
@@ -45,7 +46,8 @@ export function eventSlack(maxEventsPerDevice: number): number {
 
 export type EventListener = (event: StoredEvent) => void;
 
-export interface DeviceStore {
+/** Both stores keep boot state and, for sites and origins, what sites.ts describes. */
+export interface DeviceStore extends SiteRecords {
   /** `sqlite` or `postgres`, for logs and health. */
   readonly kind: string;
   /** Applies schema migrations; called once at start. */

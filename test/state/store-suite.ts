@@ -244,5 +244,53 @@ export function storeSuite(name: string, open: OpenStore): void {
       await new Promise((resolve) => setTimeout(resolve, 200));
       assert.equal(seen.length, 2, 'nothing after unsubscribing');
     });
+
+    it('reads events after a cursor in id order and keeps the outbox cursor, never moving it back', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      assert.equal(await store.latestEventId(), 0);
+      assert.equal(await store.outboxCursor('origin'), 0);
+      const stored = await store.recordEvents([script('b1', 0), download('b1', 1, 'kernel'), download('b1', 2, 'initrd')]);
+      const ids = stored.map((e) => e.id);
+      assert.equal(await store.latestEventId(), ids[2]);
+      assert.deepEqual((await store.eventsAfter(0, 2)).map((e) => e.id), ids.slice(0, 2));
+      assert.deepEqual((await store.eventsAfter(ids[0] ?? 0, 10)).map((e) => [e.id, e.detail.type]), [[ids[1], 'download'], [ids[2], 'download']]);
+      await store.advanceOutboxCursor('origin', ids[1] ?? 0);
+      await store.advanceOutboxCursor('origin', ids[0] ?? 0);
+      assert.equal(await store.outboxCursor('origin'), ids[1]);
+      assert.equal(await store.outboxCursor('elsewhere'), 0);
+    });
+
+    it('keeps forwarded events once per site and id, and lists sites with their heartbeat', async (t) => {
+      const store = await open(t);
+      if (!store) return;
+      const event = (id: number, seconds: number) => ({ id, deviceId: MAC, bootId: 'b1', at: at(seconds).toISOString(), type: 'beacon' as const, detail: { type: 'beacon', ip: '10.0.0.9' } });
+      assert.deepEqual(await store.recordSiteEvents('rack-7', [event(1, 0), event(2, 1)], at(10)), { added: 2, duplicates: 0 });
+      assert.deepEqual(await store.recordSiteEvents('rack-7', [event(2, 1), event(3, 2)], at(11)), { added: 1, duplicates: 1 });
+      assert.deepEqual(await store.recordSiteEvents('rack-8', [event(1, 0)], at(12)), { added: 1, duplicates: 0 }, 'another site may use the same ids');
+      const heartbeat = {
+        version: '0.1.0',
+        uptimeSeconds: 5,
+        cache: { bytesUsed: 10, maxBytes: 100, fills: 1, failedFills: 0, staleServed: 0 },
+        store: { kind: 'sqlite', healthy: true },
+        data: { etag: '"x"', appliedAt: null, lastSyncAt: null, lastSyncError: null },
+        events: { latestId: 3, forwardedThrough: 3 },
+      };
+      await store.recordSiteHeartbeat('rack-7', heartbeat, at(20));
+      const sites = await store.listSites();
+      assert.deepEqual(
+        sites.map((site) => [site.name, site.eventsReceived, site.lastEventId, site.lastHeartbeat]),
+        [
+          ['rack-7', 3, 3, at(20).toISOString()],
+          ['rack-8', 1, 1, null],
+        ],
+      );
+      assert.deepEqual(sites[0]?.heartbeat, heartbeat);
+      const events = await store.listSiteEvents('rack-7', 10);
+      assert.deepEqual(events.map((e) => [e.site, e.id, e.at]), [['rack-7', 3, at(2).toISOString()], ['rack-7', 2, at(1).toISOString()], ['rack-7', 1, at(0).toISOString()]]);
+      assert.deepEqual(events[0]?.detail, { type: 'beacon', ip: '10.0.0.9' });
+      await pruneAll(store, at(1), 1000);
+      assert.deepEqual((await store.listSiteEvents('rack-7', 10)).map((e) => e.id), [3, 2], 'retention applies to forwarded events too');
+    });
   });
 }

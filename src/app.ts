@@ -27,6 +27,9 @@ import connectionLimits, { serverTimeouts } from './http/connection-limits.ts';
 import { hygienicLogger } from './http/log-hygiene.ts';
 import rateLimits from './http/rate-limits.ts';
 import type { ResponseSigner } from './http/signing.ts';
+import type { SiteAgent } from './site/agent.ts';
+import originRoutes from './site/origin-routes.ts';
+import siteRoutes from './site/site-routes.ts';
 
 export interface AppDependencies {
   config: Config;
@@ -45,6 +48,8 @@ export interface AppDependencies {
    * it is fully ready. Without it the app counts as ready once it answers.
    */
   readiness?: () => readonly string[];
+  /** Site mode's loop (config `site:`): its state at /api/v1/site and on /metrics. */
+  site?: SiteAgent;
 }
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
@@ -67,7 +72,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const mirrorExtra = deps.mirror ? mirrorGauges(deps.mirror) : undefined;
   const metrics = new Metrics({
     dataProblems: () => deps.catalogue.current().problems.filter((problem) => !isWarning(problem)).length,
-    extra: () => ({ ...admissionGauges(admission), ...mirrorExtra?.() }),
+    extra: () => ({ ...admissionGauges(admission), ...mirrorExtra?.(), ...deps.site?.gauges() }),
     ...(deps.bootState
       ? {
           state: () => {
@@ -144,6 +149,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     const why = token === undefined ? 'start bootdepot with --admin-token or BOOTDEPOT_ADMIN_TOKEN' : 'it needs the device store (state.enabled)';
     app.get('/ui/*', (_request, reply) => reply.code(403).type('text/plain; charset=utf-8').send(`the dashboard is off: ${why}\n`));
   }
+  // Every server can be an origin: sites sync its data and report to it with their tokens.
+  await app.register(originRoutes, {
+    prefix: '/api/v1',
+    dataDir: () => deps.catalogue.dataDir,
+    store: deps.bootState?.store,
+    adminToken: deps.config.admin.token,
+  });
+  if (deps.site) await app.register(siteRoutes, { prefix: '/api/v1', agent: deps.site, adminToken: deps.config.admin.token });
   await app.register(assetUploads, {
     prefix: '/api/v1',
     assetsRoot: deps.assets.root,

@@ -1,7 +1,10 @@
 /**
  * The running service: config -> logger, catalogue, assets -> app -> listen; graceful close.
  */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import packageJson from '../package.json' with { type: 'json' };
 import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
 import { createAssetReader } from './assets/asset-root.ts';
@@ -17,13 +20,38 @@ import { describeStoreLocation, openDeviceStore, storeRemedy, type StoreChoice }
 import { startPruning } from './state/pruner.ts';
 import { ReconnectingDeviceStore } from './state/reconnecting-store.ts';
 import { loadSigner, SigningKeyError, type ResponseSigner } from './http/signing.ts';
+import type { Problem } from './common/problems.ts';
+import { SiteAgent } from './site/agent.ts';
+import { DataCopies } from './site/data-document.ts';
+import { DataSync } from './site/data-sync.ts';
+import { OriginClient } from './site/origin-client.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
   /** e.g. `http://127.0.0.1:8080` */
   url: string;
   catalogue: LiveCatalogue;
+  /** Site mode's loop, when the config has `site:`. */
+  site: SiteAgent | undefined;
   close(): Promise<void>;
+}
+
+/** Where a site keeps its copies of the origin's data: inside its own data directory. */
+export function siteCopiesDir(config: Config): string {
+  return path.join(config.paths.data, 'site-data');
+}
+
+/** The site's token, read at start: a site that cannot present one stops with the reason. */
+async function readSiteToken(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new StartError([`cannot read site.tokenFile ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message} (write the token \`bootdepot site-token NAME\` prints on the origin into it)`], { cause: error });
+  }
+  const token = text.trim();
+  if (!/^[\x21-\x7e]{16,}$/.test(token)) throw new StartError([`site.tokenFile ${file}: expected one token of at least 16 printable characters (\`bootdepot site-token NAME\` on the origin prints it)`]);
+  return token;
 }
 
 export interface StartOptions {
@@ -112,12 +140,20 @@ export async function startServer(config: Config, logger: Logger, options: Start
     }
   }
   const assets = createAssetReader(config.paths.assets);
+  // A site serves its last good copy of the origin's data (or, before the first, nothing).
+  const site = config.site;
+  const siteToken = site ? await readSiteToken(site.tokenFile) : undefined;
+  const copies = site ? new DataCopies(siteCopiesDir(config)) : undefined;
+  const initialCopy = await copies?.current();
+  const dataDir = copies ? (initialCopy?.dir ?? (await copies.empty())) : config.paths.data;
+  let siteProblems: () => Problem[] = () => [];
   // The same audit as `bootdepot check`, so the log and /metrics report what check reports.
-  const catalogue = await openLiveCatalogue(config.paths.data, logger, {
-    audit: (loaded) => auditCatalogue({ config, catalogue: loaded, assets }),
+  const catalogue = await openLiveCatalogue(dataDir, logger, {
+    audit: async (loaded) => [...(await auditCatalogue({ config, catalogue: loaded, assets })), ...siteProblems()],
     lastGoodDir: lastGoodDir(config.state.sqlitePath),
   });
-  catalogue.watch();
+  // A site's copies never change in place: each new one is switched to.
+  if (!site) catalogue.watch();
   const stale = await removeStaleUploads(config.paths.assets);
   if (stale.length > 0) logger.warn({ files: stale }, 'removed temp files of interrupted uploads');
   const stateParts = config.state.enabled ? await openState(config, logger, catalogue, options) : undefined;
@@ -127,9 +163,32 @@ export async function startServer(config: Config, logger: Logger, options: Start
     const reason = stateParts?.store.unavailableReason;
     return reason === undefined ? [] : [`device store: ${reason}`];
   };
+  let agent: SiteAgent | undefined;
+  if (site && copies && siteToken) {
+    const client = new OriginClient({ origin: site.origin, site: site.name, token: siteToken });
+    const siteLog = logger.child({ component: 'site', site: site.name });
+    const sync = new DataSync({ client, copies, catalogue, log: siteLog, initial: initialCopy });
+    siteProblems = () => sync.problems();
+    agent = new SiteAgent({
+      name: site.name,
+      client,
+      sync,
+      store: stateParts?.bootState.store,
+      log: siteLog,
+      intervalMs: site.syncIntervalSeconds * 1000,
+      forwardEvents: site.forwardEvents,
+      version: packageJson.version,
+      cache: () => {
+        const stats = mirror.stats();
+        return { bytesUsed: stats.cachedBytes, maxBytes: stats.maxBytes, fills: stats.misses, failedFills: stats.failedFills, staleServed: stats.staleServed };
+      },
+      storeTrouble: () => stateParts?.store.unavailableReason,
+    });
+    await catalogue.recheck();
+  }
   let app;
   try {
-    app = await buildApp({ config, logger, catalogue, assets, mirror, readiness, ...(stateParts ? { bootState: stateParts.bootState } : {}), ...(signer ? { signer } : {}) });
+    app = await buildApp({ config, logger, catalogue, assets, mirror, readiness, ...(stateParts ? { bootState: stateParts.bootState } : {}), ...(signer ? { signer } : {}), ...(agent ? { site: agent } : {}) });
   } catch (error) {
     catalogue.close();
     await mirror.close();
@@ -137,6 +196,8 @@ export async function startServer(config: Config, logger: Logger, options: Start
     throw error;
   }
   app.addHook('onClose', async () => {
+    // Its last round first: it reads the store that closes next.
+    await agent?.stop();
     await stateParts?.close();
     await mirror.close();
   });
@@ -149,18 +210,20 @@ export async function startServer(config: Config, logger: Logger, options: Start
     if (typeof code === 'string') throw new StartError([describeListenError(error as NodeJS.ErrnoException, config.server.host, config.server.port)], { cause: error });
     throw error;
   }
+  agent?.start();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.server.port;
   const shownHost = config.server.host === '0.0.0.0' || config.server.host === '::' ? '127.0.0.1' : config.server.host;
   const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`;
   logger.info(
-    { url, listen: `${config.server.host}:${port}`, dataDir: config.paths.data, assetsDir: config.paths.assets, store: stateParts?.bootState.store.kind ?? 'off', ...(signer ? { signingKey: signer.fingerprint } : {}), config: options.configLocation ?? config.source, ...(readiness().length > 0 ? { degraded: readiness() } : {}) },
+    { url, listen: `${config.server.host}:${port}`, dataDir: config.paths.data, assetsDir: config.paths.assets, store: stateParts?.bootState.store.kind ?? 'off', ...(signer ? { signingKey: signer.fingerprint } : {}), ...(site ? { site: site.name, origin: site.origin, dataCopy: initialCopy?.info?.etag ?? 'none yet' } : {}), config: options.configLocation ?? config.source, ...(readiness().length > 0 ? { degraded: readiness() } : {}) },
     `bootdepot listening; machines chain ${config.server.baseUrl ?? url}/boot.ipxe`,
   );
   return {
     app,
     url,
     catalogue,
+    site: agent,
     async close() {
       catalogue.close();
       // The app's onClose hooks flush pending events and close the store.

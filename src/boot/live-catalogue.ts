@@ -12,6 +12,15 @@ export interface LiveCatalogue {
   current(): Catalogue;
   /** Loads the data directory again; the new catalogue replaces the old one in one step. */
   reload(): Promise<Catalogue>;
+  /**
+   * Serves another data directory from now on (a site's new copy of its origin's data): loaded
+   * like a reload, and every later reload reads it. A load in progress finishes first.
+   */
+  switchTo(dataDir: string): Promise<Catalogue>;
+  /** Runs the audit again over the catalogue in service (e.g. when what it reports changed). */
+  recheck(): Promise<Catalogue>;
+  /** The data directory in service. */
+  readonly dataDir: string;
   /** Starts reloading on file changes. */
   watch(): void;
   close(): void;
@@ -34,8 +43,9 @@ export interface LiveCatalogueOptions {
 
 const AUDIT_INTERVAL_MS = 30_000;
 
-export async function openLiveCatalogue(dataDir: string, log: Logger, options: LiveCatalogueOptions = {}): Promise<LiveCatalogue> {
+export async function openLiveCatalogue(initialDataDir: string, log: Logger, options: LiveCatalogueOptions = {}): Promise<LiveCatalogue> {
   const { audit } = options;
+  let dataDir = initialDataDir;
   /** The files' own problems of the catalogue in service, before audit problems are added. */
   let fileProblems: readonly Problem[] = [];
   async function withAudit(loaded: Catalogue): Promise<Catalogue> {
@@ -105,19 +115,22 @@ export async function openLiveCatalogue(dataDir: string, log: Logger, options: L
     return loading;
   }
 
+  async function recheck(): Promise<Catalogue> {
+    if (loading) return loading;
+    const base = catalogue;
+    const next = await withAudit({ ...base, problems: fileProblems });
+    // A reload that finished meanwhile has its own, newer audit.
+    if (catalogue !== base) return catalogue;
+    catalogue = next;
+    report(next);
+    return next;
+  }
+
   let auditTimer: NodeJS.Timeout | undefined;
   if (audit) {
     auditTimer = setInterval(() => {
       if (loading) return;
-      const base = catalogue;
-      withAudit({ ...base, problems: fileProblems })
-        .then((next) => {
-          // A reload that finished meanwhile has its own, newer audit.
-          if (catalogue !== base) return;
-          catalogue = next;
-          report(next);
-        })
-        .catch((error: unknown) => log.error({ err: error }, 'data audit failed'));
+      recheck().catch((error: unknown) => log.error({ err: error }, 'data audit failed'));
     }, options.auditIntervalMs ?? AUDIT_INTERVAL_MS);
     auditTimer.unref();
   }
@@ -125,6 +138,14 @@ export async function openLiveCatalogue(dataDir: string, log: Logger, options: L
   return {
     current: () => catalogue,
     reload,
+    recheck,
+    get dataDir() {
+      return dataDir;
+    },
+    switchTo(next: string): Promise<Catalogue> {
+      dataDir = next;
+      return reload();
+    },
     watch() {
       if (watcher) return;
       try {

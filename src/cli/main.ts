@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   push: async () => (await import('./push.ts')).pushCommand(),
   devices: async () => (await import('./devices.ts')).devicesCommand(),
   warm: async () => (await import('./warm.ts')).warmCommand(),
+  'site-token': async () => (await import('./site-token.ts')).siteTokenCommand(),
 };
 
 const program = new Command('bootdepot')

@@ -34,6 +34,8 @@ const SQLITE = 'state.sqlitePath, or keep boot state in PostgreSQL with --databa
 export function directoriesFor(config: Config, use: DirectoryUse): DirectoryNeed[] {
   const data: DirectoryNeed = { what: 'data directory', dir: config.paths.data, setBy: DATA, write: false, create: false };
   if (use === 'read') return [data];
+  // A site writes its copies of the origin's data there (site-data/).
+  if (config.site) data.write = true;
   const needs: DirectoryNeed[] = [data, { what: 'assets directory', dir: config.paths.assets, setBy: ASSETS, write: config.admin.token !== undefined, create: false }];
   if (config.state.enabled && config.state.databaseUrl === undefined) {
     const sqliteDir = path.dirname(config.state.sqlitePath);

@@ -11,6 +11,8 @@ export interface SiteHeartbeat {
   /** bootdepot's version on the site. */
   version: string;
   uptimeSeconds: number;
+  /** Seconds between heartbeats: the origin calls the site stale after three missed. */
+  intervalSeconds: number;
   /** The site's cache (its mirror of the origin's /assets and of release servers). */
   cache: { bytesUsed: number; maxBytes: number; fills: number; failedFills: number; staleServed: number };
   /** The site's own device store: `healthy` false with `reason` while it is not open. */

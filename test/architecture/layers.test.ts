@@ -13,9 +13,10 @@ const SRC = path.join(import.meta.dirname, '../../src');
  * Bottom first: shared vocabulary (identity, escaping, problems) beside the pure transpilers
  * (Butane to Ignition, Go templates), the HTTP-file and HTTP
  * toolkits, the mirror, config (which holds the mirror's fragment), boot state, the boot
- * decision, the admin API, the dashboard, the app and server (src/ itself), the command line.
+ * decision, the admin API beside site mode (an origin's site endpoints, a site's sync and
+ * reports), the dashboard, the app and server (src/ itself), the command line.
  */
-const LAYERS = [['common', 'butane', 'gotemplate'], ['assets', 'http'], 'mirror', 'config', 'state', 'boot', 'api', 'ui', '.', 'cli'] as const;
+const LAYERS = [['common', 'butane', 'gotemplate'], ['assets', 'http'], 'mirror', 'config', 'state', 'boot', ['api', 'site'], 'ui', '.', 'cli'] as const;
 
 function layerOf(folder: string): number {
   const index = LAYERS.findIndex((layer) => (typeof layer === 'string' ? layer === folder : (layer as readonly string[]).includes(folder)));

@@ -271,6 +271,7 @@ export function storeSuite(name: string, open: OpenStore): void {
       const heartbeat = {
         version: '0.1.0',
         uptimeSeconds: 5,
+        intervalSeconds: 30,
         cache: { bytesUsed: 10, maxBytes: 100, fills: 1, failedFills: 0, staleServed: 0 },
         store: { kind: 'sqlite', healthy: true },
         data: { etag: '"x"', appliedAt: null, lastSyncAt: null, lastSyncError: null },

@@ -179,13 +179,16 @@ describe('the plugin on its own', () => {
     assert.equal(again.status, 206);
     const downloads = lines.filter((line) => line.msg === 'download');
     assert.equal(downloads.length, 1);
-    assert.deepEqual({ ...downloads[0], time: undefined, pid: undefined, hostname: undefined, ms: undefined, reqId: undefined }, {
+    assert.equal(typeof downloads[0]?.bytesPerSecond, 'number');
+    assert.deepEqual({ ...downloads[0], time: undefined, pid: undefined, hostname: undefined, ms: undefined, reqId: undefined, bytesPerSecond: undefined }, {
       level: 30,
       msg: 'download',
       path: `mirror/up/${V}/kernel`,
       client: '127.0.0.1',
       status: 200,
       bytes: body.length,
+      total: body.length,
+      bytesPerSecond: undefined,
       outcome: 'complete',
       time: undefined,
       pid: undefined,

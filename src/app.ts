@@ -143,7 +143,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       store: deps.bootState.store,
       catalogue: () => deps.catalogue.current(),
       assets: deps.assets,
-      ...(deps.mirror ? { mirror: deps.mirror } : {}),
+      ...(deps.mirror ? { mirror: deps.mirror, mirrorAdmin: deps.mirror } : {}),
     });
   } else {
     const why = token === undefined ? 'start bootdepot with --admin-token or BOOTDEPOT_ADMIN_TOKEN' : 'it needs the device store (state.enabled)';

@@ -1,12 +1,12 @@
 /**
- * What the admin API shows of the mirror and what it may make the mirror forget: cached files,
+ * What the admin API and the dashboard show of the mirror and what it may make the mirror forget: cached files,
  * fills in progress, counters, purge.
  */
 import type { LRUCache } from 'lru-cache';
 import type { Fill } from './fill.ts';
 import type { MirrorProblem } from './mirror.ts';
 import { cacheKey, isImmutablePath } from './paths.ts';
-import type { CacheIndex } from './cache-disk.ts';
+import type { CacheEntry, CacheIndex } from './cache-disk.ts';
 
 export interface MirrorCounters {
   /** Requests answered from a complete cached file (including after a 304 revalidation). */
@@ -60,6 +60,17 @@ export interface CachedFileInfo {
   sha512: string;
   digestVerified: boolean;
   readers: number;
+  /** Evicted only when nothing else is left: warmed, or needed by the fleet (see `isProtected`). */
+  pinned: boolean;
+}
+
+/** A file's last failed fill, as `knownProblem` remembers it. */
+export interface FillFailureInfo {
+  mirror: string;
+  path: string;
+  upstream: string;
+  error: string;
+  at: string;
 }
 
 export interface FillingFileInfo {
@@ -72,11 +83,11 @@ export interface FillingFileInfo {
 
 /** What the admin views read of the mirror, and the memories a purge clears. */
 export interface AdminViewSource {
-  readonly index: Pick<CacheIndex, 'entries' | 'delete' | 'clear' | 'size' | 'usedBytes'>;
+  readonly index: Pick<CacheIndex, 'entries' | 'delete' | 'clear' | 'size' | 'usedBytes' | 'protects'>;
   readonly fills: ReadonlyMap<string, Fill>;
   /** Remembered upstream 404s; undefined when they are not remembered. */
   readonly notFound: Pick<LRUCache<string, number>, 'delete' | 'clear'> | undefined;
-  readonly problems: Pick<LRUCache<string, MirrorProblem>, 'delete' | 'clear'>;
+  readonly problems: Pick<LRUCache<string, MirrorProblem>, 'delete' | 'clear' | 'entries'>;
   readonly counters: Readonly<MirrorCounters>;
   readonly maxBytes: number;
   queuedFills(): number;
@@ -93,7 +104,12 @@ export class AdminViews {
   /** Cached files, most recently used first. */
   list(): CachedFileInfo[] {
     const now = this.source.now();
-    return this.source.index.entries().map(({ meta, readers }) => ({
+    const { index } = this.source;
+    return index.entries().map((entry) => ({ ...this.fileInfo(entry, now), pinned: index.protects(entry) }));
+  }
+
+  private fileInfo({ meta, readers }: CacheEntry, now: number): Omit<CachedFileInfo, 'pinned'> {
+    return {
       mirror: meta.mirror,
       path: meta.path,
       size: meta.size,
@@ -106,7 +122,17 @@ export class AdminViews {
       sha512: meta.sha512,
       digestVerified: meta.digestVerified,
       readers,
-    }));
+    };
+  }
+
+  /** The last failed fill of each file still remembered, newest first, at most `limit`. */
+  failures(limit = 50): FillFailureInfo[] {
+    const all: FillFailureInfo[] = [];
+    for (const [key, problem] of this.source.problems.entries()) {
+      const slash = key.indexOf('/');
+      all.push({ mirror: key.slice(0, slash), path: key.slice(slash + 1), upstream: problem.upstream, error: problem.error, at: problem.since.toISOString() });
+    }
+    return all.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)).slice(0, limit);
   }
 
   filling(): FillingFileInfo[] {

@@ -288,6 +288,11 @@ export class CacheIndex {
     return this.lru.peek(key);
   }
 
+  /** Whether the entry is evicted last (warmed, or needed by the fleet). */
+  protects(entry: CacheEntry): boolean {
+    return this.isProtected(entry);
+  }
+
   /** Most recently used first. */
   entries(): CacheEntry[] {
     return [...this.lru.values()];

@@ -30,10 +30,10 @@ import { SMALL_FILE_LIMIT, SmallFiles, type TextResult } from './small-files.ts'
 import { CacheIndex, newObjectId, CacheDisk, type CacheEntry, type EntryMeta, type Lease } from './cache-disk.ts';
 import { UpstreamClient, withoutCredentials, type UpstreamResponse } from './upstream.ts';
 import { warm, type WarmEvent, type WarmResult, type WarmSummary, type WarmTarget } from './warming.ts';
-import { AdminViews, type CachedFileInfo, type FillingFileInfo, type MirrorCounters, type MirrorStats } from './admin-views.ts';
+import { AdminViews, type CachedFileInfo, type FillFailureInfo, type FillingFileInfo, type MirrorCounters, type MirrorStats } from './admin-views.ts';
 import type { FileHandle } from 'node:fs/promises';
 
-export type { CachedFileInfo, FillingFileInfo, MirrorStats } from './admin-views.ts';
+export type { CachedFileInfo, FillFailureInfo, FillingFileInfo, MirrorStats } from './admin-views.ts';
 export type { TextResult } from './small-files.ts';
 export type { WarmEvent, WarmOutcome, WarmResult, WarmSummary } from './warming.ts';
 
@@ -567,6 +567,11 @@ export class PullThroughMirror {
 
   filling(): FillingFileInfo[] {
     return this.adminViews.filling();
+  }
+
+  /** The last failed fill of each file still remembered, newest first. */
+  failures(limit?: number): FillFailureInfo[] {
+    return this.adminViews.failures(limit);
   }
 
   /**

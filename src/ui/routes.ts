@@ -10,6 +10,8 @@ import { clearNextBoot, setNextBoot } from '../api/next-boot.ts';
 import type { AssetReader } from '../assets/asset-root.ts';
 import type { Catalogue } from '../boot/catalogue.ts';
 import type { MirrorView } from '../boot/render-context.ts';
+import type { PullThroughMirror } from '../mirror/mirror.ts';
+import { withoutCredentials } from '../mirror/upstream.ts';
 import { renderDeviceScript } from '../boot/render.ts';
 import { HttpError } from '../common/http-error.ts';
 import { IDENTITY_FIELDS, normaliseMac, parseDevice, type QueryInput } from '../common/identity.ts';
@@ -25,7 +27,10 @@ import { checkAccess, clearedCookie, crossSiteRefusal, safeNext, sessionCookie, 
 import { SessionTable } from './sessions.ts';
 import { STYLE } from './style.ts';
 import { createTemplates, type TemplateName } from './templates.ts';
-import { fleetCounts, fleetRow, matchesFilter, STAGE_FILTERS, timeline, type StageFilter } from './views.ts';
+import { barChart, CounterSampler, MinuteSeries } from './activity.ts';
+import { fleetCounts, fleetRow, formatBytes, matchesFilter, mirrorView, STAGE_FILTERS, timeline, type StageFilter } from './views.ts';
+
+export type MirrorAdmin = Pick<PullThroughMirror, 'list' | 'filling' | 'failures' | 'stats' | 'mirrors'>;
 
 export interface DashboardOptions {
   config: Config;
@@ -35,6 +40,8 @@ export interface DashboardOptions {
   catalogue: () => Catalogue;
   assets: AssetReader;
   mirror?: MirrorView;
+  /** What the Mirror view shows: the pull-through mirror's files, fills, failures and counters. */
+  mirrorAdmin?: MirrorAdmin;
   /** Login session lifetime (default 12 h) and how many are kept (default 1000). */
   sessionTtlMs?: number;
   maxSessions?: number;
@@ -42,6 +49,8 @@ export interface DashboardOptions {
   loginsPerMinute?: number;
   /** Seconds between SSE keep-alive comments. */
   heartbeatSeconds?: number;
+  /** Milliseconds between samples of the mirror's byte counter for its chart (default 10 s). */
+  sampleIntervalMs?: number;
 }
 
 /** Devices read for the fleet view at most; a larger fleet is cut (and the page says so). */
@@ -72,6 +81,35 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
   for (const [name, file] of Object.entries(STATIC_FILES)) {
     statics.set(name, { body: file.text ?? (await readFile(require.resolve(file.module ?? ''), 'utf8')), type: file.type });
   }
+  // The charts' counters: 60 numbers a series, kept whether or not anyone looks, so the page
+  // shows the last hour when it opens. Boots come from the store's live events (every replica's,
+  // with PostgreSQL); the mirror's bytes from its counter, sampled.
+  const boots = new MinuteSeries(60);
+  const upstreamBytes = new MinuteSeries(60);
+  const unsubscribeBoots = store.subscribe((event) => {
+    const { detail } = event;
+    if (detail.type === 'script' && detail.action === 'boot' && detail.verified !== false) boots.add(1, event.at.getTime(), Date.now());
+  });
+  const mirrorAdmin = options.mirrorAdmin;
+  const sampler = mirrorAdmin ? new CounterSampler(() => mirrorAdmin.stats().upstreamBytes, upstreamBytes) : undefined;
+  sampler?.sample(Date.now());
+  const sampling = sampler ? setInterval(() => sampler.sample(Date.now()), options.sampleIntervalMs ?? 10_000) : undefined;
+  sampling?.unref();
+  app.addHook('onClose', (_instance, done) => {
+    clearInterval(sampling);
+    unsubscribeBoots();
+    done();
+  });
+  const bootsChart = () => {
+    const now = Date.now();
+    return barChart(boots.values(now), now, (value) => String(value));
+  };
+  const throughputChart = () => {
+    const now = Date.now();
+    sampler?.sample(now);
+    return barChart(upstreamBytes.values(now), now, formatBytes);
+  };
+
   const baseOrigin = config.server.baseUrl ? new URL(config.server.baseUrl).origin : undefined;
   const secure = (request: FastifyRequest) => request.protocol === 'https';
   const csrfOf = (request: FastifyRequest) => {
@@ -184,7 +222,7 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
     const rows = devices.filter((device) => matchesFilter(device, stage, q)).map((device) => fleetRow(device, now));
     // Machines that matched no group get an "assign to profile" form (it sets their next boot).
     const assign = stage === 'unmatched' ? { profiles: [...options.catalogue().profiles.keys()].sort(), csrf: csrfOf(request), back: `/ui/?stage=unmatched${q ? `&q=${encodeURIComponent(q)}` : ''}` } : undefined;
-    return { stage: stage ?? '', q, stageChoices: STAGE_FILTERS, rows, counts: fleetCounts(devices, now), truncated: devices.length >= FLEET_LIMIT, limit: FLEET_LIMIT, filtered: stage !== undefined || q !== '', assign };
+    return { stage: stage ?? '', q, stageChoices: STAGE_FILTERS, rows, counts: fleetCounts(devices, now), boots: bootsChart(), truncated: devices.length >= FLEET_LIMIT, limit: FLEET_LIMIT, filtered: stage !== undefined || q !== '', assign };
   };
 
   app.get<{ Querystring: { stage?: string; q?: string } }>('/ui/', async (request, reply) => {
@@ -283,6 +321,24 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
       return devicePage(request, reply, id, error.message);
     }
     return reply.redirect(body.back ? safeNext(body.back) : `/ui/devices/${encodeURIComponent(id)}`, 303);
+  });
+
+  // The mirror's state lives in this process's memory, not in the store: its view is polled
+  // (every 2 s, only while the page is open) instead of following the event stream.
+  const mirrorData = (query: { q?: string }) => {
+    const q = typeof query.q === 'string' ? query.q.slice(0, 200) : '';
+    const source = options.mirrorAdmin;
+    if (!source) return { off: true, q };
+    const mirrors = source.mirrors().map(({ name, url }) => ({ name, url: withoutCredentials(url) }));
+    return { off: false, q, mirrors, throughput: throughputChart(), view: mirrorView({ files: source.list(), filling: source.filling(), failures: source.failures(), stats: source.stats() }, Date.now(), q) };
+  };
+  app.get<{ Querystring: { q?: string } }>('/ui/mirror', async (request, reply) => {
+    const data = mirrorData(request.query);
+    return page(reply, 'mirror', 'Mirror', { ...data, fragment: data.off ? '' : await templates.render('mirror-fragment', data) }, request);
+  });
+  app.get<{ Querystring: { q?: string } }>('/ui/mirror/live', async (request, reply) => {
+    const data = mirrorData(request.query);
+    return reply.type('text/html; charset=utf-8').send(data.off ? '' : await templates.render('mirror-fragment', data));
   });
 
   // Live updates: `changed` events (no data: the page re-reads its part); streams end as the

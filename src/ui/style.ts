@@ -50,5 +50,15 @@ form.assign { display: flex; gap: .3rem; }
 .bar progress { width: 10rem; height: .8rem; }
 .bar.bad { color: var(--bad); }
 .bar .speed { color: var(--boot); font-variant-numeric: tabular-nums; }
+td.path { overflow-wrap: anywhere; max-width: 40rem; }
+.counts .budget progress { width: 8rem; vertical-align: middle; }
+figure.chart { margin: 0 0 1rem; max-width: 600px; }
+figure.chart figcaption { font-weight: 600; margin-bottom: .2rem; }
+figure.chart figcaption small { font-weight: normal; }
+figure.chart svg { display: block; width: 100%; height: auto; border-bottom: 1px solid #8886; }
+figure.chart rect { fill: var(--boot); }
+figure.chart[data-chart=throughput] rect { fill: var(--ok); }
+figure.chart .axis { stroke: #8886; }
+.chart-axis { display: flex; justify-content: space-between; color: var(--muted); font-size: .75rem; }
 section.boot { border-left: 3px solid #8886; padding-left: .75rem; margin-bottom: 1rem; }
 `;

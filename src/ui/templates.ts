@@ -10,6 +10,14 @@ import { Liquid } from 'liquidjs';
 const bar = `<span class="bar{% if bar.tone != "" %} {{ bar.tone }}{% endif %}" data-phase="{{ bar.phase }}">{% if bar.max > 0 %}<progress value="{{ bar.value }}" max="{{ bar.max }}">{{ bar.text }}</progress>{% else %}<progress>{{ bar.text }}</progress>{% endif %}
 <span class="bar-text">{{ bar.text }}</span>{% if bar.speed != "" %} <span class="speed">{{ bar.speed }}</span>{% endif %}</span>`;
 
+/** A per-minute bar chart over the last hour (numbers only), drawn as inline SVG. */
+const chart = `<figure class="chart" data-chart="{{ name }}"><figcaption>{{ caption }} <small>last hour: {{ chart.totalText }}, at most {{ chart.maxText }} a minute</small></figcaption>
+<svg viewBox="0 0 {{ chart.width }} {{ chart.height }}" width="{{ chart.width }}" height="{{ chart.height }}" role="img" aria-label="{{ caption }}, last hour: {{ chart.totalText }}">
+<line class="axis" x1="0" y1="{{ chart.height }}" x2="{{ chart.width }}" y2="{{ chart.height }}"></line>
+{% for bar in chart.bars %}{% if bar.height > 0 %}<rect x="{{ bar.x }}" y="{{ bar.y }}" width="{{ bar.width }}" height="{{ bar.height }}"><title>{{ bar.title }}</title></rect>{% endif %}{% endfor %}
+</svg>
+<div class="chart-axis"><span>60 min ago</span>{% if chart.empty %}<span class="empty">nothing yet</span>{% endif %}<span>now</span></div></figure>`;
+
 const layout = `<!doctype html>
 <html lang="en">
 <head>
@@ -24,7 +32,7 @@ const layout = `<!doctype html>
 <body>
 <header>
 <a class="brand" href="/ui/">bootdepot</a>
-{% if signedIn %}<nav><a href="/ui/">Fleet</a>
+{% if signedIn %}<nav><a href="/ui/">Fleet</a> <a href="/ui/mirror">Mirror</a>
 <form method="post" action="/ui/logout" class="inline"><input type="hidden" name="_csrf" value="{{ csrf }}"><button type="submit">Log out</button></form></nav>{% endif %}
 </header>
 <main>
@@ -50,8 +58,10 @@ const fleetFragment = `<ul class="counts">
 <li class="held"><a href="/ui/?stage=held"><b>{{ counts.held }}</b> held</a></li>
 <li class="failed"><a href="/ui/?stage=failed"><b>{{ counts.failedLastHour }}</b> failed</a> <small>last hour</small></li>
 <li class="succeeded"><a href="/ui/?stage=succeeded"><b>{{ counts.doneLastHour }}</b> done</a> <small>last hour</small></li>
+<li class="boots"><b>{{ boots.totalText }}</b> boots <small>last hour</small></li>
 <li><b>{{ counts.total }}</b> devices</li>
 </ul>
+{% render 'chart', chart: boots, name: 'boots', caption: 'Boots per minute' %}
 <p class="shown">{{ rows.size }} shown{% if truncated %} (the first {{ limit }} devices only){% endif %}</p>
 <table class="fleet">
 <thead><tr><th>MAC</th><th>Hostname</th><th>Stage</th><th>Detail</th><th>Profile</th><th>Group</th><th>Next boot</th><th>Last seen</th><th>Boots</th>{% if assign %}<th>Assign</th>{% endif %}</tr></thead>
@@ -144,12 +154,50 @@ const device = `<h1>{{ device.id }}{% if device.identity.hostname %} <small>{{ d
 </section>
 `;
 
+const mirrorFragment = `<ul class="counts">
+<li class="budget"><b>{{ view.budget.percent }} %</b> of the disk budget <progress value="{{ view.budget.value }}" max="{{ view.budget.limit }}">{{ view.budget.percent }} %</progress> <small>{{ view.budget.used }} of {{ view.budget.max }}, {{ view.budget.files }} files</small></li>
+<li class="booting"><b>{{ view.fills.size }}</b> filling{% if view.queued > 0 %} <small>{{ view.queued }} queued</small>{% endif %}</li>
+<li class="failed"><b>{{ view.failures.size }}</b> recent failures</li>
+</ul>
+{% render 'chart', chart: throughput, name: 'throughput', caption: 'Mirror throughput (bytes from upstreams) per minute' %}
+<p class="shown">{% for counter in view.counters %}{{ counter.label }} <b>{{ counter.value }}</b>{% unless forloop.last %} · {% endunless %}{% endfor %}</p>
+<h2>Fills in progress</h2>
+{% if view.fills.size > 0 %}<table class="fleet fills">
+<thead><tr><th>File</th><th>Progress</th><th>Started</th></tr></thead>
+<tbody>{% for fill in view.fills %}<tr data-fill="{{ fill.name }}"><td class="path">{{ fill.name }}</td><td>{% render 'bar', bar: fill.bar %}</td><td><time datetime="{{ fill.started }}" title="{{ fill.started }}">{{ fill.startedAgo }}</time></td></tr>
+{% endfor %}</tbody></table>{% else %}<p class="empty">None: every file asked for lately is cached.</p>{% endif %}
+<h2>Recent failures</h2>
+{% if view.failures.size > 0 %}<table class="fleet failures">
+<thead><tr><th>File</th><th>Error</th><th>Upstream</th><th>When</th></tr></thead>
+<tbody>{% for failure in view.failures %}<tr><td class="path">{{ failure.name }}</td><td class="error">{{ failure.error }}</td><td class="path">{{ failure.upstream }}</td><td><time datetime="{{ failure.at }}" title="{{ failure.at }}">{{ failure.ago }}</time></td></tr>
+{% endfor %}</tbody></table>{% else %}<p class="empty">None.</p>{% endif %}
+<h2>Cached files</h2>
+<p class="shown">{{ view.files.size }} shown of {{ view.filesMatching }}{% if q != "" %} matching{% endif %}, most recently used first</p>
+<table class="fleet files">
+<thead><tr><th>File</th><th class="num">Size</th><th class="num">Age</th><th class="num">Uses</th><th>Pinned</th><th>Digest</th><th class="num">Readers</th></tr></thead>
+<tbody>{% for file in view.files %}<tr data-file="{{ file.mirror }}/{{ file.path }}"><td class="path"><b>{{ file.mirror }}</b>/{{ file.path }}</td><td class="num">{{ file.size }}</td><td class="num">{{ file.age }}</td><td class="num">{{ file.uses }}</td><td>{% if file.pinned %}pinned{% endif %}</td><td>{% if file.verified %}verified{% endif %}</td><td class="num">{{ file.readers }}</td></tr>
+{% else %}<tr><td colspan="7" class="empty">No files{% if q != "" %} match{% else %} cached yet{% endif %}.</td></tr>
+{% endfor %}</tbody></table>
+`;
+
+const mirror = `<h1>Mirror</h1>
+{% if off %}<p class="empty">The pull-through mirror is off.</p>{% else %}
+<details class="mirrors"><summary>{{ mirrors.size }} mirror{% if mirrors.size != 1 %}s{% endif %} configured</summary><ul>{% for m in mirrors %}<li><code>/mirror/{{ m.name }}/</code> from {{ m.url }}</li>{% endfor %}</ul></details>
+<form id="mirror-filters" class="filters" method="get" action="/ui/mirror" hx-get="/ui/mirror/live" hx-target="#mirror" hx-trigger="input delay:300ms">
+<label>Search <input type="search" name="q" id="mirror-q" value="{{ q }}" placeholder="mirror or path"></label>
+<noscript><button type="submit">Filter</button></noscript>
+</form>
+<div id="mirror" hx-get="/ui/mirror/live" hx-include="#mirror-filters" hx-trigger="every 2s">
+{{ fragment | raw }}
+</div>{% endif %}
+`;
+
 const notFound = `<h1>{{ heading }}</h1><p>{{ message }}</p><p><a href="/ui/">Back to the fleet</a></p>
 `;
 
-export type TemplateName = 'bar' | 'layout' | 'login' | 'fleet' | 'fleet-fragment' | 'device' | 'device-fragment' | 'message';
+export type TemplateName = 'bar' | 'chart' | 'mirror' | 'mirror-fragment' | 'layout' | 'login' | 'fleet' | 'fleet-fragment' | 'device' | 'device-fragment' | 'message';
 
-const SOURCES: Record<TemplateName, string> = { bar, layout, login, fleet, 'fleet-fragment': fleetFragment, device, 'device-fragment': deviceFragment, message: notFound };
+const SOURCES: Record<TemplateName, string> = { bar, chart, mirror, 'mirror-fragment': mirrorFragment, layout, login, fleet, 'fleet-fragment': fleetFragment, device, 'device-fragment': deviceFragment, message: notFound };
 
 export interface Templates {
   render(name: TemplateName, data: Record<string, unknown>): Promise<string>;

@@ -1,8 +1,9 @@
 /**
  * What the dashboard's pages show, as plain data: the fleet's rows and counts, a device's boots
- * as a timeline. Framework-free and pure (devices and events in, view models out); the templates
+ * as a timeline, the mirror's files and fills. Framework-free and pure (devices and events in, view models out); the templates
  * only lay them out, escaping every value.
  */
+import type { CachedFileInfo, FillFailureInfo, FillingFileInfo, MirrorStats } from '../mirror/mirror.ts';
 import type { Device, DownloadState, Stage, StoredEvent } from '../state/model.ts';
 
 /** The stage filter's choices: one per stage a person tells apart, plus machines that matched no group. */
@@ -270,4 +271,80 @@ export function timeline(events: readonly StoredEvent[]): TimelineEntry[] {
     if (line) entry.lines.push(line);
   }
   return entries.reverse();
+}
+
+/** What the Mirror view reads of the pull-through mirror (its admin views). */
+export interface MirrorInput {
+  files: readonly CachedFileInfo[];
+  filling: readonly FillingFileInfo[];
+  failures: readonly FillFailureInfo[];
+  stats: MirrorStats;
+}
+
+export interface MirrorViewModel {
+  budget: { used: string; max: string; value: number; limit: number; percent: number; files: number };
+  fills: { name: string; bar: DownloadBar; started: string; startedAgo: string }[];
+  queued: number;
+  files: { mirror: string; path: string; size: string; age: string; uses: number; pinned: boolean; verified: boolean; readers: number; lastUsed: string }[];
+  /** Files matching the search, of which `files` holds the first `filesShown`. */
+  filesMatching: number;
+  failures: { name: string; upstream: string; error: string; at: string; ago: string }[];
+  counters: { label: string; value: string }[];
+}
+
+function duration(seconds: number): string {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h`;
+  return `${Math.floor(seconds / 86_400)} d`;
+}
+
+/** The Mirror view: the disk budget, fills with their progress and average speed, cached files, failures. */
+export function mirrorView(input: MirrorInput, now: number, search = '', filesShown = 300): MirrorViewModel {
+  const { stats } = input;
+  const needle = search.trim().toLowerCase();
+  const matching = needle ? input.files.filter((file) => `${file.mirror}/${file.path}`.toLowerCase().includes(needle)) : input.files;
+  return {
+    budget: {
+      used: formatBytes(stats.cachedBytes),
+      max: formatBytes(stats.maxBytes),
+      value: stats.cachedBytes,
+      limit: Math.max(1, stats.maxBytes),
+      percent: stats.maxBytes > 0 ? Math.min(100, Math.floor((stats.cachedBytes * 100) / stats.maxBytes)) : 0,
+      files: stats.cachedFiles,
+    },
+    fills: input.filling.map((fill) => {
+      const ms = Math.max(1, now - Date.parse(fill.startedAt));
+      return {
+        name: `${fill.mirror}/${fill.path}`,
+        bar: downloadBar({ path: fill.path, role: 'other', phase: 'progress', status: 200, bytes: fill.bytes, ...(fill.total !== null ? { total: fill.total } : {}), rate: (fill.bytes * 1000) / ms }),
+        started: fill.startedAt,
+        startedAgo: ago(fill.startedAt, now),
+      };
+    }),
+    queued: stats.queuedFills,
+    files: matching.slice(0, filesShown).map((file) => ({
+      mirror: file.mirror,
+      path: file.path,
+      size: formatBytes(file.size),
+      age: duration(file.age),
+      uses: file.hits,
+      pinned: file.pinned,
+      verified: file.digestVerified,
+      readers: file.readers,
+      lastUsed: file.lastUsedAt,
+    })),
+    filesMatching: matching.length,
+    failures: input.failures.map((failure) => ({ name: `${failure.mirror}/${failure.path}`, upstream: failure.upstream, error: failure.error, at: failure.at, ago: ago(failure.at, now) })),
+    counters: [
+      { label: 'hits', value: String(stats.hits) },
+      { label: 'misses', value: String(stats.misses) },
+      { label: 'joined a fill', value: String(stats.coalesced) },
+      { label: 'from upstreams', value: formatBytes(stats.upstreamBytes) },
+      { label: 'failed fills', value: String(stats.failedFills) },
+      { label: 'evictions', value: String(stats.evictions) },
+      { label: 'stale served', value: String(stats.staleServed) },
+      { label: 'refused (queue full)', value: String(stats.rejectedFills) },
+    ],
+  };
 }

@@ -2,7 +2,6 @@
  * The running service: config -> logger, catalogue, assets -> app -> listen; graceful close.
  */
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import packageJson from '../package.json' with { type: 'json' };
 import type { Logger } from 'pino';
@@ -25,6 +24,7 @@ import { SiteAgent } from './site/agent.ts';
 import { DataCopies } from './site/data-document.ts';
 import { DataSync } from './site/data-sync.ts';
 import { OriginClient } from './site/origin-client.ts';
+import { siteCopiesDir } from './site/served-data.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -34,11 +34,6 @@ export interface RunningServer {
   /** Site mode's loop, when the config has `site:`. */
   site: SiteAgent | undefined;
   close(): Promise<void>;
-}
-
-/** Where a site keeps its copies of the origin's data: inside its own data directory. */
-export function siteCopiesDir(config: Config): string {
-  return path.join(config.paths.data, 'site-data');
 }
 
 /** The site's token, read at start: a site that cannot present one stops with the reason. */

@@ -12,6 +12,7 @@ import { loadCatalogue, type Catalogue } from '../boot/catalogue.ts';
 import { formatProblem, isWarning, type Problem } from '../common/problems.ts';
 import type { Config } from '../config/schema.ts';
 import { checkDirectories, directoriesFor } from '../config/directories.ts';
+import { servedDataDir } from '../site/served-data.ts';
 import { addFlags, CONFIG_FLAG, configFromCommand, configLine, PATH_FLAGS } from './options.ts';
 
 const FLAGS = [CONFIG_FLAG, ...PATH_FLAGS];
@@ -40,10 +41,13 @@ export function checkCommand(): Command {
       process.exitCode = 1;
       return;
     }
-    const catalogue = await loadCatalogue(config.paths.data, undefined, { dir: lastGoodDir(config.state.sqlitePath) });
+    // On a site: the copy of the origin's data in service.
+    const served = await servedDataDir(config);
+    if (served.site) process.stderr.write(`site ${config.site?.name ?? ''}: checking ${served.site.none ? "nothing yet (no copy of the origin's data has been applied)" : `the origin's copy ${served.site.copy?.etag ?? '(unknown)'} in service, fetched ${served.site.copy?.fetchedAt ?? '?'}`}\n`);
+    const catalogue = await loadCatalogue(served.dir, undefined, { dir: lastGoodDir(config.state.sqlitePath) });
     const all = [...catalogue.problems, ...(await checkRendering(config, catalogue))];
     for (const problem of all) process.stdout.write(`${formatProblem(problem)}\n`);
-    const summary = `${catalogue.profiles.size} profile(s), ${catalogue.groups.length} group(s), ${catalogue.ignition.size} Ignition config(s), ${catalogue.templates.size} template(s)${catalogue.generic.size + catalogue.cloud.size > 0 ? `, ${catalogue.generic.size} generic and ${catalogue.cloud.size} cloud config(s)` : ''} in ${config.paths.data}`;
+    const summary = `${catalogue.profiles.size} profile(s), ${catalogue.groups.length} group(s), ${catalogue.ignition.size} Ignition config(s), ${catalogue.templates.size} template(s)${catalogue.generic.size + catalogue.cloud.size > 0 ? `, ${catalogue.generic.size} generic and ${catalogue.cloud.size} cloud config(s)` : ''} in ${served.dir}`;
     const errors = all.filter((problem) => !isWarning(problem)).length;
     const warnings = all.length - errors;
     const warned = warnings > 0 ? `${warnings} warning(s); ` : '';

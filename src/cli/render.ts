@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import { createAssetReader } from '../assets/asset-root.ts';
 import { lastGoodDir } from '../boot/last-good.ts';
+import { servedDataDir } from '../site/served-data.ts';
 import { loadCatalogue } from '../boot/catalogue.ts';
 import { IDENTITY_FIELDS, IdentityError, parseDevice, type QueryInput } from '../common/identity.ts';
 import { renderDeviceScript } from '../boot/render.ts';
@@ -80,7 +81,7 @@ export function renderCommand(): Command {
       process.exitCode = 2;
       return;
     }
-    const catalogue = await loadCatalogue(config.paths.data, undefined, { dir: lastGoodDir(config.state.sqlitePath) });
+    const catalogue = await loadCatalogue((await servedDataDir(config)).dir, undefined, { dir: lastGoodDir(config.state.sqlitePath) });
     const baseUrl = config.server.baseUrl ?? `http://localhost:${config.server.port}`;
     const nextBoot = await recordedNextBoot(config, device.identity.mac ?? '');
     // The mirror resolves Flatcar `current` as serve would (from its cache, else the upstream),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { captureLogger, writeFiles } from '../helpers.ts';
+import { captureLogger, runBootdepotIn, writeFiles } from '../helpers.ts';
 import { ADMIN, dataFor, ipxe, json, round, SITE, SITE_ADMIN, startOrigin, startSite } from './support.ts';
 import { siteToken } from '../../src/site/tokens.ts';
 
@@ -39,6 +39,11 @@ describe('site data sync', () => {
     assert.match(current, /^copy-/);
     assert.deepEqual((await readdir(copies)).filter((name) => name.startsWith('.incoming-')), []);
     assert.equal(await metric(site.server.url, 'bootdepot_site_data_copies_applied'), 2);
+    // `check` on the site reads the copy in service.
+    const check = await runBootdepotIn(site.dir, ['check', '--config', 'bootdepot.yaml']);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stderr, /site rack-7: checking the origin's copy "sha256-/);
+    assert.match(check.stdout, new RegExp(`ok: 2 profile\\(s\\), 1 group\\(s\\).* in ${path.join(copies, current).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   });
 
   it('answers 304 to If-None-Match with the current ETag, and the site then applies nothing', async (t) => {

@@ -179,7 +179,7 @@ export default function originRoutes(app: FastifyInstance, options: OriginRoutes
       try {
         exported = await exportData();
       } catch (error) {
-        if (error instanceof DataDocumentError) throw new HttpError(500, `cannot export the data directory: ${error.message}`);
+        if (error instanceof DataDocumentError) throw new HttpError(503, `cannot export the data directory: ${error.message}`);
         throw error;
       }
       lastExport = exported.etag;

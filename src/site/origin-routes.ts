@@ -36,7 +36,8 @@ const EVENT_TYPES = ['script', 'download', 'beacon', 'config', 'report', 'next-b
 const Printable = (maxLength: number) => Type.String({ minLength: 1, maxLength, pattern: '^[\\x21-\\x7e]+$' });
 const Text = (maxLength: number) => Type.String({ maxLength });
 const Count = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
-const Time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+// Null first: with type coercion on, a string alternative would turn null into "".
+const Time = Type.Union([Type.Null(), Type.String({ format: 'date-time' })]);
 
 export const HeartbeatBody = Type.Object(
   {
@@ -45,7 +46,7 @@ export const HeartbeatBody = Type.Object(
     intervalSeconds: Type.Integer({ minimum: 1, maximum: 86400 }),
     cache: Type.Object({ bytesUsed: Count, maxBytes: Count, fills: Count, failedFills: Count, staleServed: Count }, { additionalProperties: false }),
     store: Type.Object({ kind: Text(32), healthy: Type.Boolean(), reason: Type.Optional(Text(1000)) }, { additionalProperties: false }),
-    data: Type.Object({ etag: Type.Union([Text(256), Type.Null()]), appliedAt: Time, lastSyncAt: Time, lastSyncError: Type.Union([Text(2000), Type.Null()]) }, { additionalProperties: false }),
+    data: Type.Object({ etag: Type.Union([Type.Null(), Text(256)]), appliedAt: Time, lastSyncAt: Time, lastSyncError: Type.Union([Type.Null(), Text(2000)]) }, { additionalProperties: false }),
     events: Type.Object({ latestId: Count, forwardedThrough: Count }, { additionalProperties: false }),
   },
   { additionalProperties: false },

@@ -19,7 +19,7 @@ interface SiteRow {
   version: string;
   cache: { bytesUsed: number; maxBytes: number };
   store: { kind: string; healthy: boolean };
-  data: { etag: string; current: boolean };
+  data: { etag: string; current: boolean; lastSyncError: string | null };
   events: { received: number; lastId: number; latestAtSite: number; behind: number };
 }
 
@@ -47,6 +47,7 @@ describe('site reports', () => {
     assert.ok(row.cache.maxBytes > 0);
     assert.deepEqual(row.store, { kind: 'sqlite', healthy: true });
     assert.equal(row.data.current, true);
+    assert.equal(row.data.lastSyncError, null, 'null stays null');
     assert.ok(row.events.received >= 1);
     assert.equal(row.events.behind, 0);
     assert.equal(row.events.lastId, row.events.latestAtSite);

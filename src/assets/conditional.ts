@@ -12,6 +12,16 @@ export interface Validators {
   etag: string;
   /** Modification time truncated to whole seconds, as HTTP dates carry. */
   lastModified: Date;
+  /**
+   * Other entity tags of the same bytes that If-None-Match also accepts (weak comparison), e.g. a
+   * mirrored file's weak ETag from its upstream while the strong one sent is the file's own.
+   */
+  alsoMatches?: readonly string[];
+}
+
+/** An entity tag as RFC 9110 8.8.3 spells it: `"..."` or `W/"..."`. */
+export function isEntityTag(value: string): boolean {
+  return /^(W\/)?"[\x21\x23-\x7e\x80-\xff]*"$/.test(value);
 }
 
 export function validatorsFor(stat: Pick<BigIntStats, 'ino' | 'size' | 'mtimeNs'>): Validators {
@@ -45,8 +55,9 @@ function strongMatch(tags: EntityTag[], etag: string): boolean {
 }
 
 /** Weak comparison: identical opaque tags, weakness ignored. */
-function weakMatch(tags: EntityTag[], etag: string): boolean {
-  return tags.some((t) => t.tag === etag);
+function weakMatch(tags: EntityTag[], etag: string, also: readonly string[] = []): boolean {
+  const opaque = [etag, ...also].map((tag) => tag.replace(/^W\//, ''));
+  return tags.some((t) => opaque.includes(t.tag));
 }
 
 /**
@@ -94,7 +105,7 @@ export function evaluatePreconditions(method: string, headers: RequestHeaders, v
   const ifNoneMatch = header(headers, 'if-none-match');
   if (ifNoneMatch !== undefined) {
     const tags = parseEntityTags(ifNoneMatch);
-    if (tags === undefined || weakMatch(tags, validators.etag)) return getOrHead ? 'not-modified' : 'failed';
+    if (tags === undefined || weakMatch(tags, validators.etag, validators.alsoMatches)) return getOrHead ? 'not-modified' : 'failed';
   } else if (getOrHead) {
     const since = parseHttpDate(header(headers, 'if-modified-since'));
     if (since && validators.lastModified.getTime() <= since.getTime()) return 'not-modified';

@@ -18,6 +18,11 @@ export interface SendFileOptions {
   /** Body bytes the socket has taken so far; still meaningful when the transfer breaks. */
   sent?: { bytes: number };
   /**
+   * The strong ETag to send and compare instead of the file's own (a mirrored file's upstream
+   * ETag: the same bytes), and weak ones If-None-Match also accepts.
+   */
+  etag?: { strong?: string; alsoMatches?: readonly string[] };
+  /**
    * Called once the headers are out and a body of `bodyBytes` is about to be streamed; the body
    * waits for it (admission control may hold a large one back).
    */
@@ -65,7 +70,8 @@ function endWith(res: ServerResponse, status: number, body: string, extra: Recor
 export async function sendFile(res: ServerResponse, file: ReadableContent, options: SendFileOptions): Promise<SendOutcome> {
   const stat = await file.stat({ bigint: true });
   const size = Number(stat.size);
-  const validators = validatorsFor(stat);
+  const own = validatorsFor(stat);
+  const validators = options.etag ? { ...own, ...(options.etag.strong ? { etag: options.etag.strong } : {}), ...(options.etag.alsoMatches ? { alsoMatches: options.etag.alsoMatches } : {}) } : own;
   const { method, headers } = options;
   const head = method === 'HEAD';
 

@@ -28,15 +28,25 @@ export interface EntryMeta {
   id: string;
   mirror: string;
   path: string;
-  /** The URL the bytes came from (the mirror's base when they were fetched, plus the path). */
+  /** The URL the bytes came from (the mirror's base when they were fetched, plus the path and query). */
   upstreamUrl: string;
+  /** The normalised query the upstream was asked with (absent: none). */
+  query?: string;
   size: number;
   contentType: string;
   contentEncoding?: string;
   upstreamEtag?: string;
   upstreamLastModified?: string;
+  /**
+   * The upstream's end-to-end response headers by lower-case name (Cache-Control, Expires, Date,
+   * Age, Vary, Content-Disposition, Link, ...), updated by each 304. Content-Type, -Encoding,
+   * ETag and Last-Modified are the fields above; hop-by-hop and framing headers are never kept.
+   */
+  headers?: Record<string, string>;
+  /** The answer's age when it arrived, seconds (RFC 9111 corrected initial age); absent: 0. */
+  initialAge?: number;
   fetchedAt: string;
-  /** Last time the upstream confirmed the file (the fill itself, or a 304). */
+  /** When the upstream's answer that last confirmed the file arrived (the fill's response, or a 304). */
   validatedAt: string;
   lastUsedAt: string;
   hits: number;
@@ -105,7 +115,10 @@ function isMeta(value: unknown): value is EntryMeta {
     typeof meta.hits === 'number' &&
     typeof meta.sha256 === 'string' &&
     typeof meta.sha512 === 'string' &&
-    typeof meta.digestVerified === 'boolean'
+    typeof meta.digestVerified === 'boolean' &&
+    (meta.query === undefined || typeof meta.query === 'string') &&
+    (meta.initialAge === undefined || (typeof meta.initialAge === 'number' && Number.isFinite(meta.initialAge) && meta.initialAge >= 0)) &&
+    (meta.headers === undefined || (typeof meta.headers === 'object' && meta.headers !== null && Object.values(meta.headers).every((value) => typeof value === 'string')))
   );
 }
 
@@ -299,13 +312,13 @@ export class CacheIndex {
   }
 
   /**
-   * Adds an object (evicting least recently used ones to make room). False when the file alone
+   * Adds an object under its key (evicting least recently used ones to make room). False when the file alone
    * is larger than the budget: lru-cache would silently drop it and never dispose it, leaving
    * the file orphaned, so the caller deletes it instead.
    */
-  insert(meta: EntryMeta): boolean {
+  insert(meta: EntryMeta, key: string): boolean {
     if (Math.max(1, meta.size) > this.maxBytes) return false;
-    const entry: CacheEntry = { key: `${meta.mirror}/${meta.path}`, meta, readers: 0, retired: false, metaWrites: Promise.resolve(), persistedUseAt: Date.now(), useUnsaved: false };
+    const entry: CacheEntry = { key, meta, readers: 0, retired: false, metaWrites: Promise.resolve(), persistedUseAt: Date.now(), useUnsaved: false };
     const replaced = this.lru.peek(entry.key);
     let used = this.usedBytes - (replaced ? entrySize(replaced) : 0);
     while (used + entrySize(entry) > this.maxBytes) {

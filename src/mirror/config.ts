@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { Problem } from '../common/problems.ts';
+import type { FreshnessPolicy } from './freshness.ts';
 import { MIRROR_NAME_PATTERN, isMirrorName } from './paths.ts';
 
 /** Flatcar's release servers, one per channel; contacted only when a path under them is asked for. */
@@ -47,6 +48,32 @@ const MirrorObjectSchema = Type.Object(
     redirectHosts: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255, pattern: '^(\\*|(\\*\\.)?[A-Za-z0-9.:\\[\\]_-]+)$' }), { maxItems: 100 })),
     /** Upstream transfers this mirror runs at once (default 4); more wait in the queue. */
     maxConcurrentFills: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    /**
+     * Query parameters left out of the cache key (signatures, expiry times): two URLs that differ
+     * only in these share one cached file. The upstream is still asked with the whole query.
+     * Names are matched exactly (case-sensitive).
+     */
+    ignoreQueryParams: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 100 })),
+    /** How this mirror's mutable files are kept fresh; the upstream's caching headers decide unless `ignoreUpstream`. */
+    freshness: Type.Optional(
+      Type.Object(
+        {
+          /** Seconds a mutable file is fresh when the upstream says nothing about it (default `mutableMaxAge`). */
+          maxAge: Type.Optional(Type.Integer({ minimum: 0, maximum: 31536000 })),
+          /**
+           * Seconds past its freshness a copy may be served when the upstream fails, unless the
+           * upstream sends `stale-if-error` or `must-revalidate` (default the mirror section's `staleIfError`).
+           */
+          staleIfError: Type.Optional(Type.Integer({ minimum: 0, maximum: 31536000 })),
+          /**
+           * For release servers that send nothing useful: ignore the upstream's Cache-Control,
+           * Expires, Age and Vary; every mutable file is kept and fresh for `maxAge`.
+           */
+          ignoreUpstream: Type.Optional(Type.Boolean()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -87,6 +114,13 @@ export const MirrorConfigSchema = Type.Object(
      * conditional request. Versioned paths are never revalidated.
      */
     mutableMaxAge: Type.Integer({ minimum: 0, maximum: 604800, default: 300 }),
+    /**
+     * Seconds past its freshness a cached mutable file may still be served while its upstream is
+     * down or answers 5xx (stale-if-error), unless the upstream sends its own `stale-if-error`
+     * or forbids it (`must-revalidate`). Each serving is logged and counted, and the answer says
+     * `X-Cache-Status: STALE`.
+     */
+    staleIfError: Type.Integer({ minimum: 0, maximum: 31536000, default: 604800 }),
     /** Seconds an upstream 404 is remembered, so a missing file does not send every request upstream. 0: not remembered. */
     notFoundTtl: Type.Integer({ minimum: 0, maximum: 86400, default: 60 }),
     /**
@@ -119,6 +153,18 @@ export interface MirrorDefinition {
   redirectHosts?: readonly string[];
   /** Upstream transfers of this mirror at once; absent: {@link DEFAULT_FILLS_PER_MIRROR}. */
   maxConcurrentFills?: number;
+  /** Query parameters left out of the cache key (the upstream still gets them). */
+  ignoreQueryParams?: readonly string[];
+  /** The query is neither part of the key nor sent upstream (the built-in Flatcar mirrors: release files take none). */
+  dropQuery?: boolean;
+  /** Overrides of the mirror-wide freshness settings; durations in ms. */
+  freshness?: MirrorFreshness;
+}
+
+export interface MirrorFreshness {
+  maxAgeMs?: number;
+  staleIfErrorMs?: number;
+  ignoreUpstream?: boolean;
 }
 
 /** The effective mirror settings; durations in milliseconds. */
@@ -130,6 +176,8 @@ export interface MirrorSettings {
   headersTimeoutMs: number;
   bodyInactivityMs: number;
   mutableMaxAgeMs: number;
+  /** Default stale-if-error window past freshness, ms. */
+  staleIfErrorMs: number;
   notFoundTtlMs: number;
   /** Upstream transfers at once, all mirrors together. */
   maxConcurrentFills: number;
@@ -214,7 +262,7 @@ export function resolveMirrorSettings(input: ResolveMirrorInput): { settings?: M
   const { file } = input;
   const problems: Problem[] = [];
   const mirrors: Record<string, MirrorDefinition> = {};
-  if (file.builtins) for (const [name, url] of Object.entries(BUILTIN_MIRRORS)) mirrors[name] = { ...defineMirror(name, url), paths: compilePathPatterns(FLATCAR_RELEASE_PATHS).patterns };
+  if (file.builtins) for (const [name, url] of Object.entries(BUILTIN_MIRRORS)) mirrors[name] = { ...defineMirror(name, url), paths: compilePathPatterns(FLATCAR_RELEASE_PATHS).patterns, dropQuery: true };
   for (const [name, entry] of Object.entries(file.mirrors)) {
     const where = `mirror.mirrors.${name}`;
     if (!isMirrorName(name)) {
@@ -235,6 +283,8 @@ export function resolveMirrorSettings(input: ResolveMirrorInput): { settings?: M
     }
     if (spec.redirectHosts) definition.redirectHosts = spec.redirectHosts.map((host) => host.toLowerCase());
     if (spec.maxConcurrentFills !== undefined) definition.maxConcurrentFills = spec.maxConcurrentFills;
+    if (spec.ignoreQueryParams) definition.ignoreQueryParams = [...spec.ignoreQueryParams];
+    if (spec.freshness) definition.freshness = freshnessOverrides(spec.freshness);
     mirrors[name] = definition;
   }
   const flags = parseMirrorFlags(input.flags ?? []);
@@ -251,6 +301,7 @@ export function resolveMirrorSettings(input: ResolveMirrorInput): { settings?: M
       headersTimeoutMs: Math.round(file.timeouts.headers * 1000),
       bodyInactivityMs: Math.round(file.timeouts.bodyInactivity * 1000),
       mutableMaxAgeMs: file.mutableMaxAge * 1000,
+      staleIfErrorMs: file.staleIfError * 1000,
       notFoundTtlMs: file.notFoundTtl * 1000,
       maxConcurrentFills: file.maxConcurrentFills,
       maxQueuedFills: file.maxQueuedFills,
@@ -268,11 +319,23 @@ export function defaultMirrorSettings(cacheDir: string, overrides: Partial<Mirro
   return { ...settings, ...overrides };
 }
 
+/** A mirror's `freshness` section in ms. */
+function freshnessOverrides(spec: { maxAge?: number; staleIfError?: number; ignoreUpstream?: boolean }): MirrorFreshness {
+  const freshness: MirrorFreshness = {};
+  if (spec.maxAge !== undefined) freshness.maxAgeMs = spec.maxAge * 1000;
+  if (spec.staleIfError !== undefined) freshness.staleIfErrorMs = spec.staleIfError * 1000;
+  if (spec.ignoreUpstream !== undefined) freshness.ignoreUpstream = spec.ignoreUpstream;
+  return freshness;
+}
+
 export interface DefineMirrorOptions {
   /** Path patterns as in the config (`^regex` or glob). */
   paths?: readonly string[];
   redirectHosts?: readonly string[];
   maxConcurrentFills?: number;
+  ignoreQueryParams?: readonly string[];
+  /** As the config's `freshness`, in seconds. */
+  freshness?: { maxAge?: number; staleIfError?: number; ignoreUpstream?: boolean };
 }
 
 /** A mirror definition from a name and URL, for tests and programmatic use; throws on a bad URL or pattern. */
@@ -287,7 +350,18 @@ export function defineMirror(name: string, rawUrl: string, options: DefineMirror
   }
   if (options.redirectHosts) definition.redirectHosts = options.redirectHosts.map((host) => host.toLowerCase());
   if (options.maxConcurrentFills !== undefined) definition.maxConcurrentFills = options.maxConcurrentFills;
+  if (options.ignoreQueryParams) definition.ignoreQueryParams = [...options.ignoreQueryParams];
+  if (options.freshness) definition.freshness = freshnessOverrides(options.freshness);
   return definition;
+}
+
+/** The freshness rules of one mirror: its overrides over the mirror-wide settings. */
+export function freshnessPolicyFor(mirror: Pick<MirrorDefinition, 'freshness'>, settings: Pick<MirrorSettings, 'mutableMaxAgeMs' | 'staleIfErrorMs'>): FreshnessPolicy {
+  return {
+    defaultMaxAgeMs: mirror.freshness?.maxAgeMs ?? settings.mutableMaxAgeMs,
+    staleIfErrorMs: mirror.freshness?.staleIfErrorMs ?? settings.staleIfErrorMs,
+    ignoreUpstream: mirror.freshness?.ignoreUpstream ?? false,
+  };
 }
 
 /** A glob as an anchored regular expression: `**` any depth, `*` within a directory, `?` one character. */

@@ -6,7 +6,7 @@
 import { parseHttpDate } from '../assets/conditional.ts';
 import type { MirrorDefinition } from './config.ts';
 import { FillFailedError } from './errors.ts';
-import { discardBody, headerValue, printableHeader, UpstreamError, type RedirectPolicy, type UpstreamClient, type UpstreamResponse } from './upstream.ts';
+import { discardBody, headerValue, printableHeader, UpstreamError, type RedirectPolicy, type UpstreamClient, type UpstreamHeaders, type UpstreamResponse } from './upstream.ts';
 
 /** Where redirects of a mirror's upstream may go. */
 export function redirectPolicyFor(mirror: Pick<MirrorDefinition, 'url' | 'redirectHosts'>): RedirectPolicy {
@@ -35,6 +35,63 @@ export function asUpstreamError(error: unknown, url: string, signal: AbortSignal
   return new UpstreamError(502, `upstream ${url} failed: ${(error as Error).message}`, (error as Error).message);
 }
 
+/** Hop-by-hop fields (RFC 9110 7.6.1): about one connection, never kept or passed on. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/**
+ * Fields the mirror does not keep although they are end-to-end: its own framing and ranges
+ * (Content-Length, Content-Range, Accept-Ranges), fields kept apart in the sidecar
+ * (Content-Type, Content-Encoding, ETag, Last-Modified), a cookie meant for one client
+ * (Set-Cookie), fields about the upstream's host rather than the file (Alt-Svc,
+ * Strict-Transport-Security), and Content-Digest, which describes one message's body and would
+ * be wrong on a range. Repr-Digest describes the file and is kept.
+ */
+const NOT_KEPT = new Set([
+  'content-length',
+  'content-range',
+  'accept-ranges',
+  'content-type',
+  'content-encoding',
+  'etag',
+  'last-modified',
+  'set-cookie',
+  'set-cookie2',
+  'alt-svc',
+  'strict-transport-security',
+  'content-digest',
+  'location',
+  'x-cache-status',
+]);
+
+/** Upper bounds on what is kept of an upstream's headers. */
+const MAX_KEPT_HEADERS = 64;
+const MAX_KEPT_VALUE = 8192;
+
+/**
+ * The upstream's end-to-end response headers worth keeping, by lower-case name: everything
+ * but hop-by-hop fields (also those the Connection field names) and {@link NOT_KEPT}; repeated
+ * fields joined with `, `; values that are not printable ASCII dropped.
+ */
+export function endToEndHeaders(headers: UpstreamHeaders): Record<string, string> {
+  const named = new Set(
+    (headerValue(headers, 'connection') ?? '')
+      .split(',')
+      .map((token) => token.trim().toLowerCase())
+      .filter((token) => token !== ''),
+  );
+  const kept: Record<string, string> = {};
+  let count = 0;
+  for (const [rawName, rawValue] of Object.entries(headers)) {
+    const name = rawName.toLowerCase();
+    if (rawValue === undefined || rawValue === null || HOP_BY_HOP.has(name) || NOT_KEPT.has(name) || named.has(name) || !/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name)) continue;
+    const value = Array.isArray(rawValue) ? rawValue.join(', ') : String(rawValue);
+    if (value.length > MAX_KEPT_VALUE || !/^[\x20-\x7e\t]*$/.test(value)) continue;
+    if (++count > MAX_KEPT_HEADERS) break;
+    kept[name] = value.trim();
+  }
+  return kept;
+}
+
 /** What a 200's headers say about the file. */
 export interface FileHeaders {
   /** Content-Length; undefined for a chunked body. */
@@ -46,6 +103,8 @@ export interface FileHeaders {
   acceptRanges: boolean;
   /** Whole seconds: the upstream's Last-Modified when sane and not in the future, else now. */
   mtimeSeconds: number;
+  /** The end-to-end headers kept with the file ({@link endToEndHeaders}). */
+  stored: Record<string, string>;
 }
 
 /** Reads the 200's headers; an UpstreamError when they make the body unusable. */
@@ -69,6 +128,7 @@ export function readFileHeaders(response: UpstreamResponse, url: string, now: ()
     acceptRanges: /\bbytes\b/i.test(headerValue(headers, 'accept-ranges') ?? ''),
     // The upstream's date when it has a sane one: clients then see the upstream's Last-Modified.
     mtimeSeconds: upstreamSeconds !== undefined && upstreamSeconds > 0 ? Math.min(Math.floor(upstreamSeconds / 1000), nowSeconds) : nowSeconds,
+    stored: endToEndHeaders(headers),
   };
 }
 

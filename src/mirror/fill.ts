@@ -22,8 +22,9 @@ import { unlink, type FileHandle } from 'node:fs/promises';
 import type { MirrorDefinition } from './config.ts';
 import { FillFailedError } from './errors.ts';
 import { GrowingFile, type GrowingFileReader } from './growing-file.ts';
-import { asUpstreamError, conditionalHeaders, isResumable, readFileHeaders, redirectPolicyFor, requestResume, type FileHeaders } from './fill-upstream.ts';
+import { asUpstreamError, conditionalHeaders, endToEndHeaders, isResumable, readFileHeaders, redirectPolicyFor, requestResume, type FileHeaders } from './fill-upstream.ts';
 import type { EntryMeta, CacheDisk } from './cache-disk.ts';
+import { initialAge, storability, type FreshnessPolicy } from './freshness.ts';
 import { discardBody, headerValue, printableHeader, readBody, UpstreamError, UpstreamStalledError, type UpstreamClient, type UpstreamResponse } from './upstream.ts';
 
 export { FillFailedError } from './errors.ts';
@@ -40,7 +41,8 @@ export type FillState = 'requesting' | 'streaming' | 'verifying' | 'complete' | 
 /** What the upstream's answer means for the requests waiting on it. */
 export type FillOutcome =
   | { kind: 'streaming' }
-  | { kind: 'not-modified'; etag: string | undefined; lastModified: string | undefined }
+  /** `headers`: the 304's end-to-end headers, which update the stored ones; times in ms. */
+  | { kind: 'not-modified'; etag: string | undefined; lastModified: string | undefined; headers: Record<string, string>; requestTime: number; responseTime: number }
   | { kind: 'not-found' }
   /** `staleAllowed`: an upstream failure (5xx, timeout, network) rather than a refusal. */
   | { kind: 'upstream-error'; error: UpstreamError; staleAllowed: boolean };
@@ -103,7 +105,11 @@ export interface FillRequest {
   mirror: MirrorDefinition;
   path: string;
   segments: readonly string[];
+  /** The normalised query the upstream is asked with ('' for none); `url` carries it too. */
+  query: string;
   url: string;
+  /** The mirror's freshness rules: whether an answer may be kept, and its age. */
+  policy: FreshnessPolicy;
   /** The cached copy being revalidated: its validators make the request conditional. */
   revalidating?: { etag: string | undefined; lastModified: string | undefined };
   /** Another fill waits for this one (its DIGESTS): it goes ahead in the slot queue. */
@@ -116,7 +122,9 @@ export class Fill {
   readonly mirror: MirrorDefinition;
   readonly path: string;
   readonly segments: readonly string[];
+  readonly query: string;
   readonly url: string;
+  readonly policy: FreshnessPolicy;
   readonly startedAt: number;
   readonly revalidation: boolean;
   readonly urgent: boolean;
@@ -148,6 +156,9 @@ export class Fill {
   private releaseSlot: (() => void) | undefined;
   private slowSinceAt: number | undefined;
   private discardRequested = false;
+  private requestTime = 0;
+  private responseTime = 0;
+  private keepVerdict: { storable: true } | { storable: false; reason: string } = { storable: true };
 
   constructor(request: FillRequest, ctx: FillContext) {
     this.key = request.key;
@@ -155,7 +166,9 @@ export class Fill {
     this.mirror = request.mirror;
     this.path = request.path;
     this.segments = request.segments;
+    this.query = request.query;
     this.url = request.url;
+    this.policy = request.policy;
     this.revalidating = request.revalidating;
     this.revalidation = request.revalidating !== undefined;
     this.urgent = request.urgent ?? false;
@@ -215,6 +228,10 @@ export class Fill {
     return this.headers?.contentEncoding;
   }
 
+  get upstreamEtag(): string | undefined {
+    return this.headers?.upstreamEtag;
+  }
+
   /** Whole seconds; set on the file before it is renamed, so validators predicted now hold later. */
   get mtimeSeconds(): number {
     return this.headers?.mtimeSeconds ?? 0;
@@ -228,6 +245,33 @@ export class Fill {
   /** A version lookup gave up waiting on this fill; the first time counts. */
   markSlow(at: number): void {
     this.slowSinceAt ??= at;
+  }
+
+  /** The upstream's end-to-end headers of the 200 (empty before it arrived). */
+  get storedHeaders(): Readonly<Record<string, string>> {
+    return this.headers?.stored ?? {};
+  }
+
+  /** The 200's age when it arrived, seconds. */
+  get initialAgeSeconds(): number {
+    return this.headers ? initialAge(this.headers.stored, this.requestTime, this.responseTime, this.policy) : 0;
+  }
+
+  /** When the 200's headers arrived (ms). */
+  get respondedAt(): number {
+    return this.responseTime;
+  }
+
+  /**
+   * False when the upstream's answer may not be kept (no-store, private, Vary): it is served to
+   * the request that started the fill and nothing is kept; `notKeptBecause` says why.
+   */
+  get storable(): boolean {
+    return this.keepVerdict.storable;
+  }
+
+  get notKeptBecause(): string | undefined {
+    return this.keepVerdict.storable ? undefined : this.keepVerdict.reason;
   }
 
   /** Purged while filling: serve the clients, keep nothing. */
@@ -335,17 +379,26 @@ export class Fill {
       await Promise.resolve();
       this.releaseSlot = await this.ctx.acquireSlot(this, this.abortController.signal);
       this.slotPending = false;
+      this.requestTime = this.ctx.now();
       response = await this.ctx.upstream.send(this.url, { ...conditionalHeaders(this.revalidating), 'want-repr-digest': WANT_REPR_DIGEST }, { signal: this.abortController.signal, redirects: redirectPolicyFor(this.mirror) });
     } catch (error) {
       this.slotPending = false;
       const upstreamError = asUpstreamError(error, this.url, this.abortController.signal);
       return this.end({ kind: 'upstream-error', error: upstreamError, staleAllowed: true }, upstreamError);
     }
+    this.responseTime = this.ctx.now();
     const status = response.statusCode;
     if (status !== 200) {
       await discardBody(response.body, this.ctx.headersTimeoutMs);
       if (status === 304 && this.revalidating) {
-        return this.end({ kind: 'not-modified', etag: printableHeader(headerValue(response.headers, 'etag')), lastModified: printableHeader(headerValue(response.headers, 'last-modified')) });
+        return this.end({
+          kind: 'not-modified',
+          etag: printableHeader(headerValue(response.headers, 'etag')),
+          lastModified: printableHeader(headerValue(response.headers, 'last-modified')),
+          headers: endToEndHeaders(response.headers),
+          requestTime: this.requestTime,
+          responseTime: this.responseTime,
+        });
       }
       if (status === 404 || status === 410) return this.end({ kind: 'not-found' });
       const error = new UpstreamError(502, `upstream ${this.url} answered ${status}`, `HTTP ${status}`);
@@ -367,6 +420,7 @@ export class Fill {
       return this.end({ kind: 'upstream-error', error: refused, staleAllowed: true }, refused);
     }
     this.headers = headers;
+    this.keepVerdict = storability(headers.stored, this.policy);
     this.acceptRanges = headers.acceptRanges;
     this.file.setLength(headers.expected);
     await this.file.open();
@@ -523,13 +577,17 @@ export class Fill {
       mirror: this.mirror.name,
       path: this.path,
       upstreamUrl: this.url,
+      ...(this.query !== '' ? { query: this.query } : {}),
       size: this.received,
       contentType: headers?.contentType ?? '',
       ...(headers?.contentEncoding ? { contentEncoding: headers.contentEncoding } : {}),
       ...(headers?.upstreamEtag ? { upstreamEtag: headers.upstreamEtag } : {}),
       ...(headers?.upstreamLastModified ? { upstreamLastModified: headers.upstreamLastModified } : {}),
+      headers: { ...(headers?.stored ?? {}) },
+      initialAge: this.initialAgeSeconds,
       fetchedAt: now,
-      validatedAt: now,
+      // Freshness counts from the answer's arrival, not from the end of a long body.
+      validatedAt: new Date(this.responseTime).toISOString(),
       lastUsedAt: now,
       hits: 0,
       sha256: this.sha256.digest('hex'),

@@ -18,14 +18,15 @@
 import type { LookupFunction } from 'node:net';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { DEFAULT_FILLS_PER_MIRROR, type MirrorDefinition, type MirrorSettings } from './config.ts';
+import { DEFAULT_FILLS_PER_MIRROR, freshnessPolicyFor, type MirrorDefinition, type MirrorSettings } from './config.ts';
+import { evaluateFreshness, initialAge, storedResponseOf, type FreshnessVerdict } from './freshness.ts';
 import { publishedSha512 } from './digests.ts';
 import { Fill, FillFailedError, writeWholeChunk, type FillContext, type FillOutcome, type Verifier } from './fill.ts';
 import { FillReader } from './fill-reader.ts';
 import { redirectPolicyFor } from './fill-upstream.ts';
 import { FillSlots, SlotsFullError } from './fill-slots.ts';
 import { MirrorError } from './errors.ts';
-import { acceptsPath, cacheKey, digestsPathFor, isImmutablePath, mirrorPathSegments, upstreamUrl } from './paths.ts';
+import { acceptsPath, cacheKey, digestsPathFor, isImmutablePath, mirrorPathSegments, mirrorTarget, upstreamUrl, type MirrorTarget } from './paths.ts';
 import { SMALL_FILE_LIMIT, SmallFiles, type TextResult } from './small-files.ts';
 import { CacheIndex, newObjectId, CacheDisk, type CacheEntry, type EntryMeta, type Lease } from './cache-disk.ts';
 import { UpstreamClient, withoutCredentials, type UpstreamResponse } from './upstream.ts';
@@ -69,11 +70,15 @@ export interface LookupOptions {
   urgent?: boolean;
   /** The client left: stop waiting (and stop wanting the fill). */
   signal?: AbortSignal;
+  /** The request's query string (without `?`): part of the cache key and of the upstream URL. */
+  query?: string;
 }
+
 
 /** Where a request's bytes come from. The caller releases the lease or closes the reader. */
 export type MirrorSource =
-  | { kind: 'cached'; lease: Lease; immutable: boolean; stale: boolean }
+  /** `freshness`: for a mutable file, its age and lifetime now (the served Age and Cache-Control follow it). */
+  | { kind: 'cached'; lease: Lease; immutable: boolean; stale: boolean; freshness?: FreshnessVerdict }
   | { kind: 'filling'; reader: FillReader; immutable: boolean }
   /** The fill in progress lost its disk and can no longer give a newcomer the first bytes. */
   | { kind: 'passthrough'; mirror: string; url: string; immutable: boolean }
@@ -230,25 +235,27 @@ export class PullThroughMirror {
       const strays = await this.store.prepare();
       if (strays.length > 0) this.log.warn({ files: strays }, 'removed temp files of interrupted mirror fills');
     }
+    const targetOf = (meta: EntryMeta) => {
+      const mirror = this.settings.mirrors[meta.mirror];
+      return mirror ? mirrorTarget(mirror, meta.path, meta.query ?? '') : undefined;
+    };
     const { entries, removed } = await this.store.scan(
-      (meta) => {
-        const mirror = this.settings.mirrors[meta.mirror];
-        const segments = mirrorPathSegments(meta.path);
-        // A file from an upstream no longer configured for that name is not what the name serves now.
-        return mirror !== undefined && segments !== undefined && meta.upstreamUrl === upstreamUrl(mirror.url, segments);
-      },
+      // A file from an upstream no longer configured for that name is not what the name serves now.
+      (meta) => targetOf(meta)?.url === meta.upstreamUrl,
       { readOnly: this.readOnly },
     );
     if (removed.length > 0) this.log.warn({ objects: removed.length }, 'removed incomplete or unconfigured mirror cache files');
     // Oldest use first, so the index's recency order survives the restart; newest copy of a path wins.
     entries.sort((a, b) => Date.parse(a.lastUsedAt) - Date.parse(b.lastUsedAt) || Date.parse(a.fetchedAt) - Date.parse(b.fetchedAt));
     for (const meta of entries) {
-      const existing = this.index.peek(cacheKey(meta.mirror, meta.path));
+      // The key as the mirror's ignoreQueryParams make it now.
+      const key = targetOf(meta)?.key ?? cacheKey(meta.mirror, meta.path);
+      const existing = this.index.peek(key);
       if (existing && Date.parse(existing.meta.fetchedAt) > Date.parse(meta.fetchedAt)) {
         if (!this.readOnly) await this.store.remove(meta.id);
         continue;
       }
-      if (!this.index.insert(meta) && !this.readOnly) await this.store.remove(meta.id);
+      if (!this.index.insert(meta, key) && !this.readOnly) await this.store.remove(meta.id);
     }
     await this.index.settled();
     this.log.info({ cacheDir: this.settings.cacheDir, files: this.index.size, bytes: this.index.usedBytes, maxBytes: this.settings.maxBytes }, 'mirror cache ready');
@@ -268,11 +275,11 @@ export class PullThroughMirror {
     const head = options.method === 'HEAD';
     const mirror = this.settings.mirrors[name];
     if (!mirror) return { kind: 'error', status: 404, message: `no mirror named ${JSON.stringify(name)}` };
-    const segments = mirrorPathSegments(relativePath);
-    if (!segments) return { kind: 'error', status: 400, message: `invalid path ${JSON.stringify(relativePath)}: no empty, "." or ".." segments, dotfiles, backslashes or NUL` };
+    const target = mirrorTarget(mirror, relativePath, options.query);
+    if (!target) return { kind: 'error', status: 400, message: `invalid path ${JSON.stringify(relativePath)}: no empty, "." or ".." segments, dotfiles, backslashes or NUL` };
     if (!acceptsPath(mirror, relativePath)) return { kind: 'error', status: 404, message: `mirror ${name} does not serve ${JSON.stringify(relativePath)}: not one of its paths` };
-    const key = cacheKey(name, relativePath);
-    const immutable = isImmutablePath(segments);
+    const { key } = target;
+    const immutable = isImmutablePath(target.segments);
 
     // A fill can end between its outcome and a reader attaching; then the cache has the file.
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -284,7 +291,8 @@ export class PullThroughMirror {
         continue;
       }
       const entry = this.index.get(key);
-      const fresh = entry !== undefined && (immutable || this.now() - Date.parse(entry.meta.validatedAt) < this.settings.mutableMaxAgeMs);
+      const freshness = entry && !immutable ? this.freshnessOf(entry, mirror) : undefined;
+      const fresh = entry !== undefined && (immutable || freshness?.fresh === true);
       // HEAD and a read-only mirror answer from any copy on disk: neither may start a fill.
       if (entry && (fresh || head || this.readOnly)) {
         if (counted) this.counters.hits += 1;
@@ -292,41 +300,57 @@ export class PullThroughMirror {
       }
       if (!entry && this.notFound?.get(key) !== undefined) {
         if (counted) this.counters.notFoundCached += 1;
-        return { kind: 'error', status: 404, message: `not found upstream: ${upstreamUrl(mirror.url, segments)}` };
+        return { kind: 'error', status: 404, message: `not found upstream: ${target.url}` };
       }
       if (this.closing) return { kind: 'error', status: 503, message: 'the mirror is shutting down' };
-      if (head) return { kind: 'passthrough', mirror: name, url: upstreamUrl(mirror.url, segments), immutable };
+      if (head) return { kind: 'passthrough', mirror: name, url: target.url, immutable };
       if (this.readOnly) return { kind: 'error', status: 503, message: `${name}/${relativePath} is not cached, and this mirror is open read-only` };
       try {
         this.slots.checkRoom(name, this.fillLimit(mirror), options.urgent);
       } catch (error) {
         if (!(error instanceof SlotsFullError)) throw error;
-        // A stale copy is a better answer than "come back later".
-        if (entry) {
+        // A stale copy is a better answer than "come back later", within its stale-if-error window.
+        if (entry && this.mayServeStale(entry, mirror)) {
           this.counters.staleServed += 1;
+          this.log.warn({ path: key, reason: error.message, validatedAt: entry.meta.validatedAt }, 'mirror transfer queue full; serving the stale copy');
           return this.leaseEntry(entry, immutable, true, counted);
         }
         this.counters.rejectedFills += 1;
         return { kind: 'error', status: 503, message: error.message, retryAfter: error.retryAfterSeconds };
       }
-      const fill = this.startFill(mirror, key, relativePath, segments, entry, options.urgent ?? false);
+      const fill = this.startFill(mirror, target, entry, options.urgent ?? false);
       if (entry) this.counters.revalidations += 1;
       else if (counted) this.counters.misses += 1;
-      const source = await this.fromFill(fill, immutable, counted, options.signal);
+      const source = await this.fromFill(fill, immutable, counted, options.signal, true);
       if (source) return source;
     }
     return { kind: 'error', status: 503, message: `${name}/${relativePath} is changing too fast; try again` };
   }
 
-  private startFill(mirror: MirrorDefinition, key: string, relativePath: string, segments: string[], stale: CacheEntry | undefined, urgent: boolean): Fill {
+  /** A mutable copy's freshness now, by its mirror's rules. */
+  private freshnessOf(entry: CacheEntry, mirror: MirrorDefinition): FreshnessVerdict {
+    return evaluateFreshness(storedResponseOf(entry.meta), freshnessPolicyFor(mirror, this.settings), this.now());
+  }
+
+  /** A copy may stand in for a failing upstream: immutable, or within its stale-if-error window. */
+  private mayServeStale(entry: CacheEntry, mirror: MirrorDefinition): boolean {
+    const segments = mirrorPathSegments(entry.meta.path);
+    if (segments && isImmutablePath(segments)) return true;
+    return this.now() < this.freshnessOf(entry, mirror).staleIfErrorUntil;
+  }
+
+  private startFill(mirror: MirrorDefinition, target: MirrorTarget, stale: CacheEntry | undefined, urgent: boolean): Fill {
+    const { key } = target;
     const fill = new Fill(
       {
         key,
         id: newObjectId(),
         mirror,
-        path: relativePath,
-        segments,
-        url: upstreamUrl(mirror.url, segments),
+        path: target.path,
+        segments: target.segments,
+        query: target.query,
+        url: target.url,
+        policy: freshnessPolicyFor(mirror, this.settings),
         urgent,
         ...(stale ? { revalidating: { etag: stale.meta.upstreamEtag, lastModified: stale.meta.upstreamLastModified } } : {}),
       },
@@ -344,11 +368,24 @@ export class PullThroughMirror {
   }
 
   private applyOutcome(fill: Fill, outcome: FillOutcome): void {
-    if (outcome.kind === 'not-modified') {
+    if (outcome.kind === 'streaming') {
+      if (fill.storable) return;
+      // Not to be kept (no-store, private, Vary): nobody else rides it, and the old copy is outdated.
+      if (this.fills.get(fill.key) === fill) this.fills.delete(fill.key);
+      this.index.delete(fill.key);
+      this.log.info({ path: fill.key, reason: fill.notKeptBecause }, 'mirror serves an upstream answer without keeping it');
+    } else if (outcome.kind === 'not-modified') {
       this.problems.delete(fill.key);
       const entry = this.index.peek(fill.key);
       if (!entry) return;
-      entry.meta.validatedAt = new Date(this.now()).toISOString();
+      // RFC 9111 4.3.4: the 304's fields replace the stored ones; Date and Age describe the new message only.
+      const headers = { ...(entry.meta.headers ?? {}) };
+      delete headers.date;
+      delete headers.age;
+      Object.assign(headers, outcome.headers);
+      entry.meta.headers = headers;
+      entry.meta.initialAge = initialAge(headers, outcome.requestTime, outcome.responseTime, fill.policy);
+      entry.meta.validatedAt = new Date(outcome.responseTime).toISOString();
       if (outcome.etag) entry.meta.upstreamEtag = outcome.etag;
       if (outcome.lastModified) entry.meta.upstreamLastModified = outcome.lastModified;
       this.index.persistMeta(entry);
@@ -358,7 +395,8 @@ export class PullThroughMirror {
       // A mutable file that is gone upstream is gone here too.
       this.index.delete(fill.key);
     } else if (outcome.kind === 'upstream-error') {
-      if (!(outcome.staleAllowed && this.index.peek(fill.key)) && !fill.stoppedBy) this.log.warn({ path: fill.key, reason: outcome.error.message }, 'mirror upstream failed');
+      const stale = this.index.peek(fill.key);
+      if (!(outcome.staleAllowed && stale && this.mayServeStale(stale, fill.mirror)) && !fill.stoppedBy) this.log.warn({ path: fill.key, reason: outcome.error.message }, 'mirror upstream failed');
     }
   }
 
@@ -402,7 +440,7 @@ export class PullThroughMirror {
   }
 
   /** The source a fill's outcome gives one request; undefined when the fill ended under it (look again). */
-  private async fromFill(fill: Fill, immutable: boolean, counted: boolean, signal?: AbortSignal): Promise<MirrorSource | undefined> {
+  private async fromFill(fill: Fill, immutable: boolean, counted: boolean, signal?: AbortSignal, initiator = false): Promise<MirrorSource | undefined> {
     // Taken before anything is awaited: the fill is wanted while this request waits for it.
     const release = fill.hold();
     let outcome: FillOutcome;
@@ -414,18 +452,19 @@ export class PullThroughMirror {
         if (first === 'aborted') return { kind: 'error', status: 503, message: 'the client left' };
         outcome = first;
       } else outcome = await fill.outcome;
-      return this.sourceFromOutcome(fill, outcome, immutable, counted);
+      return this.sourceFromOutcome(fill, outcome, immutable, counted, initiator);
     } finally {
       // After a reader attached: the fill never looks unwanted in between.
       release();
     }
   }
 
-  private sourceFromOutcome(fill: Fill, outcome: FillOutcome, immutable: boolean, counted: boolean): MirrorSource | undefined {
+  private sourceFromOutcome(fill: Fill, outcome: FillOutcome, immutable: boolean, counted: boolean, initiator: boolean): MirrorSource | undefined {
     switch (outcome.kind) {
       case 'streaming': {
         if (fill.state === 'failed') return { kind: 'error', status: fill.error?.statusCode ?? 502, message: fill.error?.message ?? 'upstream transfer failed' };
-        if (!fill.servesFromStart()) return { kind: 'passthrough', mirror: fill.mirror.name, url: fill.url, immutable };
+        // An answer that may not be kept is not reused either (RFC 9111 4): the others ask on their own.
+        if (!fill.servesFromStart() || (!fill.storable && !initiator)) return { kind: 'passthrough', mirror: fill.mirror.name, url: fill.url, immutable };
         const reader = FillReader.attach(fill);
         return reader ? { kind: 'filling', reader, immutable } : undefined;
       }
@@ -440,9 +479,12 @@ export class PullThroughMirror {
       case 'upstream-error': {
         const stale = this.index.get(fill.key);
         if (stale && outcome.staleAllowed) {
-          this.counters.staleServed += 1;
-          this.log.warn({ path: fill.key, reason: outcome.error.message, validatedAt: stale.meta.validatedAt }, 'mirror upstream failed; serving the stale copy');
-          return this.leaseEntry(stale, immutable, true, counted);
+          if (this.mayServeStale(stale, fill.mirror)) {
+            this.counters.staleServed += 1;
+            this.log.warn({ path: fill.key, reason: outcome.error.message, validatedAt: stale.meta.validatedAt }, 'mirror upstream failed; serving the stale copy');
+            return this.leaseEntry(stale, immutable, true, counted);
+          }
+          this.log.warn({ path: fill.key, reason: outcome.error.message, validatedAt: stale.meta.validatedAt }, 'mirror upstream failed; the stale copy is past its stale-if-error window');
         }
         return { kind: 'error', status: outcome.error.statusCode, message: outcome.error.message };
       }
@@ -451,7 +493,9 @@ export class PullThroughMirror {
 
   private leaseEntry(entry: CacheEntry, immutable: boolean, stale: boolean, counted: boolean): MirrorSource {
     if (counted) this.index.recordUse(entry, this.now());
-    return { kind: 'cached', lease: this.index.lease(entry), immutable, stale };
+    const mirror = this.settings.mirrors[entry.meta.mirror];
+    const freshness = !immutable && mirror ? this.freshnessOf(entry, mirror) : undefined;
+    return { kind: 'cached', lease: this.index.lease(entry), immutable, stale, ...(freshness ? { freshness } : {}) };
   }
 
   /** Starts fetching the file's DIGESTS as the body starts, so the check at the end rarely waits. */
@@ -488,13 +532,14 @@ export class PullThroughMirror {
   }
 
   private async commit(fill: Fill, meta: EntryMeta, handle: FileHandle): Promise<boolean> {
+    if (!fill.storable) return false;
     if (Math.max(1, meta.size) > this.settings.maxBytes) {
       this.log.warn({ path: fill.key, bytes: meta.size, maxBytes: this.settings.maxBytes }, 'mirrored file is larger than the whole cache; served but not kept');
       return false;
     }
     await this.store.commit(handle, meta);
     // Purged while the data was being synced: drop it again. (A close lets a verified file in.)
-    if (fill.discard || !this.index.insert(meta)) {
+    if (fill.discard || !this.index.insert(meta, fill.key)) {
       await this.store.remove(meta.id);
       return false;
     }

@@ -22,9 +22,92 @@ export function mirrorPathSegments(relativePath: string): string[] | undefined {
   return safeSegments(relativePath);
 }
 
-/** Index key of a mirrored file. Mirror names hold no `/`, so the split is unambiguous. */
-export function cacheKey(mirror: string, relativePath: string): string {
-  return `${mirror}/${relativePath}`;
+/**
+ * Index key of a mirrored file: `NAME/path`, or `NAME/path?query` with the query the key keeps.
+ * Mirror names hold no `/`; a `%` or `?` inside the path is written `%25` / `%3F`, so the first
+ * `?` always starts the query and no two files share a key.
+ */
+export function cacheKey(mirror: string, relativePath: string, keyQuery = ''): string {
+  const pathPart = /[%?]/.test(relativePath) ? relativePath.replace(/%/g, '%25').replace(/\?/g, '%3F') : relativePath;
+  return keyQuery === '' ? `${mirror}/${pathPart}` : `${mirror}/${pathPart}?${keyQuery}`;
+}
+
+/** Characters a query keeps as they are (RFC 3986 `query`: pchar, `/`, `?`); `%` starts an escape. */
+const QUERY_CHAR = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/?]$/;
+const UNRESERVED_CHAR = /^[A-Za-z0-9\-._~]$/;
+
+function escapeChar(char: string): string {
+  const code = char.charCodeAt(0);
+  if (code < 0x100) return `%${code.toString(16).toUpperCase().padStart(2, '0')}`;
+  return encodeURIComponent(char);
+}
+
+/**
+ * A query in one spelling (RFC 3986 6.2.2): escapes of unreserved characters decoded, other
+ * escapes in upper-case hex, characters a query may not hold escaped, a `%` that starts no
+ * escape written `%25`, empty `&&` elements and a lone `?` dropped. The order of parameters
+ * and `+` are kept: an upstream may sign its query as it is. Without the leading `?`.
+ */
+export function normaliseQuery(raw: string): string {
+  const text = raw.startsWith('?') ? raw.slice(1) : raw;
+  const pieces: string[] = [];
+  for (const piece of text.split('&')) {
+    if (piece === '') continue;
+    let out = '';
+    for (let i = 0; i < piece.length; i++) {
+      const char = piece[i] ?? '';
+      if (char === '%') {
+        const hex = piece.slice(i + 1, i + 3);
+        if (/^[0-9A-Fa-f]{2}$/.test(hex)) {
+          const decoded = String.fromCharCode(parseInt(hex, 16));
+          out += UNRESERVED_CHAR.test(decoded) ? decoded : `%${hex.toUpperCase()}`;
+          i += 2;
+        } else out += '%25';
+      } else out += QUERY_CHAR.test(char) && char !== '&' ? char : escapeChar(char);
+    }
+    pieces.push(out);
+  }
+  return pieces.join('&');
+}
+
+/** A parameter's name as configured: the part before `=`, escapes decoded. */
+function parameterName(piece: string): string {
+  const name = piece.split('=', 1)[0] ?? '';
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    return name;
+  }
+}
+
+/** The query the cache key keeps: the normalised query without the named parameters. */
+export function keyQuery(query: string, ignore: readonly string[] | undefined): string {
+  if (query === '' || !ignore || ignore.length === 0) return query;
+  return query
+    .split('&')
+    .filter((piece) => !ignore.includes(parameterName(piece)))
+    .join('&');
+}
+
+/** What one request for a mirrored file names: its path, the query asked upstream, its key and URL. */
+export interface MirrorTarget {
+  path: string;
+  segments: string[];
+  /** The normalised query sent upstream; '' for none. */
+  query: string;
+  /** The index key (the query without the mirror's `ignoreQueryParams`). */
+  key: string;
+  /** The URL the upstream is asked for: path and query. */
+  url: string;
+}
+
+/** The target of `relativePath` plus a raw query under a mirror, or undefined when the path is not acceptable. */
+export function mirrorTarget(mirror: Pick<MirrorDefinition, 'name' | 'url' | 'ignoreQueryParams' | 'dropQuery'>, relativePath: string, rawQuery = ''): MirrorTarget | undefined {
+  const segments = mirrorPathSegments(relativePath);
+  if (!segments) return undefined;
+  const query = mirror.dropQuery ? '' : normaliseQuery(rawQuery);
+  const base = upstreamUrl(mirror.url, segments);
+  return { path: relativePath, segments, query, key: cacheKey(mirror.name, relativePath, keyQuery(query, mirror.ignoreQueryParams)), url: query === '' ? base : `${base}?${query}` };
 }
 
 /** Splits `NAME/path/to/file` (the form the warm API takes) into mirror and path. */

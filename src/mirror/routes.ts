@@ -64,7 +64,10 @@ async function mirrorRoutes(app: FastifyInstance, options: MirrorRoutesOptions):
     // A client that hangs up while its fill waits (for a slot, for headers) stops wanting it.
     const left = new AbortController();
     reply.raw.once('close', () => left.abort());
-    const download = await resolveMirrorDownload(service, name, relativePath, { method: request.method, signal: left.signal }, cacheControl);
+    // The query is part of what is asked for: in the cache key and in the upstream URL.
+    const mark = request.url.indexOf('?');
+    const query = mark < 0 ? '' : request.url.slice(mark + 1);
+    const download = await resolveMirrorDownload(service, name, relativePath, { method: request.method, signal: left.signal, query }, cacheControl);
     await downloads.respond(request, reply, download, `mirror/${name}/${relativePath}`, observer, left);
   };
   app.decorate('serveMirror', serveMirror);

@@ -12,7 +12,7 @@
  */
 import { open } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import type { RequestHeaders } from '../assets/conditional.ts';
+import { isEntityTag, type RequestHeaders } from '../assets/conditional.ts';
 import { ClientGoneError, writeChunk, type BufferPool } from '../assets/file-stream.ts';
 import { HttpError } from '../common/http-error.ts';
 import { contentTypeFor } from '../assets/routes.ts';
@@ -20,6 +20,7 @@ import { reprDigestHeader } from '../assets/repr-digest.ts';
 import { sendFile, type BodyStart } from '../assets/send-file.ts';
 import type { Download } from '../assets/download.ts';
 import type { FillReader } from './fill-reader.ts';
+import { endToEndHeaders } from './fill-upstream.ts';
 import { SlotsFullError } from './fill-slots.ts';
 import type { MirrorSource, PullThroughMirror } from './mirror.ts';
 import { discardBody, headerValue, printableHeader, readBody } from './upstream.ts';
@@ -67,6 +68,52 @@ export const CACHE_STATUS = 'X-Cache-Status';
 
 const PRECONDITIONS = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-range'];
 
+/** Stored fields the mirror writes itself when it serves a file (or never passes on). */
+const WRITTEN_HERE = new Set(['date', 'age', 'cache-control', 'expires', 'vary']);
+
+/** How one answer's caching fields are written. */
+export interface ServedFile {
+  /** The upstream's end-to-end headers kept with the file. */
+  stored: Readonly<Record<string, string>> | undefined;
+  immutable: boolean;
+  /** The mirror ignores the upstream's caching headers for this file (`freshness.ignoreUpstream`). */
+  ignoreUpstream: boolean;
+  /** Current age in seconds; mutable files only. */
+  ageSeconds: number | undefined;
+  upstreamEtag: string | undefined;
+}
+
+/**
+ * The headers an answer carries besides its framing: the upstream's end-to-end headers
+ * (Content-Disposition, Content-Language, Content-Location, Link, Repr-Digest, custom ones),
+ * and its caching fields as a shared cache passes them on. A versioned path is sent as
+ * immutable; a mutable one with the upstream's Cache-Control and Expires plus the copy's Age,
+ * or, when the upstream sent neither (or is ignored), with the mirror's `public, no-cache`.
+ * `etag` says which validator is sent: the upstream's when it is strong (the same bytes), else
+ * the file's own strong one, with the upstream's weak one still accepted by If-None-Match.
+ */
+export function servedHeaders(file: ServedFile, cacheControl: MirrorCacheControl): { headers: Record<string, string>; cacheControl: string; etag: { strong?: string; alsoMatches?: readonly string[] } } {
+  const headers: Record<string, string> = {};
+  const stored = file.stored ?? {};
+  for (const [name, value] of Object.entries(stored)) if (!WRITTEN_HERE.has(name)) headers[name] = value;
+  let control: string;
+  if (file.immutable) control = cacheControl.immutable;
+  else {
+    const upstreamSays = !file.ignoreUpstream && (stored['cache-control'] !== undefined || stored.expires !== undefined);
+    control = upstreamSays ? (stored['cache-control'] ?? '') : cacheControl.mutable;
+    if (upstreamSays && stored.expires !== undefined) headers.expires = stored.expires;
+    if (file.ageSeconds !== undefined) headers.age = String(Math.max(0, Math.floor(file.ageSeconds)));
+  }
+  if (!file.ignoreUpstream && stored.vary !== undefined) headers.vary = stored.vary;
+  const upstream = file.upstreamEtag !== undefined && isEntityTag(file.upstreamEtag) ? file.upstreamEtag : undefined;
+  const etag = upstream === undefined ? {} : upstream.startsWith('W/') ? { alsoMatches: [upstream] } : { strong: upstream };
+  return { headers, cacheControl: control, etag };
+}
+
+function setAll(res: ServerResponse, headers: Record<string, string>): void {
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+}
+
 function endWithText(res: ServerResponse, status: number, message: string, from: ServeMirrorOutcome['from'], retryAfter?: number): ServeMirrorOutcome {
   const body = `${message}\n`;
   if (res.destroyed) return { status, bytes: 0, from, file: false };
@@ -89,8 +136,8 @@ async function writeAll(res: ServerResponse, chunk: Buffer, sent: { bytes: numbe
  * cached file, a growing fill or a passthrough. Resolving may wait for a fill slot or the
  * upstream's headers; nothing is written to the client before it returns.
  */
-export async function resolveMirrorDownload(mirror: PullThroughMirror, name: string, relativePath: string, request: { method: string; signal: AbortSignal }, cacheControl: MirrorCacheControl): Promise<Download> {
-  const source = await mirror.lookup(name, relativePath, { method: request.method, signal: request.signal });
+export async function resolveMirrorDownload(mirror: PullThroughMirror, name: string, relativePath: string, request: { method: string; signal: AbortSignal; query?: string }, cacheControl: MirrorCacheControl): Promise<Download> {
+  const source = await mirror.lookup(name, relativePath, { method: request.method, signal: request.signal, ...(request.query ? { query: request.query } : {}) });
   if (source.kind === 'error') return { kind: 'answer', status: source.status, message: source.message, ...(source.retryAfter !== undefined ? { retryAfter: source.retryAfter } : {}) };
   return {
     kind: 'content',
@@ -107,7 +154,7 @@ async function serveSource(res: ServerResponse, mirror: PullThroughMirror, sourc
     case 'error':
       return endWithText(res, source.status, source.message, 'error', source.retryAfter);
     case 'cached':
-      return serveCached(res, source, relativePath, options);
+      return serveCached(res, mirror, source, relativePath, options);
     case 'filling':
       return serveFilling(res, source.reader, source.immutable, relativePath, options);
     case 'passthrough':
@@ -115,12 +162,23 @@ async function serveSource(res: ServerResponse, mirror: PullThroughMirror, sourc
   }
 }
 
-async function serveCached(res: ServerResponse, source: Extract<MirrorSource, { kind: 'cached' }>, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
+async function serveCached(res: ServerResponse, mirror: PullThroughMirror, source: Extract<MirrorSource, { kind: 'cached' }>, relativePath: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
   const { lease } = source;
   try {
     const { meta } = lease.entry;
     const handle = await open(lease.file, 'r');
     try {
+      const served = servedHeaders(
+        {
+          stored: meta.headers,
+          immutable: source.immutable,
+          ignoreUpstream: mirror.settings.mirrors[meta.mirror]?.freshness?.ignoreUpstream ?? false,
+          ageSeconds: source.freshness?.ageSeconds,
+          upstreamEtag: meta.upstreamEtag,
+        },
+        options.cacheControl,
+      );
+      setAll(res, served.headers);
       if (meta.contentEncoding) res.setHeader('Content-Encoding', meta.contentEncoding);
       res.setHeader(CACHE_STATUS, source.stale ? 'STALE' : 'HIT');
       // The stored bytes' own digests, hashed as they came in (and checked, when the upstream published any).
@@ -130,7 +188,8 @@ async function serveCached(res: ServerResponse, source: Extract<MirrorSource, { 
         method: options.method,
         headers: options.headers,
         contentType: meta.contentType || contentTypeFor(relativePath),
-        cacheControl: source.immutable ? options.cacheControl.immutable : options.cacheControl.mutable,
+        cacheControl: served.cacheControl,
+        etag: served.etag,
         pool: options.pool,
         sent: options.sent,
         ...(options.onBody ? { onBody: options.onBody } : {}),
@@ -159,10 +218,15 @@ async function serveFilling(res: ServerResponse, reader: FillReader, immutable: 
   if (options.signal?.aborted) leave();
   try {
     const contentType = fill.contentType || contentTypeFor(relativePath);
-    const cacheControl = immutable ? options.cacheControl.immutable : options.cacheControl.mutable;
-    if (fill.expected === undefined && !needsSize(options)) return await streamUnknownLength(res, reader, contentType, cacheControl, options);
+    const served = servedHeaders(
+      { stored: fill.storedHeaders, immutable, ignoreUpstream: fill.policy.ignoreUpstream, ageSeconds: immutable ? undefined : fill.initialAgeSeconds, upstreamEtag: fill.upstreamEtag },
+      options.cacheControl,
+    );
+    const cacheControl = served.cacheControl;
+    if (fill.expected === undefined && !needsSize(options)) return await streamUnknownLength(res, reader, contentType, served, options);
     // An empty body has no last byte to hold back: wait for the verdict before answering.
     if (fill.expected === undefined || fill.expected === 0) await reader.complete();
+    setAll(res, served.headers);
     if (fill.contentEncoding) res.setHeader('Content-Encoding', fill.contentEncoding);
     res.setHeader(CACHE_STATUS, 'MISS');
     const outcome = await sendFile(res, reader, {
@@ -170,6 +234,7 @@ async function serveFilling(res: ServerResponse, reader: FillReader, immutable: 
       headers: options.headers,
       contentType,
       cacheControl,
+      etag: served.etag,
       pool: options.pool,
       sent: options.sent,
       ...(options.onBody ? { onBody: options.onBody } : {}),
@@ -182,10 +247,12 @@ async function serveFilling(res: ServerResponse, reader: FillReader, immutable: 
 }
 
 /** A plain GET of a chunked fill: chunked out as the bytes arrive; the end only once the fill is complete. */
-async function streamUnknownLength(res: ServerResponse, reader: FillReader, contentType: string, cacheControl: string, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
+async function streamUnknownLength(res: ServerResponse, reader: FillReader, contentType: string, served: ReturnType<typeof servedHeaders>, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
   const { fill } = reader;
-  const headers: Record<string, string> = { 'Content-Type': contentType, 'Last-Modified': new Date(fill.mtimeSeconds * 1000).toUTCString(), [CACHE_STATUS]: 'MISS' };
-  if (cacheControl) headers['Cache-Control'] = cacheControl;
+  const headers: Record<string, string> = { ...served.headers, 'Content-Type': contentType, 'Last-Modified': new Date(fill.mtimeSeconds * 1000).toUTCString(), [CACHE_STATUS]: 'MISS' };
+  if (served.cacheControl) headers['Cache-Control'] = served.cacheControl;
+  // Only the upstream's strong ETag: the file's own depends on a size not known yet.
+  if (served.etag.strong) headers.ETag = served.etag.strong;
   if (fill.contentEncoding) headers['Content-Encoding'] = fill.contentEncoding;
   res.writeHead(200, headers);
   await options.onBody?.(200, undefined);
@@ -220,11 +287,17 @@ async function servePassthrough(res: ServerResponse, mirror: PullThroughMirror, 
     await discardBody(response.body, mirror.settings.headersTimeoutMs);
     return endWithText(res, response.statusCode === 404 ? 404 : 502, `upstream ${url} answered ${response.statusCode}`, 'error');
   }
-  const headers: Record<string, string> = {
+  const headers: Record<string, string> = {};
+  for (const [field, value] of Object.entries(endToEndHeaders(response.headers))) if (!WRITTEN_HERE.has(field)) headers[field] = value;
+  Object.assign(headers, {
     'Content-Type': printableHeader(headerValue(response.headers, 'content-type')) ?? contentTypeFor(relativePath),
     'Cache-Control': 'no-store',
     [CACHE_STATUS]: 'BYPASS',
-  };
+  });
+  const etag = printableHeader(headerValue(response.headers, 'etag'));
+  if (etag !== undefined && isEntityTag(etag)) headers.ETag = etag;
+  const encoding = printableHeader(headerValue(response.headers, 'content-encoding'));
+  if (encoding) headers['Content-Encoding'] = encoding;
   const length = headerValue(response.headers, 'content-length');
   if (length !== undefined && /^\d{1,15}$/.test(length)) headers['Content-Length'] = length;
   const lastModified = printableHeader(headerValue(response.headers, 'last-modified'));

@@ -6,7 +6,8 @@
  */
 import { open } from 'node:fs/promises';
 import type { LRUCache } from 'lru-cache';
-import type { MirrorSettings } from './config.ts';
+import { freshnessPolicyFor, type MirrorSettings } from './config.ts';
+import { evaluateFreshness, storedResponseOf } from './freshness.ts';
 import { HttpError } from '../common/http-error.ts';
 import { MirrorError } from './errors.ts';
 import { redirectPolicyFor } from './fill-upstream.ts';
@@ -116,7 +117,7 @@ export class SmallFiles {
     if (!segments || !acceptsPath(mirror, relativePath)) throw new MirrorError(404, `mirror ${name} does not serve ${JSON.stringify(relativePath)}`);
     const key = cacheKey(name, relativePath);
     const entry = index.peek(key);
-    if (entry && (isImmutablePath(segments) || this.source.now() - Date.parse(entry.meta.validatedAt) < settings.mutableMaxAgeMs)) {
+    if (entry && (isImmutablePath(segments) || evaluateFreshness(storedResponseOf(entry.meta), freshnessPolicyFor(mirror, settings), this.source.now()).fresh)) {
       const copy = await this.readCopy(key, maxBytes);
       if (copy !== undefined) return { text: copy };
     }

@@ -28,6 +28,7 @@ describe('mirror config section', () => {
       builtins: true,
       timeouts: { connect: 10, headers: 30, bodyInactivity: 30 },
       mutableMaxAge: 300,
+      staleIfError: 604800,
       notFoundTtl: 60,
       maxConcurrentFills: 16,
       maxQueuedFills: 64,
@@ -52,6 +53,17 @@ describe('mirror config section', () => {
     assert.equal(accepts('tools/memtest.img'), true);
     assert.equal(accepts('tools/memtest.img.bak'), false);
     assert.equal(accepts('other/file'), false);
+  });
+
+  it('takes ignoreQueryParams and freshness overrides per mirror, in milliseconds', () => {
+    const { value, problems } = load('mirror:\n  staleIfError: 3600\n  mirrors:\n    releases:\n      url: https://releases.example.com\n      ignoreQueryParams: [signature, expires]\n      freshness: { maxAge: 60, staleIfError: 120, ignoreUpstream: true }\n');
+    assert.deepEqual(problems, []);
+    const { settings } = resolveMirrorSettings({ file: value?.mirror as MirrorConfigFile, baseDir: '/', fileSource: 'bootdepot.yaml' });
+    assert.equal(settings?.staleIfErrorMs, 3_600_000);
+    assert.deepEqual(settings?.mirrors.releases?.ignoreQueryParams, ['signature', 'expires']);
+    assert.deepEqual(settings?.mirrors.releases?.freshness, { maxAgeMs: 60_000, staleIfErrorMs: 120_000, ignoreUpstream: true });
+    assert.equal(settings?.mirrors['flatcar-stable']?.dropQuery, true, 'release files take no query');
+    assert.equal(load('mirror:\n  mirrors:\n    a:\n      url: https://a.example.com\n      freshness: { maxAge: -1 }\n').problems.length > 0, true);
   });
 
   it('lets the built-in Flatcar mirrors fetch only Flatcar release files', () => {

@@ -58,11 +58,15 @@ export interface UpstreamFile {
   fault?: Fault;
   /** How many requests the fault applies to (default 1); later ones are served normally. */
   faultTimes?: number;
+  /** More response headers (Cache-Control, Date, Content-Disposition, ...), on 200 and 304 alike. */
+  headers?: Record<string, string>;
 }
 
 export interface SeenRequest {
   method: string;
   path: string;
+  /** The query as it arrived, without `?` ('' for none). */
+  query: string;
   headers: http.IncomingHttpHeaders;
 }
 
@@ -100,9 +104,11 @@ export async function startUpstream(t: TestContext, files: Record<string, Upstre
   const requests: SeenRequest[] = [];
   const sockets = new Set<Socket>();
   const server = http.createServer((req, res) => {
-    const path = decodeURIComponent((req.url ?? '/').split('?')[0] ?? '/').replace(/^\//, '');
-    requests.push({ method: req.method ?? 'GET', path, headers: req.headers });
-    const file = map.get(path);
+    const [rawPath = '/', query = ''] = (req.url ?? '/').split(/\?(.*)/s);
+    const path = decodeURIComponent(rawPath).replace(/^\//, '');
+    requests.push({ method: req.method ?? 'GET', path, query, headers: req.headers });
+    // A file may be served for one query only: `path?query` before `path`.
+    const file = (query !== '' ? map.get(`${path}?${query}`) : undefined) ?? map.get(path);
     if (!file) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('no such file\n');
@@ -140,6 +146,7 @@ export async function startUpstream(t: TestContext, files: Record<string, Upstre
     if (etag) headers.etag = etag;
     if (file.lastModified) headers['last-modified'] = file.lastModified;
     if (ranges) headers['accept-ranges'] = 'bytes';
+    Object.assign(headers, file.headers);
 
     const ifMatch = req.headers['if-match'];
     if (ifMatch !== undefined && ifMatch !== etag) {
@@ -248,6 +255,7 @@ export interface MirrorAppOptions {
   settings?: Partial<MirrorSettings>;
   writeChunk?: MirrorOptions['writeChunk'];
   log?: MirrorOptions['log'];
+  now?: MirrorOptions['now'];
   lookup?: MirrorOptions['lookup'];
   isProtected?: MirrorOptions['isProtected'];
 }
@@ -283,6 +291,7 @@ export async function startMirror(t: TestContext, upstreamUrl: string, options: 
     settings,
     ...(options.writeChunk ? { writeChunk: options.writeChunk } : {}),
     ...(options.log ? { log: options.log } : {}),
+    ...(options.now ? { now: options.now } : {}),
     ...(options.lookup ? { lookup: options.lookup } : {}),
     ...(options.isProtected ? { isProtected: options.isProtected } : {}),
   });

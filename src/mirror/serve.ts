@@ -178,7 +178,8 @@ async function serveCached(res: ServerResponse, mirror: PullThroughMirror, sourc
         },
         options.cacheControl,
       );
-      setAll(res, served.headers);
+      // Repr-Digest of a cached file is the mirror's own (below), never the kept one.
+      setAll(res, Object.fromEntries(Object.entries(served.headers).filter(([name]) => name !== 'repr-digest')));
       if (meta.contentEncoding) res.setHeader('Content-Encoding', meta.contentEncoding);
       res.setHeader(CACHE_STATUS, source.stale ? 'STALE' : 'HIT');
       // The stored bytes' own digests, hashed as they came in (and checked, when the upstream published any).

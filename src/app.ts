@@ -144,6 +144,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       catalogue: () => deps.catalogue.current(),
       assets: deps.assets,
       ...(deps.mirror ? { mirror: deps.mirror, mirrorAdmin: deps.mirror } : {}),
+      ...(deps.readiness ? { readiness: deps.readiness } : {}),
+      storeStats: () => {
+        const state = deps.bootState as BootState;
+        return { lost: state.recorder.stats.lost, readFailures: state.failures.reads };
+      },
     });
   } else {
     const why = token === undefined ? 'start bootdepot with --admin-token or BOOTDEPOT_ADMIN_TOKEN' : 'it needs the device store (state.enabled)';

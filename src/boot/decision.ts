@@ -8,8 +8,11 @@ import type { NextBoot } from '../state/model.ts';
 import type { BrokenGroup, Catalogue, Group, Profile } from './catalogue.ts';
 
 export type BootDecision =
-  /** Boot a profile. `once` marks an operator's one-time boot, consumed when it starts. */
-  | { action: 'profile'; profile: Profile; group: Group | undefined; reason: string; once?: boolean }
+  /**
+   * Boot a profile. `once` marks an operator's one-time boot, consumed when it starts;
+   * `unmatched`: no group matched, and this is `boot.unmatched: profile`'s fallback.
+   */
+  | { action: 'profile'; profile: Profile; group: Group | undefined; reason: string; once?: boolean; unmatched?: boolean }
   /** Wait and ask again; `broken` when it is because of data that does not load. */
   | { action: 'poll'; interval: number; group: Group | undefined; reason: string; broken?: boolean }
   /** Held by the operator: wait and ask again until released. */
@@ -123,7 +126,7 @@ export function decideBoot(input: DecideInput): BootDecision {
           reason: `no group matches and the unmatched profile ${boot.unmatchedProfile} is not loaded`,
         };
       }
-      return { action: 'profile', profile, group: undefined, reason: `no group matches; boot.unmatched boots profile ${profile.id}` };
+      return { action: 'profile', profile, group: undefined, reason: `no group matches; boot.unmatched boots profile ${profile.id}`, unmatched: true };
     }
   }
 }

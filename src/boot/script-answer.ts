@@ -71,6 +71,7 @@ export async function answerScript(request: ScriptRequest, deps: ScriptAnswerDep
           reason: result.problem && result.problem !== decision.reason ? `${decision.reason}; ${result.problem}` : decision.reason,
           ...(group ? { group } : {}),
           ...(profile ? { profile } : {}),
+          ...(decision.action === 'profile' && decision.unmatched ? { unmatched: true } : {}),
           ...(verified ? {} : { verified: false }),
         },
       },

@@ -80,6 +80,8 @@ export type EventDetail =
       reason: string;
       group?: string;
       profile?: string;
+      /** No group matched: `profile` is the `boot.unmatched` fallback's. */
+      unmatched?: boolean;
       /**
        * False when the request's identity contradicts what the device recorded (another UUID or
        * serial, or none where one was recorded): such a script is answered and recorded, but
@@ -134,6 +136,8 @@ export interface Device {
   lastGroup: string | null;
   lastIp: string | null;
   lastBootId: string | null;
+  /** Its last script matched no group and booted the `boot.unmatched` fallback profile. Absent on older rows. */
+  lastUnmatched?: boolean;
   identity: DeviceIdentity;
   nextBoot: NextBoot | null;
   lastReport: { state: ReportState; code?: number; message?: string; at: string } | null;
@@ -272,6 +276,7 @@ export function applyEvent(previous: Device | undefined, event: NewEvent): Devic
       device.lastAction = detail.action;
       device.lastGroup = detail.group ?? null;
       device.lastProfile = detail.profile ?? null;
+      device.lastUnmatched = detail.unmatched === true;
       if (event.bootId !== undefined && event.bootId !== device.lastBootId) {
         device.bootCount += 1;
         device.lastBootId = event.bootId;

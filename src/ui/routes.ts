@@ -28,7 +28,7 @@ import { SessionTable } from './sessions.ts';
 import { STYLE } from './style.ts';
 import { createTemplates, type TemplateName } from './templates.ts';
 import { barChart, CounterSampler, MinuteSeries } from './activity.ts';
-import { fleetCounts, fleetRow, formatBytes, matchesFilter, mirrorView, STAGE_FILTERS, timeline, type StageFilter } from './views.ts';
+import { fleetCounts, fleetRow, formatBytes, matchesFilter, mirrorView, problemsView, STAGE_FILTERS, timeline, type StageFilter } from './views.ts';
 
 export type MirrorAdmin = Pick<PullThroughMirror, 'list' | 'filling' | 'failures' | 'stats' | 'mirrors'>;
 
@@ -49,6 +49,10 @@ export interface DashboardOptions {
   loginsPerMinute?: number;
   /** Seconds between SSE keep-alive comments. */
   heartbeatSeconds?: number;
+  /** Why the server is not ready (as `/readyz` says), e.g. the device store has not opened. */
+  readiness?: () => readonly string[];
+  /** Events lost and store reads failed since the start (the boot state's counters). */
+  storeStats?: () => { lost: number; readFailures: number };
   /** Milliseconds between samples of the mirror's byte counter for its chart (default 10 s). */
   sampleIntervalMs?: number;
 }
@@ -214,6 +218,11 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
     return reply.header('set-cookie', clearedCookie(secure(request))).redirect('/ui/login', 303);
   });
 
+  const problemsOf = () => {
+    const data = options.catalogue().problems.map((problem) => ({ text: formatProblem(problem), warning: isWarning(problem) }));
+    return problemsView({ data, readiness: options.readiness?.() ?? [], store: options.storeStats?.(), failures: options.mirrorAdmin?.failures() ?? [] }, Date.now());
+  };
+
   const fleetData = async (request: FastifyRequest, query: { stage?: string; q?: string }) => {
     const stage = STAGE_FILTERS.includes(query.stage as StageFilter) ? (query.stage as StageFilter) : undefined;
     const q = typeof query.q === 'string' ? query.q.slice(0, 200) : '';
@@ -229,8 +238,9 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
     const data = await fleetData(request, request.query);
     // What `bootdepot check` says: the files' problems and what each group's machines would get
     // (the server's audit, re-run after every load and every 30 s).
-    const problems = options.catalogue().problems.map((problem) => ({ text: formatProblem(problem), warning: isWarning(problem) }));
-    return page(reply, 'fleet', 'Fleet', { ...data, problems, errors: problems.filter((p) => !p.warning).length, warnings: problems.filter((p) => p.warning).length, fragment: await templates.render('fleet-fragment', data) }, request);
+    // The device store's and the upstreams' trouble too: the Problems page has the details.
+    const view = problemsOf();
+    return page(reply, 'fleet', 'Fleet', { ...data, problems: view.data, errors: view.errors, warnings: view.warnings, elsewhere: [...view.store, ...view.upstreams.map((up) => `upstream ${up.upstream}: ${up.files} file${up.files === 1 ? '' : 's'} failed, latest ${up.latest}`)], fragment: await templates.render('fleet-fragment', data) }, request);
   });
   app.get('/ui', (_request, reply) => reply.redirect('/ui/', 301));
 
@@ -322,6 +332,8 @@ export default async function dashboard(app: FastifyInstance, options: Dashboard
     }
     return reply.redirect(body.back ? safeNext(body.back) : `/ui/devices/${encodeURIComponent(id)}`, 303);
   });
+
+  app.get('/ui/problems', async (request, reply) => page(reply, 'problems', 'Problems', { view: problemsOf() }, request));
 
   // The mirror's state lives in this process's memory, not in the store: its view is polled
   // (every 2 s, only while the page is open) instead of following the event stream.

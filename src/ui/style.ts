@@ -60,5 +60,7 @@ figure.chart rect { fill: var(--boot); }
 figure.chart[data-chart=throughput] rect { fill: var(--ok); }
 figure.chart .axis { stroke: #8886; }
 .chart-axis { display: flex; justify-content: space-between; color: var(--muted); font-size: .75rem; }
+td.sent { max-width: 24rem; overflow-wrap: anywhere; }
+td.sent span { display: block; }
 section.boot { border-left: 3px solid #8886; padding-left: .75rem; margin-bottom: 1rem; }
 `;

@@ -32,7 +32,7 @@ const layout = `<!doctype html>
 <body>
 <header>
 <a class="brand" href="/ui/">bootdepot</a>
-{% if signedIn %}<nav><a href="/ui/">Fleet</a> <a href="/ui/mirror">Mirror</a>
+{% if signedIn %}<nav><a href="/ui/">Fleet</a> <a href="/ui/mirror">Mirror</a> <a href="/ui/problems">Problems</a>
 <form method="post" action="/ui/logout" class="inline"><input type="hidden" name="_csrf" value="{{ csrf }}"><button type="submit">Log out</button></form></nav>{% endif %}
 </header>
 <main>
@@ -64,7 +64,7 @@ const fleetFragment = `<ul class="counts">
 {% render 'chart', chart: boots, name: 'boots', caption: 'Boots per minute' %}
 <p class="shown">{{ rows.size }} shown{% if truncated %} (the first {{ limit }} devices only){% endif %}</p>
 <table class="fleet">
-<thead><tr><th>MAC</th><th>Hostname</th><th>Stage</th><th>Detail</th><th>Profile</th><th>Group</th><th>Next boot</th><th>Last seen</th><th>Boots</th>{% if assign %}<th>Assign</th>{% endif %}</tr></thead>
+<thead><tr><th>MAC</th><th>Hostname</th><th>Stage</th><th>Detail</th><th>Profile</th><th>Group</th><th>Next boot</th><th>Last seen</th><th>Boots</th>{% if assign %}<th>Sent</th><th>Assign</th>{% endif %}</tr></thead>
 <tbody>
 {% for row in rows %}<tr class="stage-{{ row.stage }}" data-device="{{ row.id }}">
 <td><a href="/ui/devices/{{ row.id | url_encode }}">{{ row.id }}</a></td>
@@ -76,20 +76,20 @@ const fleetFragment = `<ul class="counts">
 <td>{{ row.nextBoot }}</td>
 <td><time datetime="{{ row.lastSeen }}" title="{{ row.lastSeen }}">{{ row.lastSeenAgo }}</time></td>
 <td class="num">{{ row.boots }}</td>
-{% if assign %}<td><form method="post" action="/ui/devices/{{ row.id | url_encode }}/next-boot" class="assign">
+{% if assign %}<td class="sent">{% for pair in row.sent %}<span><small>{{ pair.field }}</small> {{ pair.value }}</span>{% endfor %}</td><td><form method="post" action="/ui/devices/{{ row.id | url_encode }}/next-boot" class="assign">
 <input type="hidden" name="_csrf" value="{{ assign.csrf }}"><input type="hidden" name="action" value="profile"><input type="hidden" name="back" value="{{ assign.back }}">
 <input type="hidden" name="reason" value="assigned from the dashboard">
 <select name="profile" id="assign-{{ row.id | replace: ':', '-' }}" hx-preserve="true" required><option value="">profile…</option>{% for profile in assign.profiles %}<option value="{{ profile }}">{{ profile }}</option>{% endfor %}</select>
 <button type="submit">Assign</button></form></td>{% endif %}
 </tr>
-{% else %}<tr><td colspan="10" class="empty">No devices{% if filtered %} match{% else %} yet: a machine appears when it asks for /ipxe{% endif %}.</td></tr>
+{% else %}<tr><td colspan="11" class="empty">No devices{% if filtered %} match{% else %} yet: a machine appears when it asks for /ipxe{% endif %}.</td></tr>
 {% endfor %}</tbody>
 </table>
 `;
 
-const fleet = `{% if problems.size > 0 %}<details class="problems"{% if errors > 0 %} open{% endif %}>
-<summary>{{ errors }} data problem{% if errors != 1 %}s{% endif %}{% if warnings > 0 %}, {{ warnings }} warning{% if warnings != 1 %}s{% endif %}{% endif %} (what <code>bootdepot check</code> says)</summary>
-<ul>{% for problem in problems %}<li class="{% if problem.warning %}warning{% else %}error{% endif %}">{{ problem.text }}</li>{% endfor %}</ul>
+const fleet = `{% if problems.size > 0 or elsewhere.size > 0 %}<details class="problems"{% if errors > 0 or elsewhere.size > 0 %} open{% endif %}>
+<summary>{{ errors }} data problem{% if errors != 1 %}s{% endif %}{% if warnings > 0 %}, {{ warnings }} warning{% if warnings != 1 %}s{% endif %}{% endif %} (what <code>bootdepot check</code> says){% if elsewhere.size > 0 %}; {{ elsewhere.size }} with the store or upstreams{% endif %} — <a href="/ui/problems">all problems</a></summary>
+<ul>{% for problem in problems %}<li class="{% if problem.warning %}warning{% else %}error{% endif %}">{{ problem.text }}</li>{% endfor %}{% for line in elsewhere %}<li class="error">{{ line }}</li>{% endfor %}</ul>
 </details>{% endif %}
 <section hx-ext="sse" sse-connect="/ui/events">
 <form id="filters" class="filters" method="get" action="/ui/" hx-get="/ui/fleet" hx-target="#fleet" hx-trigger="input delay:300ms, change">
@@ -192,12 +192,24 @@ const mirror = `<h1>Mirror</h1>
 </div>{% endif %}
 `;
 
+const problems = `<h1>Problems</h1>
+{% if view.total == 0 and view.warnings == 0 %}<p class="empty">None: the data loads, the device store answers, no upstream failed lately.</p>{% endif %}
+<section class="problems-data"><h2>Data <small>what <code>bootdepot check</code> says</small></h2>
+{% if view.data.size > 0 %}<ul>{% for problem in view.data %}<li class="{% if problem.warning %}warning{% else %}error{% endif %}">{{ problem.text }}</li>{% endfor %}</ul>{% else %}<p class="empty">No problems in the data files.</p>{% endif %}</section>
+<section class="problems-store"><h2>Device store</h2>
+{% if view.store.size > 0 %}<ul>{% for line in view.store %}<li class="error">{{ line }}</li>{% endfor %}</ul>{% else %}<p class="empty">It answers.</p>{% endif %}</section>
+<section class="problems-upstreams"><h2>Upstreams <small>failed mirror fills the mirror remembers</small></h2>
+{% if view.upstreams.size > 0 %}<table class="fleet"><thead><tr><th>Upstream</th><th class="num">Files</th><th>Latest</th><th>When</th></tr></thead><tbody>
+{% for up in view.upstreams %}<tr><td class="path">{{ up.upstream }}</td><td class="num">{{ up.files }}</td><td class="error path">{{ up.latest }}</td><td><time datetime="{{ up.at }}" title="{{ up.at }}">{{ up.ago }}</time></td></tr>
+{% endfor %}</tbody></table>{% else %}<p class="empty">No upstream failed lately.</p>{% endif %}</section>
+`;
+
 const notFound = `<h1>{{ heading }}</h1><p>{{ message }}</p><p><a href="/ui/">Back to the fleet</a></p>
 `;
 
-export type TemplateName = 'bar' | 'chart' | 'mirror' | 'mirror-fragment' | 'layout' | 'login' | 'fleet' | 'fleet-fragment' | 'device' | 'device-fragment' | 'message';
+export type TemplateName = 'bar' | 'chart' | 'problems' | 'mirror' | 'mirror-fragment' | 'layout' | 'login' | 'fleet' | 'fleet-fragment' | 'device' | 'device-fragment' | 'message';
 
-const SOURCES: Record<TemplateName, string> = { bar, chart, mirror, 'mirror-fragment': mirrorFragment, layout, login, fleet, 'fleet-fragment': fleetFragment, device, 'device-fragment': deviceFragment, message: notFound };
+const SOURCES: Record<TemplateName, string> = { bar, chart, problems, mirror, 'mirror-fragment': mirrorFragment, layout, login, fleet, 'fleet-fragment': fleetFragment, device, 'device-fragment': deviceFragment, message: notFound };
 
 export interface Templates {
   render(name: TemplateName, data: Record<string, unknown>): Promise<string>;

@@ -21,9 +21,14 @@ export function stageGroup(stage: Stage | null): string {
 /** The step of a boot in progress, e.g. `kernel` while the kernel downloads. */
 const STEP: Partial<Record<Stage, string>> = { script: 'script sent', kernel: 'downloading the kernel', initrd: 'downloading the initrd', booting: 'kernel started (beacon)' };
 
-/** A device whose last script matched no group (it waits, or was told 404). */
+/**
+ * A device whose last script matched no group: it waits, was told 404, or booted the
+ * `boot.unmatched` fallback profile; and no operator has set its next boot since.
+ */
 export function isUnmatched(device: Device): boolean {
-  return (device.lastAction === 'wait' || device.lastAction === 'notFound') && device.lastGroup === null && device.lastProfile === null && device.nextBoot === null;
+  if (device.nextBoot !== null || device.lastGroup !== null) return false;
+  if (device.lastUnmatched === true) return true;
+  return (device.lastAction === 'wait' || device.lastAction === 'notFound') && device.lastProfile === null;
 }
 
 export function matchesFilter(device: Device, filter: StageFilter | undefined, search: string): boolean {
@@ -49,7 +54,11 @@ export interface FleetRow {
   boots: number;
   /** The current boot's downloads while it boots: one progress bar each. */
   downloads: DownloadBar[];
+  /** What the machine sent besides its MAC and hostname, as `field value` pairs (for unknown machines). */
+  sent: { field: string; value: string }[];
 }
+
+const SENT_FIELDS = ['uuid', 'serial', 'manufacturer', 'product', 'asset', 'arch', 'platform', 'domain', 'ip'] as const;
 
 /** One download as a progress bar: `<progress value max>` (max 0: length unknown). */
 export interface DownloadBar {
@@ -146,6 +155,7 @@ export function fleetRow(device: Device, now: number): FleetRow {
     lastSeenAgo: ago(device.lastSeen, now),
     boots: device.bootCount,
     downloads: stageGroup(device.stage) === 'booting' ? (device.downloads ?? []).map(downloadBar) : [],
+    sent: SENT_FIELDS.flatMap((field) => (device.identity[field] !== undefined ? [{ field, value: String(device.identity[field]) }] : [])),
   };
 }
 
@@ -347,4 +357,53 @@ export function mirrorView(input: MirrorInput, now: number, search = '', filesSh
       { label: 'refused (queue full)', value: String(stats.rejectedFills) },
     ],
   };
+}
+
+export interface ProblemLine {
+  text: string;
+  warning: boolean;
+}
+
+export interface ProblemsInput {
+  /** What `bootdepot check` says: the data files and what each group's machines would get. */
+  data: readonly ProblemLine[];
+  /** Why the server is not ready (`/readyz`), e.g. the device store not open. */
+  readiness: readonly string[];
+  /** Events the recorder lost and store reads that failed since the start. */
+  store?: { lost: number; readFailures: number } | undefined;
+  /** The mirror's remembered failed fills. */
+  failures: readonly FillFailureInfo[];
+}
+
+export interface ProblemsViewModel {
+  data: ProblemLine[];
+  errors: number;
+  warnings: number;
+  store: string[];
+  upstreams: { upstream: string; files: number; latest: string; at: string; ago: string }[];
+  /** Errors of every kind: the page's headline. */
+  total: number;
+}
+
+/** Every kind of trouble in one place: data, the device store, upstreams. */
+export function problemsView(input: ProblemsInput, now: number): ProblemsViewModel {
+  const store = [...input.readiness];
+  if (input.store && input.store.lost > 0) store.push(`${input.store.lost} events could not be recorded since the start (machines kept booting)`);
+  if (input.store && input.store.readFailures > 0) store.push(`${input.store.readFailures} reads from the device store failed since the start`);
+  // Failures newest first: the first seen of an upstream is its latest.
+  const byUpstream = new Map<string, { upstream: string; files: number; latest: string; at: string; ago: string }>();
+  for (const failure of input.failures) {
+    let upstream: string;
+    try {
+      upstream = new URL(failure.upstream).origin;
+    } catch {
+      upstream = failure.upstream;
+    }
+    const known = byUpstream.get(upstream);
+    if (known) known.files += 1;
+    else byUpstream.set(upstream, { upstream, files: 1, latest: `${failure.mirror}/${failure.path}: ${failure.error}`, at: failure.at, ago: ago(failure.at, now) });
+  }
+  const errors = input.data.filter((p) => !p.warning).length;
+  const upstreams = [...byUpstream.values()];
+  return { data: [...input.data], errors, warnings: input.data.length - errors, store, upstreams, total: errors + store.length + upstreams.length };
 }

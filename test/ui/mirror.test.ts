@@ -63,6 +63,12 @@ describe('the Mirror view', () => {
     assert.match(page, /<code>\/mirror\/up\/<\/code> from http:\/\/127\.0\.0\.1:\d+/);
     assert.doesNotMatch(page, /data-file="up\/slow.img"/);
     assert.equal((await fetch(`${server.url}/ui/mirror/live`)).status, 401);
+
+    // The failing upstream is on the Problems page, and in the fleet's problem box.
+    const problems = await (await fetch(`${server.url}/ui/problems`, { headers: auth })).text();
+    assert.match(problems, /<tr><td class="path">http:\/\/127\.0\.0\.1:\d+<\/td><td class="num">1<\/td><td class="error path">up\/broken.img: HTTP 500<\/td>/);
+    const fleet = await (await fetch(`${server.url}/ui/`, { headers: auth })).text();
+    assert.match(fleet, /<li class="error">upstream http:\/\/127\.0\.0\.1:\d+: 1 file failed, latest up\/broken.img: HTTP 500<\/li>/);
   });
 
   it('says so when the app has no mirror', async (t) => {

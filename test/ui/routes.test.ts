@@ -180,4 +180,39 @@ describe('unknown machines and data problems', () => {
     const evil = await built.app.inject({ method: 'POST', url: `/ui/devices/${MAC}/next-boot`, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'action=hold&back=//evil.example/' });
     assert.equal(evil.headers.location, '/ui/');
   });
+
+  it('lists machines that got the unmatched fallback profile too, with what they sent, until one is assigned', async (t) => {
+    const built = await testApp(t, {
+      data: { 'profiles/main.yaml': 'boot: {kernel: /assets/main/vmlinuz}\n', 'profiles/discover.yaml': 'boot: {kernel: /assets/main/vmlinuz}\n', 'groups/efi.yaml': 'profile: main\nselector: {platform: efi}\n' },
+      assets: { 'main/vmlinuz': 'main' },
+      yaml: 'boot:\n  unmatched: profile\n  unmatchedProfile: discover\n',
+      overrides: [{ key: 'adminToken', value: TOKEN, source: 'test' }],
+    });
+    const other = '52:54:00:12:34:57';
+    await built.app.inject({ url: `/ipxe?mac=${MAC}&platform=pcbios&serial=${encodeURIComponent(HOSTILE)}&manufacturer=Acme` });
+    await built.app.inject({ url: `/ipxe?mac=${other}&platform=efi` });
+    const headers = { authorization: `Bearer ${TOKEN}` };
+    const fleet = (await built.app.inject({ url: '/ui/fleet?stage=unmatched', headers })).body;
+    assert.match(fleet, new RegExp(`data-device="${MAC}"`));
+    assert.doesNotMatch(fleet, new RegExp(`data-device="${other}"`), 'a machine its group matched is not unknown');
+    assert.match(fleet, /<td class="sent"><span><small>serial<\/small> &lt;script&gt;alert\(1\)&lt;\/script&gt;<\/span><span><small>manufacturer<\/small> Acme<\/span><span><small>platform<\/small> pcbios<\/span>/);
+    assert.doesNotMatch(fleet, /<script>alert/);
+    const assign = await built.app.inject({ method: 'POST', url: `/ui/devices/${MAC}/next-boot`, headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'action=profile&profile=main&reason=assigned' });
+    assert.equal(assign.statusCode, 303);
+    assert.doesNotMatch((await built.app.inject({ url: '/ui/fleet?stage=unmatched', headers })).body, new RegExp(`data-device="${MAC}"`));
+    assert.match((await built.app.inject({ url: `/ipxe?mac=${MAC}&platform=pcbios` })).body, /profile main/);
+  });
+
+  it('lists the data problems, the device store\'s trouble and failing upstreams on the Problems page', async (t) => {
+    const built = await testApp(t, {
+      data: { 'profiles/main.yaml': 'boot: {kernel: /assets/main/vmlinuz}\n', 'groups/gone.yaml': 'profile: missing\nselector: {rack: "9"}\n' },
+      assets: { 'main/vmlinuz': 'main' },
+      overrides: [{ key: 'adminToken', value: TOKEN, source: 'test' }],
+    });
+    const page = await built.app.inject({ url: '/ui/problems', headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(page.statusCode, 200);
+    assert.match(page.body, /<li class="error">[^<]*gone\.yaml[^<]*missing/);
+    assert.match(page.body, /<section class="problems-store"><h2>Device store<\/h2>\n<p class="empty">It answers\.<\/p>/);
+    assert.equal((await built.app.inject({ url: '/ui/problems' })).statusCode, 401);
+  });
 });

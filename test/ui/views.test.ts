@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { newDevice, type Device, type EventDetail, type StoredEvent } from '../../src/state/model.ts';
 import { applyEvent, BOOT_DOWNLOADS_KEPT } from '../../src/state/model.ts';
-import { downloadBar, fleetCounts, fleetRow, isUnmatched, matchesFilter, stageGroup, timeline } from '../../src/ui/views.ts';
+import { downloadBar, fleetCounts, fleetRow, isUnmatched, matchesFilter, problemsView, stageGroup, timeline } from '../../src/ui/views.ts';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 
@@ -112,5 +112,27 @@ describe('download progress', () => {
     assert.deepEqual(downloadBar({ path: '/m/x', role: 'other', phase: 'progress', status: 200, bytes: 2048, rate: 1024 }), { name: 'file /m/x', phase: 'progress', value: 0, max: 0, text: '2.0 KiB', speed: '1.0 KiB/s', tone: '' });
     assert.equal(downloadBar({ path: '/m/x', role: 'initrd', phase: 'failed', status: 502, bytes: 0 }).text, 'failed, HTTP 502');
     assert.equal(downloadBar({ path: '/m/x', role: 'initrd', phase: 'failed', status: 502, bytes: 0 }).tone, 'bad');
+  });
+});
+
+describe('problems', () => {
+  it('puts the store\'s trouble and failing upstreams beside the data problems, one line per upstream', () => {
+    const at = new Date(NOW - 30_000).toISOString();
+    const view = problemsView(
+      {
+        data: [{ text: 'groups/a.yaml: broken', warning: false }, { text: 'profiles/b.yaml: odd', warning: true }],
+        readiness: ['device store: connect ECONNREFUSED'],
+        store: { lost: 3, readFailures: 0 },
+        failures: [
+          { mirror: 'up', path: 'b.img', upstream: 'http://mirror.example:8080/b.img', error: 'HTTP 503', at },
+          { mirror: 'up', path: 'a.img', upstream: 'http://mirror.example:8080/a.img', error: 'HTTP 500', at: new Date(NOW - 60_000).toISOString() },
+          { mirror: 'fc', path: 'x', upstream: 'https://other.example/x', error: 'stalled', at },
+        ],
+      },
+      NOW,
+    );
+    assert.deepEqual(view.store, ['device store: connect ECONNREFUSED', '3 events could not be recorded since the start (machines kept booting)']);
+    assert.deepEqual(view.upstreams.map((u) => [u.upstream, u.files, u.latest, u.ago]), [['http://mirror.example:8080', 2, 'up/b.img: HTTP 503', '30 s ago'], ['https://other.example', 1, 'fc/x: stalled', '30 s ago']]);
+    assert.deepEqual([view.errors, view.warnings, view.total], [1, 1, 5]);
   });
 });

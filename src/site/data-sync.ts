@@ -97,7 +97,8 @@ export class DataSync {
     if (!this.state.etag) {
       problems.push({ source, message: `no copy of the origin's data yet${this.state.lastSyncError ? `: ${this.state.lastSyncError}` : ' (first sync pending)'}` });
     } else if (this.state.lastSyncError) {
-      problems.push({ source, message: `sync failing since ${this.state.failingSince ?? '?'} (${this.state.failures} attempt(s)): ${this.state.lastSyncError}; ${serving}` });
+      // No attempt count: the text changes only with the cause, so the log says it once.
+      problems.push({ source, message: `sync failing since ${this.state.failingSince ?? '?'}: ${this.state.lastSyncError}; ${serving}` });
     }
     const { rejected } = this.state;
     if (rejected) {

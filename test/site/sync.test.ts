@@ -103,7 +103,8 @@ describe('site data sync', () => {
 
   it('keeps booting the last good copy while the origin is down, says so, and starts from it again', async (t) => {
     const origin = await startOrigin(t, dataFor('v1'));
-    const site = await startSite(t, origin.server.url);
+    const { logger, lines } = captureLogger();
+    const site = await startSite(t, origin.server.url, { logger });
     await round(site.server);
     await origin.server.close();
 
@@ -115,6 +116,12 @@ describe('site data sync', () => {
     assert.equal(await metric(site.server.url, 'bootdepot_site_data_sync_ok'), 0);
     const problems = site.server.catalogue.current().problems.map((p) => p.message);
     assert.ok(problems.some((message) => /sync failing since .*serving the copy "sha256-/.test(message)), problems.join('\n'));
+    // Said once per cause, not once per attempt.
+    const said = () => lines.filter((line) => /sync failing since|site data sync failed/.test(line.msg)).length;
+    const before = said();
+    await round(site.server);
+    await round(site.server);
+    assert.equal(said(), before);
 
     // A restart while the origin is still down boots from the copy on disk.
     await site.server.close();

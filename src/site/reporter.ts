@@ -100,13 +100,16 @@ export class SiteReporter {
       for (let round = 0; round < BATCHES_PER_ROUND; round++) {
         const events = await store.eventsAfter(cursor, size);
         if (events.length === 0) break;
-        await client.post('/events', { events: events.map(forwardedEvent) });
+        // A download's progress is transient (the store replaces it, and drops it when the
+        // download ends): the origin gets the download's start and end, not its progress.
+        const lasting = events.filter((event) => !(event.detail.type === 'download' && event.detail.phase === 'progress'));
+        if (lasting.length > 0) await client.post('/events', { events: lasting.map(forwardedEvent) });
         const last = events.at(-1)?.id ?? cursor;
         await store.advanceOutboxCursor(this.target, last);
         cursor = last;
-        sent += events.length;
+        sent += lasting.length;
         this.state.forwardedThrough = cursor;
-        this.state.forwarded += events.length;
+        this.state.forwarded += lasting.length;
         this.state.lastForwardAt = new Date().toISOString();
         if (events.length < size) break;
       }

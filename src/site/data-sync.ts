@@ -150,6 +150,8 @@ export class DataSync {
     const answer = await this.options.client.fetchData(known.length > 0 ? known.join(', ') : undefined, this.limits.maxBytes);
     if (answer.unchanged) {
       this.succeeded();
+      // The origin went back to the copy in service: the refused one is history.
+      if (answer.etag !== undefined && answer.etag === this.state.etag) this.state.rejected = null;
       return 'unchanged';
     }
     if (answer.etag === this.state.etag) {

@@ -97,12 +97,13 @@ export class OriginClient {
     return new OriginError(`the origin ${this.options.origin} answered ${what} with ${response.statusCode}${text ? `: ${text}` : ''}`, response.statusCode);
   }
 
-  /** The data document, or `unchanged` when the origin's ETag is still `etag`. */
-  async fetchData(etag: string | undefined, maxBytes: number): Promise<{ unchanged: true } | { unchanged: false; body: Buffer; etag: string }> {
+  /** The data document, or `unchanged` when the origin's ETag is one of those in `etag` (a list). */
+  async fetchData(etag: string | undefined, maxBytes: number): Promise<{ unchanged: true; etag: string | undefined } | { unchanged: false; body: Buffer; etag: string }> {
     const response = await this.call('GET', '/data', { accept: 'application/json', ...(etag ? { 'if-none-match': etag } : {}) });
     if (response.statusCode === 304) {
       await response.body.dump();
-      return { unchanged: true };
+      // Which of the ETags asked with is current (RFC 9110: a 304 carries the ETag a 200 would).
+      return { unchanged: true, etag: typeof response.headers.etag === 'string' ? response.headers.etag : undefined };
     }
     if (response.statusCode !== 200) throw await this.failure(response, 'the data request');
     const given = response.headers.etag;

@@ -93,7 +93,18 @@ describe('site data sync', () => {
     const copies = await readdir(path.join(site.dir, 'data', 'site-data'));
     assert.equal(copies.filter((name) => name.startsWith('copy-')).length, 1);
 
+    // Put back as it was: the copy in service is current again, the refusal is history.
+    await rm(path.join(origin.dir, 'data/groups/broken.yaml'));
+    await rm(path.join(origin.dir, 'data/profiles/v2.json'));
+    await writeFiles(path.join(origin.dir, 'data'), dataFor('v1'));
+    await round(site.server);
+    assert.equal(site.server.site?.sync.status().rejected, null);
+    assert.equal(site.server.site?.sync.status().applied, 1);
+
     // Fixed on the origin: applied at the next sync, and the problem is gone.
+    await writeFiles(path.join(origin.dir, 'data'), { ...dataFor('v2'), 'groups/broken.yaml': 'profile: [v2\n' });
+    await round(site.server);
+    assert.ok(site.server.site?.sync.status().rejected);
     await rm(path.join(origin.dir, 'data/groups/broken.yaml'));
     await round(site.server);
     assert.match(await ipxe(site.server), /v2\/vmlinuz/);

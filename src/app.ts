@@ -6,10 +6,11 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { AssetReader } from './assets/asset-root.ts';
 import swagger from '@fastify/swagger';
 import assetUploads from './api/asset-uploads.ts';
+import siteAssetRedirects from './api/site-redirects.ts';
 import deviceApi from './api/devices.ts';
 import { admissionGauges, DownloadAdmission } from './assets/admission.ts';
 import { ReprDigests } from './assets/repr-digest.ts';
-import assetRoutes from './assets/routes.ts';
+import assetRoutes, { type RemoteRequest } from './assets/routes.ts';
 import type { LiveCatalogue } from './boot/live-catalogue.ts';
 import bootRoutes from './boot/routes.ts';
 import type { Config } from './config/schema.ts';
@@ -20,6 +21,8 @@ import mirrorAdminRoutes from './mirror/admin-routes.ts';
 import { mirrorGauges } from './mirror/metrics.ts';
 import type { PullThroughMirror } from './mirror/mirror.ts';
 import mirrorRoutes from './mirror/routes.ts';
+import { DEFAULT_CACHE_CONTROL, resolveMirrorDownload } from './mirror/serve.ts';
+import { SITE_ORIGIN_MIRROR } from './mirror/site-assets.ts';
 import type { BootState } from './state/boot-state.ts';
 import stateRoutes from './state/boot-routes.ts';
 import { OneLineRequestLog } from './http/request-log.ts';
@@ -115,9 +118,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   // Repr-Digest of every file version served from the assets directory (and of every upload).
   const digests = new ReprDigests({ root: deps.assets.root, log: app.log });
+  // A site's /assets/ are the origin's, through the mirror (its implicit upstream `origin`).
+  const site = deps.config.site;
+  const siteMirror = site ? deps.mirror : undefined;
+  if (site && !siteMirror) throw new Error('site mode needs the mirror: /assets/ are pulled from the origin through it');
   await app.register(assetRoutes, {
     assets: deps.assets,
-    digests,
+    ...(siteMirror ? { remote: (relativePath: string, request: RemoteRequest) => resolveMirrorDownload(siteMirror, SITE_ORIGIN_MIRROR, relativePath, request, DEFAULT_CACHE_CONTROL) } : { digests }),
     generated: app.linuxkitProviderScripts,
     readSize: deps.config.assets.readSize,
     readBufferBudget: deps.config.assets.readBufferBudget,
@@ -162,7 +169,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     adminToken: deps.config.admin.token,
   });
   if (deps.site) await app.register(siteRoutes, { prefix: '/api/v1', agent: deps.site, adminToken: deps.config.admin.token });
-  await app.register(assetUploads, {
+  if (site) {
+    await app.register(siteAssetRedirects, { prefix: '/api/v1', site: site.name, origin: site.origin });
+    await app.register(siteAssetRedirects, { site: site.name, origin: site.origin });
+  } else await app.register(assetUploads, {
     prefix: '/api/v1',
     assetsRoot: deps.assets.root,
     onChange: (relativePath: string) => deps.assets.invalidate(relativePath),

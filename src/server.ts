@@ -9,6 +9,7 @@ import { buildApp } from './app.ts';
 import { createAssetReader } from './assets/asset-root.ts';
 import { removeStaleUploads } from './assets/upload.ts';
 import { PullThroughMirror } from './mirror/mirror.ts';
+import { createSiteAssetReader } from './mirror/site-assets.ts';
 import { auditCatalogue } from './boot/audit.ts';
 import { lastGoodDir } from './boot/last-good.ts';
 import { openLiveCatalogue, type LiveCatalogue } from './boot/live-catalogue.ts';
@@ -134,7 +135,10 @@ export async function startServer(config: Config, logger: Logger, options: Start
       throw error;
     }
   }
-  const assets = createAssetReader(config.paths.assets);
+  // Upstreams are contacted only when a mirrored file is first asked for.
+  const mirror = await PullThroughMirror.open({ settings: config.mirror, log: logger.child({ component: 'mirror' }) });
+  // A site's assets are the origin's, through the mirror; elsewhere the assets directory's.
+  const assets = config.site ? createSiteAssetReader(mirror, { root: config.paths.assets }) : createAssetReader(config.paths.assets);
   // A site serves its last good copy of the origin's data (or, before the first, nothing).
   const site = config.site;
   const siteToken = site ? await readSiteToken(site.tokenFile) : undefined;
@@ -152,8 +156,6 @@ export async function startServer(config: Config, logger: Logger, options: Start
   const stale = await removeStaleUploads(config.paths.assets);
   if (stale.length > 0) logger.warn({ files: stale }, 'removed temp files of interrupted uploads');
   const stateParts = config.state.enabled ? await openState(config, logger, catalogue, options) : undefined;
-  // Upstreams are contacted only when a mirrored file is first asked for.
-  const mirror = await PullThroughMirror.open({ settings: config.mirror, log: logger.child({ component: 'mirror' }) });
   const readiness = () => {
     const reason = stateParts?.store.unavailableReason;
     return reason === undefined ? [] : [`device store: ${reason}`];

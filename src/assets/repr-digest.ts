@@ -248,17 +248,19 @@ export function parseWantDigest(value: string | undefined): Map<string, number> 
  * Want-Repr-Digest; otherwise the supported ones it asks for (weight above 0), most wanted first.
  * When it names none of them, both are sent except those it refuses (weight 0); undefined when it refuses both.
  */
-export function reprDigestHeader(digests: FileDigests, headers: RequestHeaders): string | undefined {
+export function reprDigestHeader(digests: Partial<FileDigests>, headers: RequestHeaders): string | undefined {
+  const hexOf = (algorithm: Algorithm) => (algorithm === 'sha-256' ? digests.sha256 : digests.sha512);
+  const known = ALGORITHMS.filter((algorithm) => hexOf(algorithm) !== undefined);
   const want = parseWantDigest(headerText(headers, 'want-repr-digest'));
-  let chosen: Algorithm[] = [...ALGORITHMS];
+  let chosen: Algorithm[] = known;
   if (want) {
-    const asked = ALGORITHMS.filter((algorithm) => (want.get(algorithm) ?? 0) > 0);
+    const asked = known.filter((algorithm) => (want.get(algorithm) ?? 0) > 0);
     if (asked.length > 0) chosen = asked.sort((a, b) => (want.get(b) ?? 0) - (want.get(a) ?? 0));
-    else chosen = ALGORITHMS.filter((algorithm) => want.get(algorithm) !== 0);
+    else chosen = known.filter((algorithm) => want.get(algorithm) !== 0);
   }
   if (chosen.length === 0) return undefined;
   const b64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
-  return chosen.map((algorithm) => `${algorithm}=:${b64(algorithm === 'sha-256' ? digests.sha256 : digests.sha512)}:`).join(', ');
+  return chosen.map((algorithm) => `${algorithm}=:${b64(hexOf(algorithm) ?? '')}:`).join(', ');
 }
 
 /**

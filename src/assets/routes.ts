@@ -33,6 +33,20 @@ export interface AssetRoutesOptions {
   admission?: DownloadAdmission;
   /** Repr-Digest of each file version (repr-digest.ts); without it answers carry none. */
   digests?: ReprDigests;
+  /**
+   * Where the files come from instead of the assets directory (a site: the origin's /assets/
+   * through the mirror). Resolves like the local files do, before the reply is touched.
+   */
+  remote?: RemoteAssets;
+}
+
+/** Downloads of asset paths from elsewhere; `signal` aborts when the client leaves; `query` is the request's, without `?`. */
+export type RemoteAssets = (relativePath: string, request: RemoteRequest) => Promise<Download>;
+
+export interface RemoteRequest {
+  method: string;
+  signal: AbortSignal;
+  query?: string;
 }
 
 /** Boot images have names `mime` does not know (vmlinuz, NAME-kernel, initrd.img). */
@@ -84,7 +98,17 @@ function assetRoutes(app: FastifyInstance, options: AssetRoutesOptions): void {
   }
 
   const serveAsset: AssetHandler = async (request, reply, relativePath, observer) => {
-    await responder.respond(request, reply, await resolve(relativePath, request), relativePath, observer, new AbortController());
+    const left = new AbortController();
+    if (options.remote) {
+      // A client that hangs up while its fill waits (for a slot, for headers) stops wanting it.
+      reply.raw.once('close', () => left.abort());
+      const at = request.url.indexOf('?');
+      const remoteRequest: RemoteRequest = { method: request.method, signal: left.signal, ...(at >= 0 ? { query: request.url.slice(at + 1) } : {}) };
+      const download = await options.remote(relativePath, remoteRequest);
+      await responder.respond(request, reply, download, relativePath, observer, left);
+      return;
+    }
+    await responder.respond(request, reply, await resolve(relativePath, request), relativePath, observer, left);
   };
   app.decorate('serveAsset', serveAsset);
 

@@ -41,6 +41,17 @@ function assetUrlPath(assetPath: string): string {
   return assetPath.split('/').map(encodeUriComponentStrict).join('/');
 }
 
+/**
+ * A site answers uploads with 307 to its origin. The push is not sent on: the token was meant for
+ * the server named, and a site's files are the origin's to change anyway.
+ */
+function siteRefusal(server: string, status: number, location: string | string[] | undefined): void {
+  if (status !== 307 && status !== 308) return;
+  // The Location is the origin's upload URL for the file: its base is what --server takes.
+  const origin = (typeof location === 'string' ? location : '').replace(/\/api\/v1\/assets\/.*$/, '');
+  throw new CliError(`${server} is a site: its assets are its origin's. Push to the origin instead: bootdepot push --server ${origin || '(the origin)'} ...`);
+}
+
 async function upload(server: string, token: string, target: PushTarget, bars: cliProgress.MultiBar | undefined): Promise<void> {
   const { size } = await stat(target.file).catch(() => {
     throw new CliError(`cannot read ${target.file}`);
@@ -65,6 +76,7 @@ async function upload(server: string, token: string, target: PushTarget, bars: c
   });
   const text = await res.body.text();
   if (res.statusCode === 401) throw new CliError(`${server} rejected the token (401)`);
+  siteRefusal(server, res.statusCode, res.headers.location);
   if (res.statusCode >= 300) {
     throw new CliError(`upload of ${target.label ?? target.file} failed: ${serverMessage(res.statusCode, text)}`);
   }
@@ -83,6 +95,7 @@ async function removeAsset(server: string, token: string, assetPath: string): Pr
     throw new CliError(`cannot reach ${server}: ${(error as Error).message}`);
   });
   const text = await res.body.text();
+  siteRefusal(server, res.statusCode, res.headers.location);
   if (res.statusCode === 404) return;
   if (res.statusCode >= 300) throw new CliError(`could not remove the old /assets/${assetPath}: ${serverMessage(res.statusCode, text)}`);
   process.stderr.write(`removed /assets/${assetPath} (no ${path.basename(assetPath)} to push: an empty command line)\n`);

@@ -36,7 +36,8 @@ export function directoriesFor(config: Config, use: DirectoryUse): DirectoryNeed
   if (use === 'read') return [data];
   // A site writes its copies of the origin's data there (site-data/).
   if (config.site) data.write = true;
-  const needs: DirectoryNeed[] = [data, { what: 'assets directory', dir: config.paths.assets, setBy: ASSETS, write: config.admin.token !== undefined, create: false }];
+  // A site serves the origin's /assets/ through its mirror cache: it needs no assets directory.
+  const needs: DirectoryNeed[] = config.site ? [data] : [data, { what: 'assets directory', dir: config.paths.assets, setBy: ASSETS, write: config.admin.token !== undefined, create: false }];
   if (config.state.enabled && config.state.databaseUrl === undefined) {
     const sqliteDir = path.dirname(config.state.sqlitePath);
     // The default place: one check of the data directory, which must then be writable.

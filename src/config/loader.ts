@@ -7,6 +7,7 @@ import { parseDocumentText, validateDocument } from '../common/documents.ts';
 import type { Problem } from '../common/problems.ts';
 import { defaultMirrorSettings, resolveMirrorSettings, type MirrorFlagValue } from '../mirror/config.ts';
 import { addressRangeProblem } from '../http/address-list.ts';
+import { SITE_ORIGIN_MIRROR, siteOriginMirror } from '../mirror/site-assets.ts';
 import { ConfigSchema, LOG_LEVELS, type Config, type ConfigFile, type LogLevel } from './schema.ts';
 
 /** Settings that can be given on the command line or in the environment. */
@@ -106,6 +107,13 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
       syncIntervalSeconds: file.site.syncIntervalSeconds ?? 30,
       forwardEvents: file.site.forwardEvents ?? true,
     };
+    // The site's /assets/ are the origin's, pulled through the mirror as the upstream `origin`.
+    if (url !== undefined && mirror.settings) {
+      if (mirror.settings.mirrors[SITE_ORIGIN_MIRROR]) {
+        problems.push({ source: fileSource, path: `mirror.mirrors.${SITE_ORIGIN_MIRROR}`, message: `the name ${SITE_ORIGIN_MIRROR} is the site's origin (site.origin: ${url}/assets/) in site mode: give this mirror another name` });
+      }
+      config.mirror = { ...config.mirror, mirrors: { ...config.mirror.mirrors, [SITE_ORIGIN_MIRROR]: siteOriginMirror(url) } };
+    }
   }
   if (file.server.baseUrl !== '') {
     const { url, problem } = normaliseBaseUrl(file.server.baseUrl);
@@ -175,6 +183,9 @@ export function loadConfig(input: LoadConfigInput): LoadConfigResult {
   for (const [index, entry] of config.limits.allowList.entries()) {
     const problem = addressRangeProblem(entry);
     if (problem) problems.push({ source: fileSource, path: `limits.allowList.${index}`, message: problem });
+  }
+  if (config.site && config.server.baseUrl !== undefined && config.site.origin === config.server.baseUrl) {
+    problems.push({ source: fileSource, path: 'site.origin', message: `is this server's own server.baseUrl (${config.server.baseUrl}): a site's origin is another bootdepot` });
   }
   if (config.signing.passphraseFile !== undefined && config.signing.keyFile === undefined) {
     problems.push({ source: fileSource, path: 'signing.passphraseFile', message: 'is set but signing.keyFile is not: name the key it unlocks' });

@@ -159,6 +159,11 @@ export interface MirrorDefinition {
   dropQuery?: boolean;
   /** Overrides of the mirror-wide freshness settings; durations in ms. */
   freshness?: MirrorFreshness;
+  /**
+   * No path is immutable for looking versioned: every file is revalidated as the upstream's
+   * caching headers say (a site's `origin`, whose uploads replace files at any path).
+   */
+  mutableOnly?: boolean;
 }
 
 export interface MirrorFreshness {

@@ -147,6 +147,7 @@ export class Fill {
   private verifiedByDigest = false;
   private headers: FileHeaders | undefined;
   private acceptRanges = false;
+  private published: Map<'sha-256' | 'sha-512', string> | undefined;
   private readonly sha512: Hash = createHash('sha512');
   private readonly sha256: Hash = createHash('sha256');
   private isFinished = false;
@@ -218,6 +219,16 @@ export class Fill {
   /** Content-Length, or, for a chunked body, the byte count once it ended. */
   get expected(): number | undefined {
     return this.file.expected;
+  }
+
+  /**
+   * The digests the upstream's Repr-Digest published (hex), which the body must match before its
+   * last byte is released: safe to pass on to the fill's readers at once.
+   */
+  get publishedDigests(): { sha256?: string; sha512?: string } {
+    const sha256 = this.published?.get('sha-256');
+    const sha512 = this.published?.get('sha-512');
+    return { ...(sha256 ? { sha256 } : {}), ...(sha512 ? { sha512 } : {}) };
   }
 
   get contentType(): string | undefined {
@@ -421,6 +432,7 @@ export class Fill {
     }
     this.headers = headers;
     this.keepVerdict = storability(headers.stored, this.policy);
+    this.published = reprDigest;
     this.acceptRanges = headers.acceptRanges;
     this.file.setLength(headers.expected);
     await this.file.open();

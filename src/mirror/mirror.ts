@@ -26,7 +26,7 @@ import { FillReader } from './fill-reader.ts';
 import { redirectPolicyFor } from './fill-upstream.ts';
 import { FillSlots, SlotsFullError } from './fill-slots.ts';
 import { MirrorError } from './errors.ts';
-import { acceptsPath, cacheKey, digestsPathFor, isImmutablePath, mirrorPathSegments, mirrorTarget, upstreamUrl, type MirrorTarget } from './paths.ts';
+import { acceptsPath, cacheKey, digestsPathFor, isImmutableFor, mirrorPathSegments, mirrorTarget, upstreamUrl, type MirrorTarget } from './paths.ts';
 import { SMALL_FILE_LIMIT, SmallFiles, type TextResult } from './small-files.ts';
 import { CacheIndex, newObjectId, CacheDisk, type CacheEntry, type EntryMeta, type Lease } from './cache-disk.ts';
 import { UpstreamClient, withoutCredentials, type UpstreamResponse } from './upstream.ts';
@@ -279,7 +279,7 @@ export class PullThroughMirror {
     if (!target) return { kind: 'error', status: 400, message: `invalid path ${JSON.stringify(relativePath)}: no empty, "." or ".." segments, dotfiles, backslashes or NUL` };
     if (!acceptsPath(mirror, relativePath)) return { kind: 'error', status: 404, message: `mirror ${name} does not serve ${JSON.stringify(relativePath)}: not one of its paths` };
     const { key } = target;
-    const immutable = isImmutablePath(target.segments);
+    const immutable = isImmutableFor(mirror, target.segments);
 
     // A fill can end between its outcome and a reader attaching; then the cache has the file.
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -335,7 +335,7 @@ export class PullThroughMirror {
   /** A copy may stand in for a failing upstream: immutable, or within its stale-if-error window. */
   private mayServeStale(entry: CacheEntry, mirror: MirrorDefinition): boolean {
     const segments = mirrorPathSegments(entry.meta.path);
-    if (segments && isImmutablePath(segments)) return true;
+    if (segments && isImmutableFor(mirror, segments)) return true;
     return this.now() < this.freshnessOf(entry, mirror).staleIfErrorUntil;
   }
 

@@ -143,6 +143,11 @@ export function isImmutablePath(segments: readonly string[]): boolean {
   return directories.some((segment) => VERSION_SEGMENT.test(segment));
 }
 
+/** Immutable for this mirror: a versioned path, unless every path of the mirror may change (a bootdepot origin's /assets/). */
+export function isImmutableFor(mirror: Pick<MirrorDefinition, 'mutableOnly'>, segments: readonly string[]): boolean {
+  return mirror.mutableOnly !== true && isImmutablePath(segments);
+}
+
 /** Files Flatcar does not publish a DIGESTS file for: signatures, digests, release descriptors. */
 const UNDIGESTED = /(\.DIGESTS|\.DIGESTS\.asc|\.sig|\.asc)$/;
 

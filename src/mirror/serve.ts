@@ -227,10 +227,14 @@ async function serveFilling(res: ServerResponse, reader: FillReader, immutable: 
     if (fill.expected === undefined && !needsSize(options)) return await streamUnknownLength(res, reader, contentType, served, options);
     // An empty body has no last byte to hold back: wait for the verdict before answering.
     if (fill.expected === undefined || fill.expected === 0) await reader.complete();
-    setAll(res, served.headers);
+    // Repr-Digest goes with the file's answers only (below), as the checked digests.
+    setAll(res, Object.fromEntries(Object.entries(served.headers).filter(([name]) => name !== 'repr-digest')));
     if (fill.contentEncoding) res.setHeader('Content-Encoding', fill.contentEncoding);
     res.setHeader(CACHE_STATUS, 'MISS');
+    // What the upstream published: the fill fails (and this answer is cut off) unless the body matches it.
+    const reprDigest = reprDigestHeader(fill.publishedDigests, options.headers);
     const outcome = await sendFile(res, reader, {
+      ...(reprDigest ? { representationHeaders: { 'Repr-Digest': reprDigest } } : {}),
       method: options.method,
       headers: options.headers,
       contentType,

@@ -12,7 +12,7 @@ import { HttpError } from '../common/http-error.ts';
 import { MirrorError } from './errors.ts';
 import { redirectPolicyFor } from './fill-upstream.ts';
 import type { LookupOptions, MirrorProblem, MirrorSource } from './mirror.ts';
-import { acceptsPath, cacheKey, isImmutablePath, mirrorPathSegments, upstreamUrl } from './paths.ts';
+import { acceptsPath, cacheKey, isImmutableFor, mirrorPathSegments, upstreamUrl } from './paths.ts';
 import type { CacheIndex, Lease } from './cache-disk.ts';
 import { readBody, UpstreamError, withoutCredentials, type UpstreamClient } from './upstream.ts';
 
@@ -117,7 +117,7 @@ export class SmallFiles {
     if (!segments || !acceptsPath(mirror, relativePath)) throw new MirrorError(404, `mirror ${name} does not serve ${JSON.stringify(relativePath)}`);
     const key = cacheKey(name, relativePath);
     const entry = index.peek(key);
-    if (entry && (isImmutablePath(segments) || evaluateFreshness(storedResponseOf(entry.meta), freshnessPolicyFor(mirror, settings), this.source.now()).fresh)) {
+    if (entry && (isImmutableFor(mirror, segments) || evaluateFreshness(storedResponseOf(entry.meta), freshnessPolicyFor(mirror, settings), this.source.now()).fresh)) {
       const copy = await this.readCopy(key, maxBytes);
       if (copy !== undefined) return { text: copy };
     }

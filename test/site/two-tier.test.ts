@@ -13,6 +13,8 @@ import { describe, it, type TestContext } from 'node:test';
 import { request } from 'undici';
 import { loadConfig } from '../../src/config/loader.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
+import { siteToken } from '../../src/site/tokens.ts';
+import { round } from './support.ts';
 import { captureLogger, makeTree, runBootdepot, waitFor, writeFiles, type LogLine } from '../helpers.ts';
 
 const TOKEN = 'origin-admin-token-0123456789';
@@ -21,7 +23,7 @@ const b64 = (algorithm: string, data: Buffer) => createHash(algorithm).update(da
 /** Bodies are compared by digest: a failing deepEqual of two large buffers prints (and computes) a huge diff. */
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
-/** One profile that boots /assets/k (kernel) and /assets/i (initrd), for every machine. */
+/** One profile that boots /assets/os/k (kernel) and /assets/os/i (initrd), for every machine: the origin's data, synced to the site. */
 const DATA = {
   'profiles/node.json': JSON.stringify({ id: 'node', boot: { kernel: '/assets/os/k', initrd: ['/assets/os/i'], args: ['console=ttyS0'] } }),
   'groups/all.json': JSON.stringify({ id: 'all', profile: 'node' }),
@@ -35,8 +37,9 @@ interface Tier {
 }
 
 /** A whole bootdepot (store, mirror, app) from a config file in a temp directory; closed after the test. */
-async function startTier(t: TestContext, yaml: string, assets: Record<string, string | Buffer> = {}, mirror = ''): Promise<Tier> {
-  const dir = await makeTree(t, { ...Object.fromEntries(Object.entries(DATA).map(([name, text]) => [`data/${name}`, text])), 'site-token': 'site-token-0123456789abcdef\n' });
+async function startTier(t: TestContext, yaml: string, options: { assets?: Record<string, string | Buffer>; data?: Record<string, string>; mirror?: string } = {}): Promise<Tier> {
+  const { assets = {}, data = {}, mirror = '' } = options;
+  const dir = await makeTree(t, { 'data/.keep': '', ...Object.fromEntries(Object.entries(data).map(([name, text]) => [`data/${name}`, text])), 'site-token': `${siteToken(TOKEN, 'rack-7')}\n` });
   await mkdir(path.join(dir, 'assets'));
   await writeFiles(path.join(dir, 'assets'), assets);
   const configPath = path.join(dir, 'bootdepot.yaml');
@@ -58,12 +61,15 @@ async function startTier(t: TestContext, yaml: string, assets: Record<string, st
 }
 
 async function startOrigin(t: TestContext, assets: Record<string, string | Buffer> = {}) {
-  return startTier(t, '', assets);
+  return startTier(t, '', { assets, data: DATA });
 }
 
 async function startSite(t: TestContext, origin: string) {
   // Until the mirror follows the origin's `Cache-Control: no-cache`, every copy is revalidated this way.
-  return startTier(t, `site: {name: rack-7, origin: '${origin}', tokenFile: site-token}\n`, {}, ', mutableMaxAge: 0');
+  const site = await startTier(t, `site: {name: rack-7, origin: '${origin}', tokenFile: site-token, syncIntervalSeconds: 86400}\n`, { mirror: ', mutableMaxAge: 0' });
+  // The site boots from its copy of the origin's data: the first sync has run.
+  await round(site.server);
+  return site;
 }
 
 async function upload(origin: string, relativePath: string, body: Buffer) {

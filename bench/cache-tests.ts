@@ -270,9 +270,15 @@ export interface Counts {
   notRun: number;
   /** Required and optimal tests that pass when judged on their own, dependencies ignored. */
   passOnItsOwn: number;
+  /**
+   * Tests that, judged on their own, come out *retried*: the origin saw two requests with the
+   * same number (or none), which is how the suite reads a cache that does not pass the client's
+   * request headers (its `Req-Num`) upstream.
+   */
+  retriedOnItsOwn: number;
 }
 
-const ZERO: Counts = { tests: 0, pass: 0, fail: 0, notOptimal: 0, yes: 0, no: 0, notRun: 0, passOnItsOwn: 0 };
+const ZERO: Counts = { tests: 0, pass: 0, fail: 0, notOptimal: 0, yes: 0, no: 0, notRun: 0, passOnItsOwn: 0, retriedOnItsOwn: 0 };
 
 /** Counts a group's outcomes: each test as cache-tests.fyi shows it, and on its own. */
 export function countOutcomes(outcomes: readonly { shown: Outcome; own: Outcome }[]): Counts {
@@ -287,6 +293,7 @@ export function countOutcomes(outcomes: readonly { shown: Outcome; own: Outcome 
     else if (shown === 'no') counts.no++;
     else counts.notRun++;
     if (own === 'pass') counts.passOnItsOwn++;
+    if (own === 'retried') counts.retriedOnItsOwn++;
   }
   return counts;
 }
@@ -353,7 +360,7 @@ function row(cells: (string | number)[]): string {
 }
 
 function countCells(c: Counts): string[] {
-  return [String(c.pass), String(c.fail), String(c.notOptimal), `${c.yes}/${c.no}`, String(c.notRun), String(c.passOnItsOwn)];
+  return [String(c.pass), String(c.fail), String(c.notOptimal), `${c.yes}/${c.no}`, String(c.notRun), String(c.passOnItsOwn), String(c.retriedOnItsOwn)];
 }
 
 function sum(rows: Row[], cache: Cache): Counts {
@@ -367,10 +374,20 @@ function describe(d: Difference, cache: Cache): string {
   return `${cache} ${d.shown[cache]}${own}${d.message[cache] ? ` (${d.message[cache]})` : ''}`;
 }
 
+/** Differences with the same outcomes and messages on both sides, one line each. */
+function sameOutcomes(differences: Difference[]): string[] {
+  const lines = new Map<string, Difference[]>();
+  for (const d of differences) {
+    const key = `${describe(d, 'bootdepot')}; ${describe(d, 'nginx')}`;
+    lines.set(key, [...(lines.get(key) ?? []), d]);
+  }
+  return [...lines].map(([key, ds]) => `- ${ds.map((d) => `\`${d.id}\``).join(', ')} (${[...new Set(ds.map((d) => d.group))].join(', ')}): ${key}`);
+}
+
 /** The per-group tables and the differing tests (with messages for the freshness, conditional, partial and vary groups; ids for the others). */
 export function renderReport(report: Report, about: { suite: string; bootdepot: string; nginx: string; date: string }): string {
-  const header = row(['group', 'tests', ...CACHES.flatMap((cache) => [`${cache} pass`, 'fail', 'not optimal', 'checks yes/no', 'not run', 'pass on its own'])]);
-  const separator = row(Array.from({ length: 2 + CACHES.length * 6 }, () => '---'));
+  const header = row(['group', 'tests', ...CACHES.flatMap((cache) => [`${cache} pass`, 'fail', 'not optimal', 'checks yes/no', 'not run', 'on its own: pass', 'retried'])]);
+  const separator = row(Array.from({ length: 2 + CACHES.length * 7 }, () => '---'));
   // Both clients ran the same tests, so either cache's count is the group's.
   const groupRow = (r: Row) => row([r.group.id, r.counts.bootdepot.tests, ...CACHES.flatMap((cache) => countCells(r.counts[cache]))]);
   const focus = report.rows.filter((r) => FOCUS.includes(r.group.id));
@@ -390,8 +407,10 @@ settings, nginx with \`proxy_cache\` and \`proxy_cache_revalidate on\` (the suit
 Counted as cache-tests.fyi shows them: *pass* and *fail* for required tests, *not optimal* for
 optimal ones that failed (allowed, but the cache could have done better), *checks* for tests of
 behaviour the specification leaves open, *not run* for a failed setup or a failed dependency
-(a test this one builds on did not pass). *Pass on its own*: required and optimal tests that
-pass when their dependencies are ignored. ${report.skipped} browser-only tests are not run.
+(a test this one builds on did not pass). *On its own*, dependencies ignored: required and
+optimal tests that pass, and tests the suite reads as *retried* (the origin saw two requests
+carrying the same number, or none: the client's \`Req-Num\` did not reach it).
+${report.skipped} browser-only tests are not run.
 
 ${header}
 ${separator}
@@ -399,7 +418,7 @@ ${[...focus.map(groupRow), ...totals('freshness, conditional, partial, vary', fo
 
 Tests of the freshness, conditional, partial and vary groups whose results differ (${focusDiffs.length}):
 
-${focusDiffs.length === 0 ? 'None.' : focusDiffs.map((d) => `- \`${d.id}\` (${d.group}): ${describe(d, 'bootdepot')}; ${describe(d, 'nginx')}`).join('\n')}
+${focusDiffs.length === 0 ? 'None.' : sameOutcomes(focusDiffs).join('\n')}
 
 Other groups, tests whose results differ (${otherDiffs.length}; \`CACHE_TESTS_ID=ID\` shows one test's exchanges):
 

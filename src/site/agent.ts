@@ -11,6 +11,15 @@ import type { DataSync } from './data-sync.ts';
 import { SiteReporter } from './reporter.ts';
 import type { OriginClient } from './origin-client.ts';
 
+/** Within the origin's field limits (origin-routes.ts), so a long message never stops heartbeats. */
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function clipOrNull(text: string | null, max: number): string | null {
+  return text === null ? null : clip(text, max);
+}
+
 export interface SiteAgentOptions {
   name: string;
   client: OriginClient;
@@ -56,12 +65,12 @@ export class SiteAgent {
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       intervalSeconds: Math.round(this.options.intervalMs / 1000),
       cache: this.options.cache(),
-      store: { kind: this.options.store?.kind ?? 'off', healthy: this.options.store !== undefined && trouble === undefined, ...(trouble !== undefined ? { reason: trouble } : {}) },
+      store: { kind: this.options.store?.kind ?? 'off', healthy: this.options.store !== undefined && trouble === undefined, ...(trouble !== undefined ? { reason: clip(trouble, 1000) } : {}) },
       data: {
         etag: sync.etag,
         appliedAt: sync.appliedAt,
         lastSyncAt: sync.lastSyncAt,
-        lastSyncError: sync.lastSyncError ?? (sync.rejected ? `the origin's copy ${sync.rejected.etag} fails the check: ${sync.rejected.problems[0] ?? ''}` : null),
+        lastSyncError: clipOrNull(sync.lastSyncError ?? (sync.rejected ? `the origin's copy ${sync.rejected.etag} fails the check: ${sync.rejected.problems[0] ?? ''}` : null), 2000),
       },
     };
   }

@@ -47,7 +47,7 @@ export const HeartbeatBody = Type.Object(
     cache: Type.Object({ bytesUsed: Count, maxBytes: Count, fills: Count, failedFills: Count, staleServed: Count }, { additionalProperties: false }),
     store: Type.Object({ kind: Text(32), healthy: Type.Boolean(), reason: Type.Optional(Text(1000)) }, { additionalProperties: false }),
     data: Type.Object({ etag: Type.Union([Type.Null(), Text(256)]), appliedAt: Time, lastSyncAt: Time, lastSyncError: Type.Union([Type.Null(), Text(2000)]) }, { additionalProperties: false }),
-    events: Type.Object({ latestId: Count, forwardedThrough: Count }, { additionalProperties: false }),
+    events: Type.Object({ latestId: Count, forwardedThrough: Count, forwarding: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
   },
   { additionalProperties: false },
 );
@@ -160,7 +160,8 @@ export default function originRoutes(app: FastifyInstance, options: OriginRoutes
           cache: beat?.cache ?? null,
           store: beat?.store ?? null,
           data: beat ? { ...beat.data, current: lastExport === undefined ? null : beat.data.etag === lastExport } : null,
-          events: { received: site.eventsReceived, lastId: site.lastEventId, latestAtSite: latest, behind: Math.max(0, latest - site.lastEventId) },
+          // A site that forwards nothing is behind by nothing: it keeps its events to itself.
+          events: { forwarding: beat?.events.forwarding ?? true, received: site.eventsReceived, lastId: site.lastEventId, latestAtSite: latest, behind: beat?.events.forwarding === false ? 0 : Math.max(0, latest - site.lastEventId) },
         };
       }),
     };

@@ -16,6 +16,8 @@ export const BATCH_SIZE = 200;
 export const MAX_BATCH = 500;
 /** Batches per round at most, so a long backlog does not hold one round for ever. */
 const BATCHES_PER_ROUND = 50;
+/** JSON bytes of one batch at most: well inside the origin's 1 MiB body limit, whatever the events hold. */
+export const BATCH_BYTES = 512 * 1024;
 
 export interface ForwardStatus {
   /** The newest event id the origin acknowledged. */
@@ -102,16 +104,29 @@ export class SiteReporter {
         if (events.length === 0) break;
         // A download's progress is transient (the store replaces it, and drops it when the
         // download ends): the origin gets the download's start and end, not its progress.
-        const lasting = events.filter((event) => !(event.detail.type === 'download' && event.detail.phase === 'progress'));
-        if (lasting.length > 0) await client.post('/events', { events: lasting.map(forwardedEvent) });
-        const last = events.at(-1)?.id ?? cursor;
+        const lasting: ForwardedEvent[] = [];
+        let bytes = 0;
+        let last = cursor;
+        for (const event of events) {
+          if (event.detail.type === 'download' && event.detail.phase === 'progress') {
+            last = event.id;
+            continue;
+          }
+          const forwarded = forwardedEvent(event);
+          const size = Buffer.byteLength(JSON.stringify(forwarded));
+          if (lasting.length > 0 && bytes + size > BATCH_BYTES) break;
+          lasting.push(forwarded);
+          bytes += size;
+          last = event.id;
+        }
+        if (lasting.length > 0) await client.post('/events', { events: lasting });
         await store.advanceOutboxCursor(this.target, last);
         cursor = last;
         sent += lasting.length;
         this.state.forwardedThrough = cursor;
         this.state.forwarded += lasting.length;
         this.state.lastForwardAt = new Date().toISOString();
-        if (events.length < size) break;
+        if (events.length < size && last === events.at(-1)?.id) break;
       }
       if (this.state.lastError) this.options.log.info({ origin: client.origin }, 'site events reach the origin again');
       this.state.lastError = null;
@@ -127,7 +142,7 @@ export class SiteReporter {
   /** Sends one heartbeat; resolves either way. */
   async heartbeat(): Promise<boolean> {
     await this.refresh();
-    const body: SiteHeartbeat = { ...this.options.heartbeat(), events: { latestId: this.state.latestId, forwardedThrough: this.state.forwardedThrough } };
+    const body: SiteHeartbeat = { ...this.options.heartbeat(), events: { latestId: this.state.latestId, forwardedThrough: this.state.forwardedThrough, forwarding: this.options.forwardEvents } };
     try {
       await this.options.client.post('/heartbeat', body);
       this.lastHeartbeatAt = new Date().toISOString();

@@ -20,7 +20,7 @@ export interface SiteHeartbeat {
   /** The copy of the origin's data directory in service. */
   data: { etag: string | null; appliedAt: string | null; lastSyncAt: string | null; lastSyncError: string | null };
   /** Boot events: the site's newest event id, and the newest the origin has acknowledged. */
-  events: { latestId: number; forwardedThrough: number };
+  events: { latestId: number; forwardedThrough: number; /** False when the site forwards none (`site.forwardEvents`). */ forwarding?: boolean };
 }
 
 /** A boot event as a site forwards it: the site's own event id, kept by the origin once. */

@@ -58,6 +58,20 @@ describe('the event forwarder', () => {
     assert.deepEqual(origin.batches.flat().sort((a, b) => a - b), [ids[0], ids[2], ids[3], more[0]?.id]);
   });
 
+  it('keeps each request within the byte budget, however large the events', async (t) => {
+    const store = new SqliteDeviceStore(':memory:');
+    await store.migrate();
+    t.after(() => store.close());
+    const origin = fakeOrigin();
+    const reporter = new SiteReporter({ client: origin.client, store, log: silentLogger, forwardEvents: true, heartbeat: () => ({}) as never });
+    const large = (n: number) => download('started', `/assets/${String(n).repeat(200_000)}`);
+    const stored = await store.recordEvents([large(1), large(2), large(3), download('completed')]);
+    assert.equal(await reporter.forward(), 4);
+    // About 200 KB each: two fit in 512 KiB, the third starts the next request.
+    assert.deepEqual(origin.batches, [[stored[0]?.id, stored[1]?.id], [stored[2]?.id, stored[3]?.id]]);
+    assert.equal(reporter.behind, 0);
+  });
+
   it('forwards nothing when forwarding is off', async (t) => {
     const store = new SqliteDeviceStore(':memory:');
     await store.migrate();

@@ -30,7 +30,10 @@ export interface DownloadProgress {
 export interface DownloadObserver {
   /** `total`: the body's length, when known. */
   started(total?: number): void;
-  /** At most once per progress interval, and only when bytes went out since the last time. */
+  /**
+   * At most once per progress interval, when bytes went out since the last time; once more
+   * (with `rate` 0) when they stopped, so a stalled download does not keep its last speed.
+   */
   progress?(progress: DownloadProgress): void;
   /** `ms`: since the body started (absent for answers without one). */
   finished(outcome: { status: number; bytes: number; complete: boolean; ms?: number }): void;
@@ -139,9 +142,15 @@ export class DownloadResponder {
       if (!report) return;
       let lastBytes = 0;
       let lastAt = bodyStarted;
+      let stalled = false;
       ticker = setInterval(() => {
         const now = performance.now();
-        if (sent.bytes === lastBytes) return;
+        if (sent.bytes === lastBytes) {
+          if (!stalled && lastBytes > 0) report({ bytes: sent.bytes, total, ms: Math.round(now - bodyStarted), rate: 0 });
+          stalled = true;
+          return;
+        }
+        stalled = false;
         const rate = Math.round(((sent.bytes - lastBytes) * 1000) / Math.max(1, now - lastAt));
         lastBytes = sent.bytes;
         lastAt = now;

@@ -246,7 +246,8 @@ export function timeline(events: readonly StoredEvent[]): TimelineEntry[] {
       const key = `${event.bootId ?? ''} ${detail.path}`;
       const name = downloadName(detail.role, detail.path);
       if (detail.phase === 'started') {
-        const line: TimelineLine = { at: event.at.toISOString(), kind: 'download', text: `${name}: started${detail.total !== undefined ? `, ${formatBytes(detail.total)}` : ''}`, tone: '' };
+        // While it runs, its bar says how far it got.
+        const line: TimelineLine = { at: event.at.toISOString(), kind: 'download', text: name, tone: '' };
         line.bar = downloadBar({ ...detail, bytes: 0 });
         open.set(key, { at: event.at, line, total: detail.total });
         entry.lines.push(line);
@@ -257,8 +258,8 @@ export function timeline(events: readonly StoredEvent[]): TimelineEntry[] {
         // The store keeps a download's latest progress only: it updates the started line.
         const total = detail.total ?? started?.total;
         const bar = downloadBar({ ...detail, ...(total !== undefined ? { total } : {}) });
-        if (started) Object.assign(started.line, { text: `${name}: ${bar.text}`, bar });
-        else entry.lines.push({ at: event.at.toISOString(), kind: 'download', text: `${name}: ${bar.text}`, tone: '', bar });
+        if (started) Object.assign(started.line, { bar });
+        else entry.lines.push({ at: event.at.toISOString(), kind: 'download', text: name, tone: '', bar });
         continue;
       }
       open.delete(key);

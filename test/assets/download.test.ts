@@ -40,7 +40,7 @@ function gatedBody(total: number) {
 }
 
 describe('download progress', () => {
-  it('tells the observer how far a running download got, a few times a second at most, never after it ended', async (t) => {
+  it('tells the observer how far a running download got, a few times a second at most, that it stalled, never after it ended', async (t) => {
     const responder = new DownloadResponder({ pool: new BufferPool(4096, 1 << 20), log: silentLogger, metrics: { downloads: counter, downloadBytes: counter }, progressIntervalMs: 30 });
     const body = gatedBody(10_000);
     const seen: { started?: number | undefined; progress: DownloadProgress[]; finished?: { bytes: number; ms?: number | undefined } } = { progress: [] };
@@ -71,10 +71,12 @@ describe('download progress', () => {
     await waitFor(() => seen.progress.length === 2, 5000, 'the second progress');
     assert.deepEqual(seen.progress.map((p) => [p.bytes, p.total]), [[1000, 10_000], [2000, 10_000]]);
     assert.ok(seen.progress.every((p) => p.rate > 0 && p.ms >= 0));
-    // Nothing went out: no progress is told, however many intervals pass.
-    const quiet = seen.progress.length;
+    // Nothing goes out: the stall is told once (speed 0), then nothing, however many intervals pass.
+    await waitFor(() => seen.progress.length === 3, 5000, 'the stall');
+    assert.deepEqual(seen.progress.map((p) => p.rate === 0), [false, false, true]);
+    assert.equal(seen.progress[2]?.bytes, 2000);
     await new Promise((resolve) => setTimeout(resolve, 120));
-    assert.equal(seen.progress.length, quiet, 'no progress without new bytes');
+    assert.equal(seen.progress.length, 3, 'no more progress without new bytes');
     body.end();
     assert.equal(await received, 10_000);
     await waitFor(() => seen.finished !== undefined, 5000, 'the end');

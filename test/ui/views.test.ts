@@ -77,7 +77,8 @@ describe('download progress', () => {
     const progress = event('2026-01-01T11:00:03.000Z', { type: 'download', path: '/assets/k', role: 'kernel', phase: 'progress', bytes: 4 * MiB, status: 200, ip, total: 10 * MiB, ms: 2000, rate: 2 * MiB }, 'b1');
     const script = event('2026-01-01T11:00:00.000Z', { type: 'script', ip, userAgent: 'iPXE', identity: {}, action: 'boot', reason: 'r', profile: 'main' }, 'b1');
     const running = timeline([script, started, progress])[0]?.lines[1];
-    assert.equal(running?.text, 'kernel /assets/k: 4.0 MiB of 10.0 MiB (40 %)');
+    assert.equal(running?.text, 'kernel /assets/k');
+    assert.equal(running?.bar?.text, '4.0 MiB of 10.0 MiB (40 %)');
     assert.deepEqual(running?.bar && { value: running.bar.value, max: running.bar.max, speed: running.bar.speed }, { value: 4 * MiB, max: 10 * MiB, speed: '2.0 MiB/s' });
     const done = event('2026-01-01T11:00:06.000Z', { type: 'download', path: '/assets/k', role: 'kernel', phase: 'completed', bytes: 10 * MiB, status: 200, ip, total: 10 * MiB, ms: 4000 }, 'b1');
     const ended = timeline([script, started, done])[0]?.lines[1];

@@ -71,11 +71,12 @@ export default function mirrorAdminRoutes(app: FastifyInstance, options: MirrorA
     return reply.send({ purged: files });
   });
 
-  app.delete<{ Params: { '*': string } }>('/mirror/*', { schema: { tags: ['mirror'], summary: 'Forget one cached file: /api/v1/mirror/<mirror>/<path>' } }, async (request, reply) => {
+  app.delete<{ Params: { '*': string } }>('/mirror/*', { schema: { tags: ['mirror'], summary: 'Forget one cached file: /api/v1/mirror/<mirror>/<path>[?<query>]' } }, async (request, reply) => {
     const asked = request.params['*'];
     const parsed = splitMirrorPath(asked);
     if (!parsed) return reply.code(400).send({ error: 'expected /api/v1/mirror/<mirror>/<path>', statusCode: 400 });
-    if (!mirror.purge(parsed.mirror, parsed.path)) return reply.code(404).send({ error: `nothing cached for ${asked}`, statusCode: 404 });
+    const mark = request.url.indexOf('?');
+    if (!mirror.purge(parsed.mirror, parsed.path, mark < 0 ? '' : request.url.slice(mark + 1))) return reply.code(404).send({ error: `nothing cached for ${asked}`, statusCode: 404 });
     request.log.info({ path: asked }, 'mirror file purged');
     return reply.code(204).send();
   });

@@ -5,8 +5,9 @@
 import type { LRUCache } from 'lru-cache';
 import type { Fill } from './fill.ts';
 import type { MirrorProblem } from './mirror.ts';
-import { cacheKey, isImmutablePath } from './paths.ts';
+import { isImmutablePath } from './paths.ts';
 import type { CacheEntry, CacheIndex } from './cache-disk.ts';
+import type { FreshnessVerdict } from './freshness.ts';
 
 export interface MirrorCounters {
   /** Requests answered from a complete cached file (including after a 304 revalidation). */
@@ -57,6 +58,13 @@ export interface CachedFileInfo {
   validatedAt: string;
   lastUsedAt: string;
   immutable: boolean;
+  /** The query the file is keyed by (without the mirror's `ignoreQueryParams`); absent for none. */
+  query?: string;
+  /** A mutable file: when it stops being fresh, and until when it may stand in for a failing upstream (ISO). */
+  freshUntil?: string;
+  staleIfErrorUntil?: string;
+  /** What set a mutable file's lifetime: `max-age`, `s-maxage`, `expires`, `no-cache`, `must-revalidate`, `default`, `override`. */
+  lifetimeFrom?: string;
   sha512: string;
   digestVerified: boolean;
   readers: number;
@@ -92,6 +100,8 @@ export interface AdminViewSource {
   readonly maxBytes: number;
   queuedFills(): number;
   now(): number;
+  /** A mutable file's freshness now; undefined for an immutable one. */
+  freshnessOf(entry: CacheEntry): FreshnessVerdict | undefined;
 }
 
 export class AdminViews {
@@ -108,8 +118,18 @@ export class AdminViews {
     return index.entries().map((entry) => ({ ...this.fileInfo(entry, now), pinned: index.protects(entry) }));
   }
 
-  private fileInfo({ meta, readers }: CacheEntry, now: number): Omit<CachedFileInfo, 'pinned'> {
+  private fileInfo(entry: CacheEntry, now: number): Omit<CachedFileInfo, 'pinned'> {
+    const { meta, readers, key } = entry;
+    const mark = key.indexOf('?');
+    const freshness = this.source.freshnessOf(entry);
+    const iso = (ms: number) => (Number.isFinite(ms) ? new Date(ms).toISOString() : undefined);
+    const freshUntil = freshness ? iso(freshness.freshUntil) : undefined;
+    const staleIfErrorUntil = freshness ? iso(freshness.staleIfErrorUntil) : undefined;
     return {
+      ...(mark >= 0 ? { query: key.slice(mark + 1) } : {}),
+      ...(freshUntil ? { freshUntil } : {}),
+      ...(staleIfErrorUntil ? { staleIfErrorUntil } : {}),
+      ...(freshness ? { lifetimeFrom: freshness.source } : {}),
       mirror: meta.mirror,
       path: meta.path,
       size: meta.size,
@@ -118,7 +138,7 @@ export class AdminViews {
       fetchedAt: meta.fetchedAt,
       validatedAt: meta.validatedAt,
       lastUsedAt: meta.lastUsedAt,
-      immutable: isImmutablePath(meta.path.split('/')),
+      immutable: freshness === undefined && isImmutablePath(meta.path.split('/')),
       sha512: meta.sha512,
       digestVerified: meta.digestVerified,
       readers,
@@ -146,9 +166,8 @@ export class AdminViews {
   }
 
   /** See {@link PullThroughMirror.purge}. */
-  purge(name: string, relativePath: string): boolean {
+  purge(key: string): boolean {
     const { index, fills, notFound, problems } = this.source;
-    const key = cacheKey(name, relativePath);
     const fill = fills.get(key);
     fill?.discardResult();
     const forgotNotFound = notFound?.delete(key) ?? false;

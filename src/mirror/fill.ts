@@ -243,6 +243,11 @@ export class Fill {
     return this.headers?.upstreamEtag;
   }
 
+  /** The 200 carried an ETag or a Last-Modified. */
+  get hasValidator(): boolean {
+    return this.headers?.upstreamEtag !== undefined || this.headers?.upstreamLastModified !== undefined;
+  }
+
   /** Whole seconds; set on the file before it is renamed, so validators predicted now hold later. */
   get mtimeSeconds(): number {
     return this.headers?.mtimeSeconds ?? 0;

@@ -137,19 +137,22 @@ export function initialAge(headers: StoredHeaders, requestTime: number, response
   const date = parseHttpDate(headers.date)?.getTime();
   const apparentAge = date === undefined ? 0 : Math.max(0, (responseTime - date) / 1000);
   const responseDelay = Math.max(0, (responseTime - requestTime) / 1000);
-  const ageValue = deltaSeconds(headers.age?.trim());
+  // A list-valued Age: its first member (RFC 9111 5.1).
+  const ageValue = deltaSeconds(headers.age?.split(',')[0]?.trim());
   return Math.max(apparentAge, ageValue + responseDelay);
 }
 
 /** Where a freshness lifetime came from, for the admin listing and the docs. */
-export type LifetimeSource = 's-maxage' | 'max-age' | 'expires' | 'no-cache' | 'must-revalidate' | 'default' | 'override';
+export type LifetimeSource = 's-maxage' | 'max-age' | 'expires' | 'no-cache' | 'must-revalidate' | 'no-validator' | 'default' | 'override';
 
 /**
  * The freshness lifetime in seconds (RFC 9111 4.2.1 for a shared cache): `no-cache` makes it 0,
  * then `s-maxage`, `max-age`, `Expires` minus `Date`; `must-revalidate`/`proxy-revalidate`
- * with none of those is 0 too; otherwise the policy's default stands in for a heuristic.
+ * with none of those is 0 too; otherwise the policy's default stands in for a heuristic, for an
+ * answer with a validator (ETag or Last-Modified): one with neither freshness nor a validator
+ * could only be checked by fetching it whole again, and is not reused (0).
  */
-export function freshnessLifetime(headers: StoredHeaders, responseTime: number, policy: FreshnessPolicy): { seconds: number; source: LifetimeSource } {
+export function freshnessLifetime(headers: StoredHeaders, responseTime: number, policy: FreshnessPolicy, hasValidator = true): { seconds: number; source: LifetimeSource } {
   const fallback = policy.defaultMaxAgeMs / 1000;
   if (policy.ignoreUpstream) return { seconds: fallback, source: 'override' };
   const directives = parseCacheControl(headers['cache-control']);
@@ -163,6 +166,7 @@ export function freshnessLifetime(headers: StoredHeaders, responseTime: number, 
     return { seconds: expires === undefined ? 0 : Math.max(0, (expires - date) / 1000), source: 'expires' };
   }
   if (directives.mustRevalidate || directives.proxyRevalidate) return { seconds: 0, source: 'must-revalidate' };
+  if (!hasValidator) return { seconds: 0, source: 'no-validator' };
   return { seconds: fallback, source: 'default' };
 }
 
@@ -173,11 +177,18 @@ export interface StoredResponse {
   responseTime: number;
   /** {@link initialAge} of that answer, seconds. */
   initialAgeSeconds: number;
+  /** The answer had an ETag or a Last-Modified (absent: true). */
+  hasValidator?: boolean;
 }
 
 /** A kept file's headers and times, as freshness reads them (a sidecar from before headers were kept: none). */
-export function storedResponseOf(meta: Pick<EntryMeta, 'headers' | 'validatedAt' | 'initialAge'>): StoredResponse {
-  return { headers: meta.headers ?? {}, responseTime: Date.parse(meta.validatedAt), initialAgeSeconds: meta.initialAge ?? 0 };
+export function storedResponseOf(meta: Pick<EntryMeta, 'headers' | 'validatedAt' | 'initialAge' | 'upstreamEtag' | 'upstreamLastModified'>): StoredResponse {
+  return {
+    headers: meta.headers ?? {},
+    responseTime: Date.parse(meta.validatedAt),
+    initialAgeSeconds: meta.initialAge ?? 0,
+    hasValidator: meta.upstreamEtag !== undefined || meta.upstreamLastModified !== undefined,
+  };
 }
 
 export interface FreshnessVerdict {
@@ -198,7 +209,7 @@ export interface FreshnessVerdict {
  * `proxy-revalidate`, else the policy's `staleIfErrorMs`.
  */
 export function evaluateFreshness(stored: StoredResponse, policy: FreshnessPolicy, now: number): FreshnessVerdict {
-  const { seconds, source } = freshnessLifetime(stored.headers, stored.responseTime, policy);
+  const { seconds, source } = freshnessLifetime(stored.headers, stored.responseTime, policy, stored.hasValidator ?? true);
   const age = stored.initialAgeSeconds + Math.max(0, (now - stored.responseTime) / 1000);
   const freshUntil = stored.responseTime + (seconds - stored.initialAgeSeconds) * 1000;
   let staleMs = policy.staleIfErrorMs;

@@ -209,6 +209,11 @@ export class PullThroughMirror {
       maxBytes: options.settings.maxBytes,
       queuedFills: () => this.slots.queued,
       now: this.now,
+      freshnessOf: (entry) => {
+        const mirror = this.settings.mirrors[entry.meta.mirror];
+        const segments = mirrorPathSegments(entry.meta.path);
+        return mirror && segments && !isImmutableFor(mirror, segments) ? this.freshnessOf(entry, mirror) : undefined;
+      },
     });
   }
 
@@ -284,6 +289,16 @@ export class PullThroughMirror {
     // A fill can end between its outcome and a reader attaching; then the cache has the file.
     for (let attempt = 0; attempt < 3; attempt++) {
       const active = this.fills.get(key);
+      if (active && !this.mayJoin(active, immutable)) {
+        // Its body is in but its answer is stale already: once it is kept, the copy is revalidated like any other.
+        if (options.signal) {
+          const aborted = PullThroughMirror.whenAborted(options.signal);
+          const first = await Promise.race([active.done, aborted.promise]);
+          aborted.cleanup();
+          if (first === 'aborted') return { kind: 'error', status: 503, message: 'the client left' };
+        } else await active.done;
+        continue;
+      }
       if (active) {
         if (counted) this.counters.coalesced += 1;
         const source = await this.fromFill(active, immutable, counted, options.signal);
@@ -330,6 +345,18 @@ export class PullThroughMirror {
   /** A mutable copy's freshness now, by its mirror's rules. */
   private freshnessOf(entry: CacheEntry, mirror: MirrorDefinition): FreshnessVerdict {
     return evaluateFreshness(storedResponseOf(entry.meta), freshnessPolicyFor(mirror, this.settings), this.now());
+  }
+
+  /**
+   * A request may ride a fill while the upstream's answer is awaited (collapsed requests) or its
+   * body still arrives (the newest bytes there are), and after that only while the answer is
+   * fresh: a later request for a `no-cache` answer whose body is in waits for it to be kept and
+   * then revalidates it.
+   */
+  private mayJoin(fill: Fill, immutable: boolean): boolean {
+    if (immutable || fill.state === 'requesting' || fill.state === 'streaming' || fill.state === 'failed') return true;
+    const stored = { headers: fill.storedHeaders, responseTime: fill.respondedAt, initialAgeSeconds: fill.initialAgeSeconds, hasValidator: fill.hasValidator };
+    return evaluateFreshness(stored, fill.policy, this.now()).fresh;
   }
 
   /** A copy may stand in for a failing upstream: immutable, or within its stale-if-error window. */
@@ -537,6 +564,12 @@ export class PullThroughMirror {
       this.log.warn({ path: fill.key, bytes: meta.size, maxBytes: this.settings.maxBytes }, 'mirrored file is larger than the whole cache; served but not kept');
       return false;
     }
+    // A later transfer of the same file (one that revalidated while this one was being kept) already answered.
+    const newer = this.index.peek(fill.key);
+    if (newer && Date.parse(newer.meta.validatedAt) > fill.respondedAt) {
+      this.log.info({ path: fill.key }, 'mirror keeps the newer copy of a file fetched twice');
+      return false;
+    }
     await this.store.commit(handle, meta);
     // Purged while the data was being synced: drop it again. (A close lets a verified file in.)
     if (fill.discard || !this.index.insert(meta, fill.key)) {
@@ -620,12 +653,14 @@ export class PullThroughMirror {
   }
 
   /**
-   * Forgets a file: deletes the cached copy (once its readers are done), the remembered 404,
-   * and makes a fill in progress serve its clients without keeping the result. False when there
-   * was nothing to forget.
+   * Forgets a file (`query`: the one it is keyed by, as a request would give it): deletes the
+   * cached copy (once its readers are done), the remembered 404, and makes a fill in progress
+   * serve its clients without keeping the result. False when there was nothing to forget.
    */
-  purge(name: string, relativePath: string): boolean {
-    return this.adminViews.purge(name, relativePath);
+  purge(name: string, relativePath: string, query = ''): boolean {
+    const mirror = this.settings.mirrors[name];
+    const target = mirror ? mirrorTarget(mirror, relativePath, query) : undefined;
+    return this.adminViews.purge(target?.key ?? cacheKey(name, relativePath));
   }
 
   /** Forgets every file; returns how many cached files were dropped. */

@@ -87,8 +87,8 @@ export interface ServedFile {
  * The headers an answer carries besides its framing: the upstream's end-to-end headers
  * (Content-Disposition, Content-Language, Content-Location, Link, Repr-Digest, custom ones),
  * and its caching fields as a shared cache passes them on. A versioned path is sent as
- * immutable; a mutable one with the upstream's Cache-Control and Expires plus the copy's Age,
- * or, when the upstream sent neither (or is ignored), with the mirror's `public, no-cache`.
+ * immutable; a mutable one with the upstream's Cache-Control, Expires and Date plus the copy's
+ * Age, or, when the upstream sent neither (or is ignored), with the mirror's `public, no-cache`.
  * `etag` says which validator is sent: the upstream's when it is strong (the same bytes), else
  * the file's own strong one, with the upstream's weak one still accepted by If-None-Match.
  */
@@ -103,6 +103,8 @@ export function servedHeaders(file: ServedFile, cacheControl: MirrorCacheControl
     control = upstreamSays ? (stored['cache-control'] ?? '') : cacheControl.mutable;
     if (upstreamSays && stored.expires !== undefined) headers.expires = stored.expires;
     if (file.ageSeconds !== undefined) headers.age = String(Math.max(0, Math.floor(file.ageSeconds)));
+    // The upstream's Date of the answer last confirming the copy, as a shared cache passes it on (with Age beside it).
+    if (!file.ignoreUpstream && stored.date !== undefined) headers.date = stored.date;
   }
   if (!file.ignoreUpstream && stored.vary !== undefined) headers.vary = stored.vary;
   const upstream = file.upstreamEtag !== undefined && isEntityTag(file.upstreamEtag) ? file.upstreamEtag : undefined;

@@ -51,6 +51,8 @@ describe('lifetime', () => {
     assert.deepEqual(life({ expires: 'never' }), { seconds: 0, source: 'expires' });
     assert.deepEqual(life({ 'cache-control': 'must-revalidate' }), { seconds: 0, source: 'must-revalidate' });
     assert.deepEqual(life({ 'cache-control': 'public' }), { seconds: 300, source: 'default' });
+    assert.deepEqual(freshnessLifetime({}, T, policy, false), { seconds: 0, source: 'no-validator' });
+    assert.deepEqual(freshnessLifetime({ 'cache-control': 'max-age=5' }, T, policy, false), { seconds: 5, source: 'max-age' });
     assert.deepEqual(freshnessLifetime({ 'cache-control': 'no-cache' }, T, { ...policy, ignoreUpstream: true }), { seconds: 300, source: 'override' });
   });
 });
@@ -63,6 +65,8 @@ describe('age', () => {
     // An upstream clock ahead of ours is no negative age.
     assert.equal(initialAge({ date: date(T + 60_000) }, T, T, policy), 0);
     assert.equal(initialAge({ age: '100' }, T, T, { ignoreUpstream: true }), 0);
+    assert.equal(initialAge({ age: '7200, 0' }, T, T, policy), 7200, 'the first member of a list');
+    assert.equal(initialAge({ age: 'soon' }, T, T, policy), 0);
   });
 
   it('is fresh while the current age is below the lifetime, and bounds stale-if-error', () => {

@@ -9,7 +9,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { defineMirror } from '../../src/mirror/config.ts';
-import { bodyOf, fetchRaw, sha256, startMirror, startUpstream, until } from './support.ts';
+import { bodyOf, fetchRaw, sha256, sha512, startMirror, startUpstream, TOKEN, until } from './support.ts';
 
 const MUTABLE = 'amd64-usr/current/flatcar_production_pxe.vmlinuz';
 
@@ -74,6 +74,43 @@ describe('no-cache', () => {
     const revalidations = upstream.requestsFor(MUTABLE).slice(1);
     assert.equal(revalidations.length, 1);
     assert.equal(revalidations[0]?.headers['if-none-match'], `"${sha256(body).slice(0, 16)}"`);
+  });
+
+  it('makes a later request for a no-cache answer whose body is in wait for it to be kept, then revalidate it', async (t) => {
+    const body = bodyOf(16 * 1024);
+    // The fill waits for the file's DIGESTS before it keeps the file: the window this test needs.
+    const digests = Promise.withResolvers<void>();
+    const upstream = await startUpstream(t, {
+      [MUTABLE]: { body, headers: { 'cache-control': 'no-cache' } },
+      [`${MUTABLE}.DIGESTS`]: { body: Buffer.from(`# SHA512 HASH\n${sha512(body)}  flatcar_production_pxe.vmlinuz\n`), fault: { kind: 'delay', until: digests.promise } },
+    });
+    const { base, mirror } = await startMirror(t, upstream.url);
+    const first = fetchRaw(`${base}/mirror/flatcar-test/${MUTABLE}`);
+    await until(() => mirror.filling()[0]?.bytes === body.length, 'the first body');
+    // The lookup decides at once, while the first fill checks its digests.
+    const second = mirror.lookup('flatcar-test', MUTABLE);
+    digests.resolve();
+    assert.equal(sha256((await first).body), sha256(body));
+    const source = await second;
+    assert.equal(source.kind, 'cached');
+    if (source.kind === 'cached') source.lease.release();
+    const seen = upstream.requestsFor(MUTABLE);
+    assert.equal(seen.length, 2);
+    assert.equal(seen[1]?.headers['if-none-match'], `"${sha256(body).slice(0, 16)}"`, 'the later request revalidated the kept copy');
+    await mirror.settled();
+    assert.equal(mirror.list().filter((file) => file.path === MUTABLE).length, 1);
+  });
+
+  it('keeps a file without a validator or freshness only for the request that fetched it', async (t) => {
+    const upstream = await startUpstream(t, { 'current/bare': { body: Buffer.from('b'), etag: null }, 'current/dated': { body: Buffer.from('d'), etag: null, lastModified: 'Tue, 01 Oct 2024 10:00:00 GMT' } });
+    const { base, mirror } = await startMirror(t, upstream.url);
+    for (let i = 0; i < 2; i++) {
+      await fetchRaw(`${base}/mirror/up/current/bare`);
+      await fetchRaw(`${base}/mirror/up/current/dated`);
+      await mirror.settled();
+    }
+    assert.equal(upstream.requestsFor('current/bare').length, 2, 'neither freshness nor a validator: asked again');
+    assert.equal(upstream.requestsFor('current/dated').length, 1, 'a Last-Modified: mutableMaxAge applies');
   });
 
   it('revalidates a file whose upstream says must-revalidate or max-age=0 every time', async (t) => {
@@ -306,7 +343,14 @@ describe('the whole URL', () => {
       upstream.requestsFor('current/file').map((request) => request.query),
       ['test=A', 'test=B'],
     );
-    assert.equal(mirror.list().length, 2);
+    assert.deepEqual(mirror.list().map((file) => file.query).sort(), ['test=A', 'test=B']);
+    assert.equal(mirror.list()[0]?.lifetimeFrom, 'default');
+
+    assert.equal(mirror.purge('up', 'current/file', 'test=A'), true);
+    const purged = await fetchRaw(`${base}/api/v1/mirror/up/current/file?test=B`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(purged.status, 204);
+    await mirror.settled();
+    assert.equal(mirror.list().length, 0);
   });
 
   it('leaves ignoreQueryParams out of the key only: the upstream still gets them', async (t) => {
@@ -389,9 +433,11 @@ describe('headers', () => {
     await mirror.settled();
     const file = upstream.files.get(MUTABLE);
     assert.ok(file);
-    file.headers = { 'cache-control': 'no-cache', 'x-release': 'two' };
+    const confirmedAt = 'Tue, 01 Dec 2026 10:00:00 GMT';
+    file.headers = { 'cache-control': 'no-cache', 'x-release': 'two', date: confirmedAt };
     const revalidated = await fetchRaw(`${base}/mirror/up/${MUTABLE}`);
     assert.equal(revalidated.headers['x-cache-status'], 'HIT');
     assert.equal(revalidated.headers['x-release'], 'two');
+    assert.equal(revalidated.headers.date, confirmedAt, "the 304's Date is the copy's now");
   });
 });

@@ -137,10 +137,12 @@ describe('site reports', () => {
     assert.equal((await json(`${base}/devices`, token)).status, 401);
     assert.equal((await json(`${base}/sites/${SITE}/events`, token)).status, 401, 'reading events back is for the admin');
 
-    // A site with a wrong token syncs nothing, and says so.
+    // A site with a wrong token syncs nothing, and says so; its own state needs its own admin token.
     const site = await startSite(t, origin.server.url, { token: 'not-the-site-token-0123456789' });
     await round(site.server);
     assert.match(site.server.site?.sync.status().lastSyncError ?? '', /answered the data request with 401: invalid token for site rack-7/);
+    assert.equal((await fetch(`${site.server.url}/api/v1/site`)).status, 401);
+    assert.equal((await json(`${site.server.url}/api/v1/site`, token)).status, 401);
   });
 
   it('are off on an origin without an admin token', async (t) => {

@@ -4,12 +4,14 @@
  * site endpoints refusing requests without the right token, too large or too many.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
 import originRoutes, { siteHealth } from '../../src/site/origin-routes.ts';
 import { siteToken } from '../../src/site/tokens.ts';
 import type { SiteHeartbeat, SiteRecord } from '../../src/state/sites.ts';
+import { PostgresDeviceStore } from '../../src/state/postgres-store.ts';
 import { makeTree, testApp } from '../helpers.ts';
+import { findPostgresBin, postgresOrSkip, startPostgres, type PostgresCluster } from '../support/postgres.ts';
 import { ADMIN, dataFor, ipxe, json, MAC, round, SITE, startOrigin, startSite } from './support.ts';
 
 interface SiteRow {
@@ -173,5 +175,37 @@ describe('site reports', () => {
     const third = await data();
     assert.equal(third.statusCode, 429);
     assert.match(String(third.headers['retry-after']), /^\d+$/);
+  });
+
+  describe('with PostgreSQL on the origin', () => {
+    let cluster: PostgresCluster | undefined;
+    before(async () => {
+      const bin = findPostgresBin();
+      if (bin) cluster = await startPostgres(bin);
+    });
+    after(() => cluster?.stop());
+
+    it("keeps the site's heartbeat and events in the origin's database, tagged with the site", async (t) => {
+      if (!postgresOrSkip(t) || !cluster) return;
+      const databaseUrl = await cluster.createDatabase('origin_sites');
+      const origin = await startOrigin(t, dataFor('v1'), { databaseUrl });
+      const site = await startSite(t, origin.server.url);
+      await round(site.server);
+      await ipxe(site.server);
+      await ipxe(site.server, '52:54:00:00:00:02');
+      await round(site.server);
+      const latest = site.server.site?.reporter?.status().latestId ?? 0;
+      assert.ok(latest >= 2);
+      const store = new PostgresDeviceStore({ url: databaseUrl });
+      t.after(() => store.close());
+      const [record] = await store.listSites();
+      assert.equal(record?.name, SITE);
+      assert.equal(record.eventsReceived, latest);
+      assert.equal(record.heartbeat?.store.kind, 'sqlite');
+      const events = await store.listSiteEvents(SITE, 100);
+      assert.deepEqual(events.map((e) => e.id).sort((a, b) => a - b), range(latest));
+      assert.ok(events.every((e) => e.site === SITE));
+      assert.deepEqual(new Set(events.map((e) => e.deviceId)), new Set([MAC, '52:54:00:00:00:02']));
+    });
   });
 });

@@ -51,9 +51,10 @@ async function start(t: TestContext, dir: string, yaml: string, overrides: Overr
 }
 
 /** The origin: data in `data/`, an admin token, SQLite boot state. `port` to start it again where it was. */
-export async function startOrigin(t: TestContext, data: Record<string, string>, options: { dir?: string; port?: number; logger?: Logger } = {}): Promise<Started> {
+export async function startOrigin(t: TestContext, data: Record<string, string>, options: { dir?: string; port?: number; logger?: Logger; databaseUrl?: string } = {}): Promise<Started> {
   const dir = options.dir ?? (await makeTree(t, { ...Object.fromEntries(Object.entries(data).map(([k, v]) => [`data/${k}`, v])), 'assets/.keep': '' }));
-  const yaml = `server: {host: 127.0.0.1, port: ${options.port ?? 0}}\npaths: {data: data, assets: assets}\nadmin: {token: ${ADMIN}}\n`;
+  const state = options.databaseUrl ? `state: {databaseUrl: "${options.databaseUrl}"}\n` : '';
+  const yaml = `server: {host: 127.0.0.1, port: ${options.port ?? 0}}\npaths: {data: data, assets: assets}\nadmin: {token: ${ADMIN}}\n${state}`;
   const server = await start(t, dir, yaml, [], options.logger ?? silentLogger);
   return { server, dir, port: portOf(server) };
 }

@@ -12,14 +12,25 @@ import { loadCatalogue, type Catalogue } from '../boot/catalogue.ts';
 import { formatProblem, isWarning, type Problem } from '../common/problems.ts';
 import type { Config } from '../config/schema.ts';
 import { checkDirectories, directoriesFor } from '../config/directories.ts';
+import { PullThroughMirror } from '../mirror/mirror.ts';
+import { createSiteAssetReader } from '../mirror/site-assets.ts';
 import { servedDataDir } from '../site/served-data.ts';
 import { addFlags, CONFIG_FLAG, configFromCommand, configLine, PATH_FLAGS } from './options.ts';
 
 const FLAGS = [CONFIG_FLAG, ...PATH_FLAGS];
 
-/** Renders what each group's machines would get and reports what would make them wait. */
-export function checkRendering(config: Config, catalogue: Catalogue): Promise<Problem[]> {
-  return auditCatalogue({ config, catalogue, assets: createAssetReader(config.paths.assets) });
+/**
+ * Renders what each group's machines would get and reports what would make them wait. On a site,
+ * images are the origin's: looked up in the site's cache (read-only), else asked of the origin.
+ */
+export async function checkRendering(config: Config, catalogue: Catalogue): Promise<Problem[]> {
+  if (!config.site) return auditCatalogue({ config, catalogue, assets: createAssetReader(config.paths.assets) });
+  const mirror = await PullThroughMirror.open({ settings: config.mirror, readOnly: true });
+  try {
+    return await auditCatalogue({ config, catalogue, assets: createSiteAssetReader(mirror, { root: config.paths.assets }) });
+  } finally {
+    await mirror.close();
+  }
 }
 
 export function checkCommand(): Command {

@@ -16,6 +16,7 @@ import type { NextBoot } from '../state/model.ts';
 import { existsSync } from 'node:fs';
 import { pino } from 'pino';
 import { PullThroughMirror } from '../mirror/mirror.ts';
+import { createSiteAssetReader } from '../mirror/site-assets.ts';
 import { checkDirectories, directoriesFor } from '../config/directories.ts';
 import { addFlags, CONFIG_FLAG, configFromCommand, configLine, PATH_FLAGS, printProblems } from './options.ts';
 
@@ -90,7 +91,9 @@ export function renderCommand(): Command {
     const mirror = await PullThroughMirror.open({ settings: config.mirror, log: silentMirrorLog, readOnly: true });
     let result;
     try {
-      result = await renderDeviceScript({ baseUrl, device, catalogue, assets: createAssetReader(config.paths.assets), boot: config.boot, nextBoot: nextBoot ?? null, mirror });
+      // On a site, images are the origin's: asked of the site's cache, else of the origin (HEAD).
+      const assets = config.site ? createSiteAssetReader(mirror, { root: config.paths.assets }) : createAssetReader(config.paths.assets);
+      result = await renderDeviceScript({ baseUrl, device, catalogue, assets, boot: config.boot, nextBoot: nextBoot ?? null, mirror });
     } finally {
       await mirror.close();
     }

@@ -121,6 +121,9 @@ describe('a site in front of an origin', () => {
     await upload(origin.base, 'os/k', kernel1);
     await upload(origin.base, 'os/i', initrd1);
     const site = await startSite(t, origin.base);
+    // `check` on the site finds the images where its machines will: at the origin.
+    const checked = await runBootdepot(['check', '--config', path.join(site.dir, 'bootdepot.yaml')]);
+    assert.equal(checked.code, 0, checked.stdout + checked.stderr);
 
     const first = await boot(site.base);
     assert.equal(first.kernel.status, 200);
@@ -216,6 +219,9 @@ describe('a site in front of an origin', () => {
     const missing = (await get(`${site.base}/ipxe?mac=${MAC}`)).body.toString();
     assert.doesNotMatch(missing, /^kernel /m);
     assert.match(missing, /assets\/os\/k and assets\/os\/i missing/);
+    const checked = await runBootdepot(['check', '--config', path.join(site.dir, 'bootdepot.yaml')]);
+    assert.equal(checked.code, 1);
+    assert.match(checked.stdout, /assets\/os\/k and assets\/os\/i missing/);
     await origin.server.close();
     // Asked again once the remembered answer has expired: the origin cannot be asked now.
     await waitFor(async () => /cannot be asked/.test((await get(`${site.base}/ipxe?mac=${MAC}`)).body.toString()), 10_000, 'the wait script to name the origin');

@@ -118,6 +118,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   // Repr-Digest of every file version served from the assets directory (and of every upload).
   const digests = new ReprDigests({ root: deps.assets.root, log: app.log });
+  // Hashing that runs at close writes its sidecar before the app is gone.
+  app.addHook('onClose', () => digests.settled());
   // A site's /assets/ are the origin's, through the mirror (its implicit upstream `origin`).
   const site = deps.config.site;
   const siteMirror = site ? deps.mirror : undefined;

@@ -20,6 +20,7 @@ import type { BigIntStats } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
+import { isInnerList, parseDictionary, serializeDictionary, type Dictionary, type Item } from 'structured-headers';
 import { safeSegments } from './asset-root.ts';
 import type { RequestHeaders } from './conditional.ts';
 
@@ -227,18 +228,30 @@ function headerText(headers: RequestHeaders, name: string): string | undefined {
 }
 
 /**
- * `Want-Repr-Digest: sha-512=3, sha-256=1` (an RFC 8941 dictionary of integers 0-10) as
- * preferences; undefined when absent or malformed (then it is ignored, as RFC 9530 allows).
+ * An item's bare value. The library's type for it includes the DOM's `BufferSource`, which Node's
+ * types do not declare: read as unknown and narrowed where it is used.
+ */
+function itemValue(item: Item): unknown {
+  return (item as unknown as readonly [unknown])[0];
+}
+
+/**
+ * `Want-Repr-Digest: sha-512=3, sha-256=1` (a structured-field dictionary of integers 0-10,
+ * RFC 9530 4) as preferences; undefined when absent or malformed (then it is ignored, as RFC 9530 allows).
  */
 export function parseWantDigest(value: string | undefined): Map<string, number> | undefined {
   if (value === undefined || value.trim() === '') return undefined;
+  let dictionary: Dictionary;
+  try {
+    dictionary = parseDictionary(value);
+  } catch {
+    return undefined;
+  }
   const wanted = new Map<string, number>();
-  for (const member of value.split(',')) {
-    const match = /^\s*([a-z*][a-z0-9_.*-]*)\s*=\s*(\d{1,2})\s*$/.exec(member);
-    if (!match?.[1] || match[2] === undefined) return undefined;
-    const weight = Number(match[2]);
-    if (weight > 10) return undefined;
-    wanted.set(match[1], weight);
+  for (const [name, member] of dictionary) {
+    const weight = isInnerList(member) ? undefined : itemValue(member);
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 10) return undefined;
+    wanted.set(name, weight);
   }
   return wanted;
 }
@@ -259,8 +272,7 @@ export function reprDigestHeader(digests: Partial<FileDigests>, headers: Request
     else chosen = known.filter((algorithm) => want.get(algorithm) !== 0);
   }
   if (chosen.length === 0) return undefined;
-  const b64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
-  return chosen.map((algorithm) => `${algorithm}=:${b64(hexOf(algorithm) ?? '')}:`).join(', ');
+  return serializeDictionary(new Map(chosen.map((algorithm) => [algorithm, [Buffer.from(hexOf(algorithm) ?? '', 'hex'), new Map()]])));
 }
 
 /**
@@ -270,15 +282,18 @@ export function reprDigestHeader(digests: Partial<FileDigests>, headers: Request
  */
 export function parseReprDigest(value: string | undefined): Map<'sha-256' | 'sha-512', string> | undefined {
   if (value === undefined) return undefined;
+  let dictionary: Dictionary;
+  try {
+    dictionary = parseDictionary(value);
+  } catch (error) {
+    throw new Error(`malformed Repr-Digest ${JSON.stringify(value)}: ${(error as Error).message}`, { cause: error });
+  }
   const digests = new Map<'sha-256' | 'sha-512', string>();
-  for (const member of value.split(',')) {
-    if (member.trim() === '') continue;
-    // Dictionary keys are lowercase (RFC 8941): `SHA-256` names nothing.
-    const match = /^\s*([a-z*][a-z0-9_.*-]*)\s*=\s*(.*?)\s*$/.exec(member);
-    const name = match?.[1];
+  for (const [name, member] of dictionary) {
+    // Dictionary keys are lowercase (RFC 8941): `SHA-256` could not even be parsed.
     if (name !== 'sha-256' && name !== 'sha-512') continue;
-    const bytes = /^:([A-Za-z0-9+/]+={0,2}):$/.exec(match?.[2] ?? '');
-    const hex = bytes?.[1] ? Buffer.from(bytes[1], 'base64').toString('hex') : '';
+    const bytes = isInnerList(member) ? undefined : itemValue(member);
+    const hex = bytes instanceof ArrayBuffer ? Buffer.from(bytes).toString('hex') : '';
     if (hex.length !== (name === 'sha-256' ? 64 : 128)) throw new Error(`malformed ${name} in Repr-Digest ${JSON.stringify(value)}`);
     digests.set(name, hex);
   }

@@ -74,7 +74,8 @@ export function describeEvent(event: EventJson): string {
       case 'script':
         return `script ${d.action}${d.profile ? ` ${d.profile}` : ''}: ${d.reason}`;
       case 'download':
-        return `${d.role} ${d.phase} ${d.path}${d.phase === 'started' ? '' : ` (${d.bytes} bytes)`}`;
+        if (d.phase === 'started') return `${d.role} started ${d.path}${d.total !== undefined ? ` (${d.total} bytes)` : ''}`;
+        return `${d.role} ${d.phase} ${d.path} (${d.bytes}${d.total !== undefined && d.phase !== 'completed' ? ` of ${d.total}` : ''} bytes${d.rate !== undefined ? `, ${d.rate} bytes/s` : ''})`;
       case 'beacon':
         return 'booting (beacon)';
       case 'report':

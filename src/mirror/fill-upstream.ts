@@ -42,9 +42,10 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'pro
  * Fields the mirror does not keep although they are end-to-end: its own framing and ranges
  * (Content-Length, Content-Range, Accept-Ranges), fields kept apart in the sidecar
  * (Content-Type, Content-Encoding, ETag, Last-Modified), a cookie meant for one client
- * (Set-Cookie), fields about the upstream's host rather than the file (Alt-Svc,
- * Strict-Transport-Security), and Content-Digest, which describes one message's body and would
- * be wrong on a range. Repr-Digest describes the file and is kept.
+ * (Set-Cookie), fields that act on the whole host they come from rather than on the file, and
+ * would act on bootdepot's (Alt-Svc, Strict-Transport-Security, Clear-Site-Data, which could
+ * end a dashboard session, Public-Key-Pins), and Content-Digest, which describes one message's
+ * body and would be wrong on a range. Repr-Digest describes the file and is kept.
  */
 const NOT_KEPT = new Set([
   'content-length',
@@ -58,6 +59,9 @@ const NOT_KEPT = new Set([
   'set-cookie2',
   'alt-svc',
   'strict-transport-security',
+  'clear-site-data',
+  'public-key-pins',
+  'public-key-pins-report-only',
   'content-digest',
   'location',
   'x-cache-status',

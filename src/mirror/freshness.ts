@@ -101,6 +101,17 @@ export function parseCacheControl(value: string | undefined): CacheDirectives {
   return directives;
 }
 
+/**
+ * The directives that govern the mirror: `CDN-Cache-Control` (RFC 9213) when the upstream sends
+ * one with any directive in it (a site mirror is the CDN of its origin), else `Cache-Control`.
+ * `targeted` says the former, which also sets Expires aside.
+ */
+export function governingDirectives(headers: StoredHeaders): { directives: CacheDirectives; targeted: boolean } {
+  const cdn = headers['cdn-cache-control'];
+  if (cdn !== undefined && cdn.trim() !== '') return { directives: parseCacheControl(cdn), targeted: true };
+  return { directives: parseCacheControl(headers['cache-control']), targeted: false };
+}
+
 /** The Vary field's names other than Accept-Encoding (lower-case); `*` stays `*`. */
 export function varyingFields(headers: StoredHeaders): string[] {
   const vary = headers.vary;
@@ -119,9 +130,10 @@ export function varyingFields(headers: StoredHeaders): string[] {
  */
 export function storability(headers: StoredHeaders, policy: Pick<FreshnessPolicy, 'ignoreUpstream'>): { storable: true } | { storable: false; reason: string } {
   if (policy.ignoreUpstream) return { storable: true };
-  const directives = parseCacheControl(headers['cache-control']);
-  if (directives.noStore) return { storable: false, reason: 'Cache-Control: no-store' };
-  if (directives.private) return { storable: false, reason: 'Cache-Control: private' };
+  const { directives, targeted } = governingDirectives(headers);
+  const field = targeted ? 'CDN-Cache-Control' : 'Cache-Control';
+  if (directives.noStore) return { storable: false, reason: `${field}: no-store` };
+  if (directives.private) return { storable: false, reason: `${field}: private` };
   const varying = varyingFields(headers);
   if (varying.length > 0) return { storable: false, reason: `Vary: ${varying.join(', ')}` };
   return { storable: true };
@@ -155,11 +167,11 @@ export type LifetimeSource = 's-maxage' | 'max-age' | 'expires' | 'no-cache' | '
 export function freshnessLifetime(headers: StoredHeaders, responseTime: number, policy: FreshnessPolicy, hasValidator = true): { seconds: number; source: LifetimeSource } {
   const fallback = policy.defaultMaxAgeMs / 1000;
   if (policy.ignoreUpstream) return { seconds: fallback, source: 'override' };
-  const directives = parseCacheControl(headers['cache-control']);
+  const { directives, targeted } = governingDirectives(headers);
   if (directives.noCache) return { seconds: 0, source: 'no-cache' };
   if (directives.sMaxAge !== undefined) return { seconds: directives.sMaxAge, source: 's-maxage' };
   if (directives.maxAge !== undefined) return { seconds: directives.maxAge, source: 'max-age' };
-  if (headers.expires !== undefined) {
+  if (headers.expires !== undefined && !targeted) {
     // An invalid Expires (`0`, `-1`) means already expired.
     const expires = parseHttpDate(headers.expires)?.getTime();
     const date = parseHttpDate(headers.date)?.getTime() ?? responseTime;
@@ -214,7 +226,7 @@ export function evaluateFreshness(stored: StoredResponse, policy: FreshnessPolic
   const freshUntil = stored.responseTime + (seconds - stored.initialAgeSeconds) * 1000;
   let staleMs = policy.staleIfErrorMs;
   if (!policy.ignoreUpstream) {
-    const directives = parseCacheControl(stored.headers['cache-control']);
+    const { directives } = governingDirectives(stored.headers);
     if (directives.staleIfError !== undefined) staleMs = directives.staleIfError * 1000;
     else if (directives.mustRevalidate || directives.proxyRevalidate) staleMs = 0;
   }

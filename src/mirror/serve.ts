@@ -69,7 +69,7 @@ export const CACHE_STATUS = 'X-Cache-Status';
 const PRECONDITIONS = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-range'];
 
 /** Stored fields the mirror writes itself when it serves a file (or never passes on). */
-const WRITTEN_HERE = new Set(['date', 'age', 'cache-control', 'expires', 'vary']);
+const WRITTEN_HERE = new Set(['date', 'age', 'cache-control', 'expires', 'vary', 'content-security-policy', 'x-content-type-options']);
 
 /** How one answer's caching fields are written. */
 export interface ServedFile {
@@ -92,8 +92,8 @@ export interface ServedFile {
  * `etag` says which validator is sent: the upstream's when it is strong (the same bytes), else
  * the file's own strong one, with the upstream's weak one still accepted by If-None-Match.
  */
-export function servedHeaders(file: ServedFile, cacheControl: MirrorCacheControl): { headers: Record<string, string>; cacheControl: string; etag: { strong?: string; alsoMatches?: readonly string[] } } {
-  const headers: Record<string, string> = {};
+export function servedHeaders(file: ServedFile, cacheControl: MirrorCacheControl): { headers: Record<string, string | string[]>; cacheControl: string; etag: { strong?: string; alsoMatches?: readonly string[] } } {
+  const headers: Record<string, string | string[]> = {};
   const stored = file.stored ?? {};
   for (const [name, value] of Object.entries(stored)) if (!WRITTEN_HERE.has(name)) headers[name] = value;
   let control: string;
@@ -107,12 +107,22 @@ export function servedHeaders(file: ServedFile, cacheControl: MirrorCacheControl
     if (!file.ignoreUpstream && stored.date !== undefined) headers.date = stored.date;
   }
   if (!file.ignoreUpstream && stored.vary !== undefined) headers.vary = stored.vary;
+  Object.assign(headers, contained(stored['content-security-policy']));
   const upstream = file.upstreamEtag !== undefined && isEntityTag(file.upstreamEtag) ? file.upstreamEtag : undefined;
   const etag = upstream === undefined ? {} : upstream.startsWith('W/') ? { alsoMatches: [upstream] } : { strong: upstream };
   return { headers, cacheControl: control, etag };
 }
 
-function setAll(res: ServerResponse, headers: Record<string, string>): void {
+/**
+ * A mirrored file is the upstream's content on bootdepot's origin (where the dashboard lives):
+ * it is never sniffed into another type and, opened in a browser, runs in a sandbox, whatever
+ * the upstream's own policy (kept, and applied as well).
+ */
+function contained(upstreamPolicy: string | undefined): Record<string, string | string[]> {
+  return { 'x-content-type-options': 'nosniff', 'content-security-policy': upstreamPolicy === undefined ? 'sandbox' : [upstreamPolicy, 'sandbox'] };
+}
+
+function setAll(res: ServerResponse, headers: Record<string, string | string[]>): void {
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
 }
 
@@ -256,7 +266,7 @@ async function serveFilling(res: ServerResponse, reader: FillReader, immutable: 
 /** A plain GET of a chunked fill: chunked out as the bytes arrive; the end only once the fill is complete. */
 async function streamUnknownLength(res: ServerResponse, reader: FillReader, contentType: string, served: ReturnType<typeof servedHeaders>, options: ServeMirrorOptions): Promise<ServeMirrorOutcome> {
   const { fill } = reader;
-  const headers: Record<string, string> = { ...served.headers, 'Content-Type': contentType, 'Last-Modified': new Date(fill.mtimeSeconds * 1000).toUTCString(), [CACHE_STATUS]: 'MISS' };
+  const headers: Record<string, string | string[]> = { ...served.headers, 'Content-Type': contentType, 'Last-Modified': new Date(fill.mtimeSeconds * 1000).toUTCString(), [CACHE_STATUS]: 'MISS' };
   if (served.cacheControl) headers['Cache-Control'] = served.cacheControl;
   // Only the upstream's strong ETag: the file's own depends on a size not known yet.
   if (served.etag.strong) headers.ETag = served.etag.strong;
@@ -294,9 +304,10 @@ async function servePassthrough(res: ServerResponse, mirror: PullThroughMirror, 
     await discardBody(response.body, mirror.settings.headersTimeoutMs);
     return endWithText(res, response.statusCode === 404 ? 404 : 502, `upstream ${url} answered ${response.statusCode}`, 'error');
   }
-  const headers: Record<string, string> = {};
-  for (const [field, value] of Object.entries(endToEndHeaders(response.headers))) if (!WRITTEN_HERE.has(field)) headers[field] = value;
-  Object.assign(headers, {
+  const kept = endToEndHeaders(response.headers);
+  const headers: Record<string, string | string[]> = {};
+  for (const [field, value] of Object.entries(kept)) if (!WRITTEN_HERE.has(field)) headers[field] = value;
+  Object.assign(headers, contained(kept['content-security-policy']), {
     'Content-Type': printableHeader(headerValue(response.headers, 'content-type')) ?? contentTypeFor(relativePath),
     'Cache-Control': 'no-store',
     [CACHE_STATUS]: 'BYPASS',

@@ -57,6 +57,16 @@ describe('lifetime', () => {
   });
 });
 
+describe('CDN-Cache-Control', () => {
+  it('governs instead of Cache-Control and Expires when it says anything', () => {
+    assert.deepEqual(freshnessLifetime({ 'cdn-cache-control': 'max-age=30', 'cache-control': 'max-age=600', expires: date(T + 900_000) }, T, policy), { seconds: 30, source: 'max-age' });
+    assert.deepEqual(freshnessLifetime({ 'cdn-cache-control': 'public', 'cache-control': 'max-age=600', date: date(T), expires: date(T + 900_000) }, T, policy), { seconds: 300, source: 'default' });
+    assert.deepEqual(freshnessLifetime({ 'cdn-cache-control': ' ', 'cache-control': 'max-age=600' }, T, policy), { seconds: 600, source: 'max-age' });
+    assert.deepEqual(storability({ 'cdn-cache-control': 'no-store', 'cache-control': 'max-age=600' }, policy), { storable: false, reason: 'CDN-Cache-Control: no-store' });
+    assert.deepEqual(storability({ 'cdn-cache-control': 'max-age=60', 'cache-control': 'no-store' }, policy), { storable: true });
+  });
+});
+
 describe('age', () => {
   it('is the larger of the apparent age and Age plus the response delay', () => {
     // Date 10 s before the answer arrived; Age 3; the request took 2 s.

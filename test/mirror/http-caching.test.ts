@@ -380,7 +380,7 @@ describe('headers', () => {
 
   it("keeps and serves the upstream's end-to-end headers, never hop-by-hop ones, growing or cached", async (t) => {
     const upstream = await startUpstream(t, {
-      [MUTABLE]: { body: bodyOf(10_000), headers: { ...kept, connection: 'x-hop', 'x-hop': 'one hop', 'keep-alive': 'timeout=5', 'set-cookie': 'id=1' } },
+      [MUTABLE]: { body: bodyOf(10_000), headers: { ...kept, connection: 'x-hop', 'x-hop': 'one hop', 'keep-alive': 'timeout=5', 'set-cookie': 'id=1', 'clear-site-data': '"*"', 'content-security-policy': "default-src 'none'" } },
     });
     const { base, mirror } = await startMirror(t, upstream.url);
     const growing = await fetchRaw(`${base}/mirror/up/${MUTABLE}`);
@@ -391,6 +391,9 @@ describe('headers', () => {
     for (const response of [growing, cached]) {
       for (const [name, value] of Object.entries(kept)) assert.equal(response.headers[name], value, name);
       assert.equal(response.headers['x-hop'], undefined);
+      assert.equal(response.headers['clear-site-data'], undefined, "acts on bootdepot's host, not the file");
+      assert.equal(response.headers['x-content-type-options'], 'nosniff');
+      assert.equal(response.headers['content-security-policy'], "default-src 'none', sandbox", "the upstream's policy and the mirror's sandbox");
       assert.equal(response.headers['set-cookie'], undefined);
       assert.notEqual(response.headers['keep-alive'], 'timeout=5');
     }

@@ -10,6 +10,7 @@
  */
 import type { BigIntStats } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+import pLimit, { type LimitFunction } from 'p-limit';
 
 /**
  * What serving bytes needs of its content, as Go's ServeContent asks for a ReadSeeker and a
@@ -30,6 +31,15 @@ export interface ReadableContent {
  * budget however many machines download at once. A download that finds every buffer busy waits
  * a moment for one, then reads into a small one instead, so a few clients that stop reading
  * with a buffer pinned in their socket cannot stall everyone else.
+ *
+ * The pool also owns the read slots: at most `concurrentReads` reads from disk are in flight
+ * across all downloads, taken first come, first served. libuv runs only a few file reads at once
+ * anyway (its thread pool), so more in flight buy no speed; but every read that completes is
+ * handled, and its chunk written, in the same turn of the event loop, and libuv accepts one new
+ * connection per turn. With hundreds of downloads each keeping a read in flight, a turn grew to
+ * hundreds of milliseconds, and new connections (a machine's first script request) waited in
+ * the listen queue for seconds. Bounding the reads bounds a turn's work, so the loop comes round
+ * often and a script is answered at once while a storm downloads (docs/benchmarks.md).
  */
 export class BufferPool {
   /** Size of the buffers handed out while the budget allows. */
@@ -42,8 +52,10 @@ export class BufferPool {
   private readonly idleSmall: Buffer[] = [];
   private readonly waiters: { grant: (buffer: Buffer | undefined) => void }[] = [];
   private allocated = 0;
+  private readonly readSlots: LimitFunction;
 
-  constructor(size: number, budgetBytes = 16 * 1024 * 1024, smallSize = 64 * 1024, waitMs = 20) {
+  constructor(size: number, budgetBytes = 16 * 1024 * 1024, smallSize = 64 * 1024, waitMs = 20, concurrentReads = defaultConcurrentReads()) {
+    this.readSlots = pLimit(concurrentReads);
     this.size = size;
     this.budget = Math.max(budgetBytes, size * 2);
     this.smallSize = Math.min(smallSize, size);
@@ -73,6 +85,28 @@ export class BufferPool {
       }, this.waitMs);
       this.waiters.push(waiter);
     });
+  }
+
+  /**
+   * Reads the next chunk when a read slot is free: a buffer from the pool (see
+   * {@link acquireShared}) filled from `position`. The buffer is the caller's until released.
+   */
+  readChunk(file: ReadableContent, position: number, maxLength: number): Promise<{ buffer: Buffer; bytesRead: number }> {
+    return this.readSlots(async () => {
+      const buffer = await this.acquireShared();
+      try {
+        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, maxLength), position);
+        return { buffer, bytesRead };
+      } catch (error) {
+        this.release(buffer);
+        throw error;
+      }
+    });
+  }
+
+  /** Reads waiting for a slot (for metrics and tests). */
+  get readsWaiting(): number {
+    return this.readSlots.pendingCount;
   }
 
   release(buffer: Buffer): void {
@@ -112,6 +146,15 @@ export class BufferPool {
   }
 }
 
+/**
+ * Twice libuv's file-read threads (UV_THREADPOOL_SIZE, 4 unless set): enough to keep every
+ * thread busy while the event loop hands out the next reads.
+ */
+function defaultConcurrentReads(): number {
+  const threads = Number(process.env.UV_THREADPOOL_SIZE);
+  return 2 * (Number.isInteger(threads) && threads > 0 ? Math.min(threads, 1024) : 4);
+}
+
 /** Small buffers kept for reuse (64 KiB each by default: 4 MiB). */
 const MAX_IDLE_SMALL = 64;
 
@@ -146,7 +189,8 @@ export function writeChunk(res: ServerResponse, chunk: Buffer): Promise<void> {
  * (for example, it was truncated while being sent).
  *
  * Two chunks at most are in flight: the next is read while the socket takes the last. Each
- * chunk's buffer comes from the pool when the socket has room and goes back once it took it.
+ * chunk's buffer comes from the pool when the socket has room and a read slot is free, and goes
+ * back once the socket took it.
  */
 export async function streamRange(res: ServerResponse, file: ReadableContent, start: number, end: number, pool: BufferPool, sent?: { bytes: number }): Promise<number> {
   const inFlight: Promise<void>[] = [];
@@ -154,14 +198,10 @@ export async function streamRange(res: ServerResponse, file: ReadableContent, st
   try {
     while (position <= end) {
       if (inFlight.length === 2) await inFlight.shift();
-      const buffer = await pool.acquireShared();
-      let bytesRead: number;
-      try {
-        ({ bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - position + 1), position));
-        if (bytesRead === 0) throw new Error(`file ended at byte ${position}, before ${end + 1}`);
-      } catch (error) {
+      const { buffer, bytesRead } = await pool.readChunk(file, position, end - position + 1);
+      if (bytesRead === 0) {
         pool.release(buffer);
-        throw error;
+        throw new Error(`file ended at byte ${position}, before ${end + 1}`);
       }
       const written = writeChunk(res, bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead)).then(
         () => {

@@ -4,10 +4,11 @@
  * client that holds the public key can check a script or config before it runs it. The key is
  * an armored private key; a passphrase, if it has one, comes from a file or the environment and
  * is used once at start to unlock it. Signing uses openpgp (OpenPGP.js), which is pure
- * JavaScript and keeps up with RFC 9580.
+ * JavaScript and keeps up with RFC 9580. It is loaded only when a key is configured: it is the
+ * largest module bootdepot has (about 8 MiB of memory once loaded).
  */
 import { readFile } from 'node:fs/promises';
-import * as openpgp from 'openpgp';
+import type * as OpenPGP from 'openpgp';
 
 /** Where the passphrase is read when no file names it. */
 export const SIGNING_PASSPHRASE_ENV = 'BOOTDEPOT_SIGNING_PASSPHRASE';
@@ -61,7 +62,8 @@ export async function loadSigner(source: SigningKeySource): Promise<ResponseSign
   } catch (error) {
     throw new SigningKeyError(`cannot read the ${where}: ${(error as NodeJS.ErrnoException).code ?? firstLine((error as Error).message)} (signing.keyFile)`);
   }
-  let key: openpgp.PrivateKey;
+  const openpgp = await import('openpgp');
+  let key: OpenPGP.PrivateKey;
   try {
     key = await openpgp.readPrivateKey({ armoredKey });
   } catch (error) {
@@ -80,7 +82,7 @@ export async function loadSigner(source: SigningKeySource): Promise<ResponseSign
   }
   const sign = async (body: string | Uint8Array, armored: boolean): Promise<Uint8Array | string> => {
     const bytes: Uint8Array = typeof body === 'string' ? new Uint8Array(Buffer.from(body, 'utf8')) : body;
-    const message: openpgp.Message<Uint8Array> = await openpgp.createMessage({ binary: bytes });
+    const message: OpenPGP.Message<Uint8Array> = await openpgp.createMessage({ binary: bytes });
     if (armored) return openpgp.sign({ message, signingKeys: key, detached: true, format: 'armored' }) as Promise<string>;
     return openpgp.sign({ message, signingKeys: key, detached: true, format: 'binary' }) as Promise<Uint8Array>;
   };

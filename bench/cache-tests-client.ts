@@ -9,7 +9,10 @@
  * - CACHE_TESTS_ORIGIN: the suite's origin server, for the harness's own requests;
  * - CACHE_TESTS_OUT: where to write the results;
  * - CACHE_TESTS_GROUPS (optional): group ids to run, comma-separated; default all;
- * - CACHE_TESTS_ID (optional): run only this test, printing its requests and responses.
+ * - CACHE_TESTS_ID (optional): run only this test, printing its requests and responses;
+ * - CACHE_TESTS_NUMBER_PARAM (optional): also put each test request's number (its `Req-Num`
+ *   header) into its URL as this query parameter, for a cache that passes no request headers
+ *   upstream (bench/cache-tests-origin.ts takes it out again).
  *
  * The suite tells its origin what to answer with `PUT BASE/config/UUID` and reads what the origin
  * saw with `GET BASE/state/UUID`. Those two are the harness talking to itself, not requests a
@@ -46,11 +49,23 @@ const out = required('CACHE_TESTS_OUT');
 const onlyGroups = (process.env.CACHE_TESTS_GROUPS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 const onlyTest = process.env.CACHE_TESTS_ID ?? '';
 
+const numberParam = process.env.CACHE_TESTS_NUMBER_PARAM ?? '';
+
+/** The request's `Req-Num` header (the suite passes headers as [name, value] pairs). */
+function requestNumber(init: RequestInit | undefined): string | undefined {
+  const headers = init?.headers;
+  if (headers === undefined) return undefined;
+  const pairs = Array.isArray(headers) ? headers : headers instanceof Headers ? [...headers.entries()] : Object.entries(headers);
+  return pairs.find(([name]) => name?.toLowerCase() === 'req-num')?.[1];
+}
+
 const originalFetch = globalThis.fetch;
 const harnessPaths = [`${base}/config/`, `${base}/state/`];
 globalThis.fetch = (input: string | URL | Request, init?: RequestInit) => {
   const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
   if (harnessPaths.some((prefix) => url.startsWith(prefix))) return originalFetch(origin + url.slice(base.length), init);
+  const number = numberParam && url.startsWith(`${base}/test/`) ? requestNumber(init) : undefined;
+  if (number !== undefined) return originalFetch(`${url}${url.includes('?') ? '&' : '?'}${numberParam}=${encodeURIComponent(number)}`, init);
   return originalFetch(input, init);
 };
 

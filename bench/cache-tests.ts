@@ -134,20 +134,22 @@ interface Running {
   stop(): Promise<void>;
 }
 
-/** Makes a server listen on 127.0.0.1 when it is given only a port (the suite's origin calls `server.listen(port)`). */
-const LOOPBACK_ONLY = `data:text/javascript,${encodeURIComponent(
-  "import net from 'node:net'; const listen = net.Server.prototype.listen; net.Server.prototype.listen = function (...args) { if (typeof args[0] === 'number' || (typeof args[0] === 'string' && /^[0-9]+$/.test(args[0]))) args.splice(1, 0, '127.0.0.1'); return listen.apply(this, args); };",
-)}`;
+/**
+ * The query parameter that carries the suite's request number through the mirror (see
+ * bench/cache-tests-origin.ts); CACHE_TESTS_PLAIN=1 runs the suite without it.
+ */
+export const NUMBER_PARAM = 'cache-tests-req-num';
+const numbered = () => process.env.CACHE_TESTS_PLAIN !== '1';
 
 function track(child: ChildProcess): () => void {
   return killOnExit(() => child.kill('SIGKILL'));
 }
 
 async function startOrigin(dir: string, work: string, logFile: string, echo: boolean): Promise<Running> {
-  const child = spawn(process.execPath, ['--import', LOOPBACK_ONLY, path.join(dir, 'test-engine/server/server.mjs')], {
+  const child = spawn(process.execPath, ['--import', pathToFileURL(path.join(REPO, 'bench', 'cache-tests-origin.ts')).href, path.join(dir, 'test-engine/server/server.mjs')], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, npm_config_protocol: 'http', npm_config_port: '0', npm_config_pidfile: path.join(work, 'origin.pid') },
+    env: { ...process.env, npm_config_protocol: 'http', npm_config_port: '0', npm_config_pidfile: path.join(work, 'origin.pid'), CACHE_TESTS_NUMBER_PARAM: numbered() ? NUMBER_PARAM : '' },
   });
   const untrack = track(child);
   let output = '';
@@ -189,7 +191,7 @@ async function startBootdepot(work: string, origin: string): Promise<Running> {
       builtins: false,
       maxConcurrentFills: 256,
       maxQueuedFills: 1024,
-      mirrors: { [MIRROR]: { url: origin, maxConcurrentFills: 256 } },
+      mirrors: { [MIRROR]: { url: origin, maxConcurrentFills: 256, ...(numbered() ? { ignoreQueryParams: [NUMBER_PARAM] } : {}) } },
     },
   };
   const extra = process.env.BENCH_CACHE_TESTS_YAML ? (YAML.parse(process.env.BENCH_CACHE_TESTS_YAML) as unknown) : undefined;
@@ -232,13 +234,13 @@ async function startNginxCache(origin: string): Promise<Running & { nginx: Runni
 
 // ---- one run of the suite's client ----
 
-async function runClient(cache: string, suite: Suite, base: string, origin: string, work: string): Promise<RawResults> {
+async function runClient(cache: string, suite: Suite, base: string, origin: string, work: string, numberParam = ''): Promise<RawResults> {
   const out = path.join(work, `${cache}.json`);
   await rm(out, { force: true });
   const started = performance.now();
   const child = spawn(process.execPath, ['--no-warnings', path.join(REPO, 'bench', 'cache-tests-client.ts')], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CACHE_TESTS_DIR: suite.dir, CACHE_TESTS_BASE: base, CACHE_TESTS_ORIGIN: origin, CACHE_TESTS_OUT: out },
+    env: { ...process.env, CACHE_TESTS_DIR: suite.dir, CACHE_TESTS_BASE: base, CACHE_TESTS_ORIGIN: origin, CACHE_TESTS_OUT: out, CACHE_TESTS_NUMBER_PARAM: numberParam },
   });
   const untrack = track(child);
   // The client's own output (a test's dump, "ERROR: ..." lines for failed setups) goes to stderr.
@@ -385,7 +387,7 @@ function sameOutcomes(differences: Difference[]): string[] {
 }
 
 /** The per-group tables and the differing tests (with messages for the freshness, conditional, partial and vary groups; ids for the others). */
-export function renderReport(report: Report, about: { suite: string; bootdepot: string; nginx: string; date: string }): string {
+export function renderReport(report: Report, about: { suite: string; bootdepot: string; nginx: string; date: string; numbered: boolean }): string {
   const header = row(['group', 'tests', ...CACHES.flatMap((cache) => [`${cache} pass`, 'fail', 'not optimal', 'checks yes/no', 'not run', 'on its own: pass', 'retried'])]);
   const separator = row(Array.from({ length: 2 + CACHES.length * 7 }, () => '---'));
   // Both clients ran the same tests, so either cache's count is the group's.
@@ -403,6 +405,7 @@ Written by \`CACHE_TESTS_DIR=... npm run bench -- cache-tests\` (bench/cache-tes
 bootdepot ${about.bootdepot}, nginx ${about.nginx}, cache-tests ${about.suite}. Both caches in
 front of one instance of the suite's origin on loopback; bootdepot's mirror with the default
 settings, nginx with \`proxy_cache\` and \`proxy_cache_revalidate on\` (the suite's reference setup).
+${about.numbered ? `The request number reaches the origin through the mirror as the query parameter \`${NUMBER_PARAM}\`, left out of the mirror's cache key.` : 'Run with CACHE_TESTS_PLAIN=1: the request number does not reach the origin through the mirror.'}
 
 Counted as cache-tests.fyi shows them: *pass* and *fail* for required tests, *not optimal* for
 optimal ones that failed (allowed, but the cache could have done better), *checks* for tests of
@@ -465,7 +468,7 @@ export async function cacheTestsBenchmark(): Promise<string | undefined> {
     started.push(nginx);
     log(`origin ${origin.url}; bootdepot ${bootdepot.url}; nginx ${nginx.url}; ${ran.reduce((n, g) => n + g.tests.length, 0)} tests in ${ran.length} groups`);
     const results: Record<Cache, RawResults> = {
-      bootdepot: await runClient('bootdepot', suite, bootdepot.url, origin.url, work),
+      bootdepot: await runClient('bootdepot', suite, bootdepot.url, origin.url, work, numbered() ? NUMBER_PARAM : ''),
       nginx: await runClient('nginx', suite, nginx.url, origin.url, work),
     };
     if (onlyTest) {
@@ -475,7 +478,7 @@ export async function cacheTestsBenchmark(): Promise<string | undefined> {
     const report = compare(suite, ran, results);
     for (const cache of CACHES) await writeFile(path.join(WORK, `${cache}.json`), JSON.stringify(results[cache], null, 2));
     await writeFile(path.join(WORK, 'per-test.tsv'), report.perTest);
-    const markdown = renderReport(report, { suite: suite.revision, bootdepot: bootdepotRevision(), nginx: nginxVersion(nginxBinary), date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC' });
+    const markdown = renderReport(report, { suite: suite.revision, bootdepot: bootdepotRevision(), nginx: nginxVersion(nginxBinary), date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', numbered: numbered() });
     process.stdout.write(markdown);
     log(`every result, test by test: ${path.relative(REPO, path.join(WORK, 'per-test.tsv'))}`);
     // Only a run of the whole suite goes into the docs: dependencies cross groups.

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { countOutcomes, nginxCacheOptions, renderReport, suiteDir, type Counts, type Report } from '../../bench/cache-tests.ts';
+import { takeNumber } from '../../bench/cache-tests-number.ts';
 import { nginxConfig } from '../support/nginx.ts';
 
 describe('cache-tests benchmark: the suite checkout', () => {
@@ -58,7 +59,7 @@ describe('cache-tests benchmark: counting', () => {
       skipped: 5,
       perTest: '',
     };
-    const text = renderReport(report, { suite: '0.4.5', bootdepot: 'commit abc', nginx: 'nginx/1.22.1', date: '2026-12-01 15:00 UTC' });
+    const text = renderReport(report, { suite: '0.4.5', bootdepot: 'commit abc', nginx: 'nginx/1.22.1', date: '2026-12-01 15:00 UTC', numbered: true });
     const lines = text.split('\n');
     const partial = lines.findIndex((l) => l.startsWith('| partial |'));
     const focusTotal = lines.findIndex((l) => l.startsWith('| **freshness, conditional, partial, vary** |'));
@@ -70,6 +71,27 @@ describe('cache-tests benchmark: counting', () => {
     assert.ok(lines.includes('- `partial-a` (partial): bootdepot fail (Response 1 status is 502, not 206); nginx pass'), text);
     assert.ok(lines.includes('- status: `status-b`'), text);
     assert.match(text, /5 browser-only tests are not run/);
+    assert.match(text, /as the query parameter `cache-tests-req-num`, left out of the mirror's cache key/);
+  });
+});
+
+describe('cache-tests benchmark: the request number through the mirror', () => {
+  it("moves the number from the query to the Req-Num header and leaves the test's own query", () => {
+    const request = { url: '/test/u?test=A&cache-tests-req-num=2', headers: {} as Record<string, string> };
+    takeNumber(request, 'cache-tests-req-num');
+    assert.deepEqual(request, { url: '/test/u?test=A', headers: { 'req-num': '2' } });
+    const only = { url: '/test/u?cache-tests-req-num=3', headers: {} as Record<string, string> };
+    takeNumber(only, 'cache-tests-req-num');
+    assert.deepEqual(only, { url: '/test/u', headers: { 'req-num': '3' } });
+  });
+
+  it('keeps a Req-Num header the request has, and a URL without the parameter', () => {
+    const request = { url: '/test/u?cache-tests-req-num=2', headers: { 'req-num': '1' } as Record<string, string> };
+    takeNumber(request, 'cache-tests-req-num');
+    assert.deepEqual(request, { url: '/test/u', headers: { 'req-num': '1' } });
+    const plain = { url: '/test/u?test=B', headers: {} as Record<string, string> };
+    takeNumber(plain, 'cache-tests-req-num');
+    assert.deepEqual(plain, { url: '/test/u?test=B', headers: {} });
   });
 });
 

@@ -67,13 +67,37 @@ async function ensureFile(file: string, size: number, seed: number): Promise<voi
   }
 }
 
-/** Samples RSS and CPU time of a set of processes every 100 ms from /proc. */
+/**
+ * Connections the kernel has completed and the server has not accepted yet, on the listening
+ * socket of this port (/proc/net/tcp's rx_queue for a socket in LISTEN).
+ */
+async function acceptQueue(port: number): Promise<number> {
+  let deepest = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const text = await readFile(table, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const [, local, , state, queues] = line.trim().split(/\s+/);
+      if (state !== '0A' || Number.parseInt(local?.split(':')[1] ?? '', 16) !== port) continue;
+      deepest = Math.max(deepest, Number.parseInt(queues?.split(':')[1] ?? '0', 16));
+    }
+  }
+  return deepest;
+}
+
+/** Samples RSS and CPU time of a set of processes, and the server's accept queue, every 100 ms from /proc. */
 class Sampler {
   peakRssKiB = 0;
+  deepestAcceptQueue = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly pids: () => number[];
+  private port = 0;
   constructor(pids: () => number[]) {
     this.pids = pids;
+  }
+
+  /** Also samples the accept queue of the server listening on this port. */
+  watchPort(port: number): void {
+    this.port = port;
   }
 
   static async rssKiB(pid: number): Promise<number> {
@@ -104,6 +128,7 @@ class Sampler {
       let total = 0;
       for (const pid of this.pids()) total += await Sampler.rssKiB(pid);
       this.peakRssKiB = Math.max(this.peakRssKiB, total);
+      if (this.port > 0) this.deepestAcceptQueue = Math.max(this.deepestAcceptQueue, await acceptQueue(this.port));
       this.timer = setTimeout(() => void tick(), 100);
     };
     void tick();
@@ -136,6 +161,8 @@ interface StormRun {
   errors: string[];
   listeningRssMiB: number;
   peakRssMiB: number;
+  /** The most connections waiting to be accepted at once (sampled every 100 ms). */
+  deepestAcceptQueue: number;
   cpuSeconds: number;
   imageBytes: number;
   upstreamBytes?: number;
@@ -194,6 +221,7 @@ async function storm(name: string, entry: string, probeUrl: string, report: bool
   const overflowsBefore = await listenOverflows();
   const offsets = arrivals(shape.machines);
   const start = Date.now() + 1000;
+  sampler.watchPort(Number(new URL(entry).port));
   sampler.start();
   const probing = runClient({ entry, start, report: false, requestTimeoutMs: REQUEST_TIMEOUT_MS, machines: [], probe: { url: probeUrl, intervalMs: PROBE_INTERVAL_MS, durationMs: SPREAD_MS + PROBE_AFTER_SPREAD_MS } });
   const parts = await Promise.all(
@@ -229,6 +257,7 @@ async function storm(name: string, entry: string, probeUrl: string, report: bool
     errors,
     listeningRssMiB,
     peakRssMiB: sampler.peakRssKiB / 1024,
+    deepestAcceptQueue: sampler.deepestAcceptQueue,
     cpuSeconds,
     imageBytes: machines.reduce((sum, m) => sum + m.imageBytes, 0),
     ...(upstream ? { upstreamBytes: upstream.bytes() - upstreamBefore, upstreamRequests: upstream.requests() - upstreamRequestsBefore } : {}),
@@ -236,7 +265,7 @@ async function storm(name: string, entry: string, probeUrl: string, report: bool
   log(
     `${name}: all ${machines.length} booted in ${(run.bootedMs / 1000).toFixed(2)} s (each in p50 ${(run.bootP50Ms / 1000).toFixed(2)} s); scripts TTFB p50 ${run.scriptTtfb.p50.toFixed(1)} p99 ${run.scriptTtfb.p99.toFixed(1)} ms (probe p50 ${run.probeTtfb.p50.toFixed(1)} p99 ${run.probeTtfb.p99.toFixed(1)} ms); ` +
       `images TTFB p50 ${run.imageTtfb.p50.toFixed(1)} p99 ${run.imageTtfb.p99.toFixed(1)} ms (first byte max ${run.firstImageByteMaxMs.toFixed(0)} ms); ` +
-      `RSS ${listeningRssMiB.toFixed(0)} -> ${run.peakRssMiB.toFixed(0)} MiB; CPU ${cpuSeconds.toFixed(1)} s; errors ${errors.length}` +
+      `accept queue up to ${run.deepestAcceptQueue}; RSS ${listeningRssMiB.toFixed(0)} -> ${run.peakRssMiB.toFixed(0)} MiB; CPU ${cpuSeconds.toFixed(1)} s; errors ${errors.length}` +
       (upstream ? `; upstream ${((run.upstreamBytes ?? 0) / MiB).toFixed(1)} MiB in ${run.upstreamRequests} requests` : ''),
   );
   for (const error of errors.slice(0, 5)) log(`  ${error}`);
@@ -402,7 +431,7 @@ function report(runs: StormRun[], wire: number, directCopyMs: number, loadBefore
   const oneCopy = KERNEL_BYTES + INITRD_BYTES;
   const ours = [warm, cold];
   const row = (r: StormRun) =>
-    `| ${r.name} | ${s(r.bootedMs)} | ${(r.bootedMs / reference.bootedMs).toFixed(2)} | ${(r.bootedMs / wireMs).toFixed(2)} | ${f(r.probeTtfb.p50)} / ${f(r.probeTtfb.p99)} | ${f(r.scriptTtfb.p50)} / ${f(r.scriptTtfb.p99)} | ${f(r.imageTtfb.p50)} / ${f(r.imageTtfb.p99)} | ${r.firstImageByteMaxMs.toFixed(0)} | ${r.upstreamBytes === undefined ? '-' : `${(r.upstreamBytes / MiB).toFixed(1)} MiB (${r.upstreamRequests})`} | ${r.listeningRssMiB.toFixed(0)} / ${r.peakRssMiB.toFixed(0)} | ${r.cpuSeconds.toFixed(1)} | ${r.errors.length} |`;
+    `| ${r.name} | ${s(r.bootedMs)} | ${(r.bootedMs / reference.bootedMs).toFixed(2)} | ${(r.bootedMs / wireMs).toFixed(2)} | ${f(r.probeTtfb.p50)} / ${f(r.probeTtfb.p99)} | ${f(r.scriptTtfb.p50)} / ${f(r.scriptTtfb.p99)} | ${f(r.imageTtfb.p50)} / ${f(r.imageTtfb.p99)} | ${r.firstImageByteMaxMs.toFixed(0)} | ${r.upstreamBytes === undefined ? '-' : `${(r.upstreamBytes / MiB).toFixed(1)} MiB (${r.upstreamRequests})`} | ${r.deepestAcceptQueue} | ${r.listeningRssMiB.toFixed(0)} / ${r.peakRssMiB.toFixed(0)} | ${r.cpuSeconds.toFixed(1)} | ${r.errors.length} |`;
   return `## Boot storm
 
 Written by \`npm run bench -- storm\` (bench/storm.ts). ${MACHINES} simulated machines power on over
@@ -418,8 +447,8 @@ one copy of both files straight from it took ${s(directCopyMs)} s. The wire's li
 (${(reference.imageBytes / MiB / 1024).toFixed(1)} GiB) at the ${(wire / MiB).toFixed(0)} MiB/s nginx reaches with 8 parallel downloads
 = ${s(wireMs)} s. ${os.cpus().length} CPUs shared by servers and clients; load average before: ${loadBefore.toFixed(2)}.
 
-| Run | all booted s | x nginx | x wire | probe script TTFB p50 / p99 ms | machines' script TTFB p50 / p99 ms | image TTFB p50 / p99 ms | first image byte, max ms | upstream | RSS listening / peak MiB | CPU s | errors |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| Run | all booted s | x nginx | x wire | probe script TTFB p50 / p99 ms | machines' script TTFB p50 / p99 ms | image TTFB p50 / p99 ms | first image byte, max ms | upstream | accept queue, max | RSS listening / peak MiB | CPU s | errors |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${runs.map(row).join('\n')}
 
 Targets:

@@ -8,12 +8,11 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Liquid } from 'liquidjs';
 import { parseDocumentText, validateDocument } from '../common/documents.ts';
 import { formatProblem, type Problem } from '../common/problems.ts';
 import { GroupSchema, ID_PATTERN, ProfileSchema, type GroupFile, type MatchboxBootSpec, type ProfileFile } from './data-schema.ts';
 import { IDENTITY_FIELDS, normaliseArch, normaliseMac, normalisePlatform, normaliseUuid, type IdentityField } from '../common/identity.ts';
-import { compileTemplate, createJsonTemplateEngine, createScriptTemplateEngine, type CompiledTemplate } from './templates.ts';
+import { compileTemplate, TemplateEngines, type CompiledTemplate } from './templates.ts';
 import { GoTemplateError, parseGoTemplate, type GoTemplate } from '../gotemplate/index.ts';
 import { toProblem, transpileButane } from '../butane/index.ts';
 
@@ -99,8 +98,8 @@ export interface Catalogue {
   brokenGroups: readonly BrokenGroup[];
   /** Text of each file loaded from the data directory itself, for saving last good versions. */
   sources: ReadonlyMap<string, string>;
-  scriptEngine: Liquid;
-  jsonEngine: Liquid;
+  /** Liquid's engines, loaded when a template first needs one. */
+  templateEngines: TemplateEngines;
 }
 
 /**
@@ -459,10 +458,10 @@ function parseGo(state: LoadState, rel: string, text: string): GoTemplate | unde
   }
 }
 
-async function parseIgnition(state: LoadState, rel: string, name: string, engine: Liquid, text: string): Promise<IgnitionConfig | undefined> {
+async function parseIgnition(state: LoadState, rel: string, name: string, engines: TemplateEngines, text: string): Promise<IgnitionConfig | undefined> {
   const lower = name.toLowerCase();
   if (lower.endsWith('.liquid')) {
-    const { template, error } = compileTemplate(engine, text, rel);
+    const { template, error } = compileTemplate(await engines.json(), text, rel);
     if (error) {
       state.problems.push({ source: rel, line: error.line, column: error.column, message: error.message });
       return undefined;
@@ -553,8 +552,7 @@ export async function loadCatalogue(dataDir: string, previous?: Catalogue, lastG
   const state: LoadState = { dataDir, previous, lastGood, problems: [], byFile: new Map(), sources: new Map(), brokenGroups: [], warnings: [] };
   const dirStat = await stat(dataDir).catch(() => undefined);
   if (!dirStat?.isDirectory()) state.problems.push({ source: dataDir, message: 'data directory does not exist or is not a directory' });
-  const scriptEngine = previous?.scriptEngine ?? createScriptTemplateEngine();
-  const jsonEngine = previous?.jsonEngine ?? createJsonTemplateEngine();
+  const templateEngines = previous?.templateEngines ?? new TemplateEngines();
   const profiles = await loadKind(state, { dir: 'profiles', refuse: notNamedData, nameLabel: 'profile', parse: (rel, _name, text) => parseProfile(state, rel, text) });
   const groups = [
     ...(
@@ -570,7 +568,7 @@ export async function loadCatalogue(dataDir: string, previous?: Catalogue, lastG
   const ignition = await loadKind(state, {
     dir: 'ignition',
     refuse: () => undefined,
-    parse: (rel, name, text) => parseIgnition(state, rel, name, jsonEngine, text),
+    parse: (rel, name, text) => parseIgnition(state, rel, name, templateEngines, text),
   });
   const configTemplates = (dir: 'generic' | 'cloud') =>
     loadKind<ConfigTemplate>(state, {
@@ -586,12 +584,12 @@ export async function loadCatalogue(dataDir: string, previous?: Catalogue, lastG
   const templates = await loadKind<ScriptTemplate>(state, {
     dir: 'templates',
     refuse: () => undefined,
-    parse: (rel, name, text) => {
-      const { template, error } = compileTemplate(scriptEngine, text, rel);
+    parse: async (rel, name, text) => {
+      const { template, error } = compileTemplate(await templateEngines.script(), text, rel);
       if (error) state.problems.push({ source: rel, line: error.line, column: error.column, message: error.message });
       return template && !error ? { id: stripExtension(name), file: rel, template } : undefined;
     },
   });
   crossCheck(state, { profiles, groups, ignition, templates, generic, cloud });
-  return { profiles, groups, ignition, templates, generic, cloud, problems: [...state.problems, ...state.warnings], byFile: state.byFile, brokenGroups: state.brokenGroups, sources: state.sources, scriptEngine, jsonEngine };
+  return { profiles, groups, ignition, templates, generic, cloud, problems: [...state.problems, ...state.warnings], byFile: state.byFile, brokenGroups: state.brokenGroups, sources: state.sources, templateEngines };
 }

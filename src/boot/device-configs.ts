@@ -48,7 +48,7 @@ export async function renderIgnition(target: ConfigTarget, ctx: RenderContext): 
   if (!config.template) return { status: 500, message: `Ignition config ${config.file} has no content` };
   let text: string;
   try {
-    text = String(await ctx.catalogue.jsonEngine.render(config.template, buildTemplateData(profile, group, ctx)));
+    text = String(await (await ctx.catalogue.templateEngines.json()).render(config.template, buildTemplateData(profile, group, ctx)));
   } catch (error) {
     return { status: 500, message: `Ignition template ${config.file} failed: ${(error as Error).message.split('\n')[0] ?? ''}` };
   }

@@ -5,8 +5,11 @@
  * time (and in `check` when it is a syntax error) rather than an empty string in a kernel line.
  * Script templates also refuse any output that contains a line break: whatever a value holds,
  * it cannot add a command to a script.
+ *
+ * LiquidJS is loaded on first use ({@link TemplateEngines}), so a data directory without
+ * Liquid templates (most matchbox-style setups) never pays its memory.
  */
-import { Liquid, type Template } from 'liquidjs';
+import type { Liquid, Template } from 'liquidjs';
 import { encodeUriComponentStrict, hasLineBreak, ipxeToken } from '../common/escape.ts';
 
 export type CompiledTemplate = Template[];
@@ -41,9 +44,11 @@ function scriptOutput(value: unknown): string {
   return output;
 }
 
+type LiquidClass = typeof Liquid;
+
 /** Engine for iPXE script templates. */
-export function createScriptTemplateEngine(): Liquid {
-  const engine = new Liquid({
+function createScriptTemplateEngine(LiquidEngine: LiquidClass): Liquid {
+  const engine = new LiquidEngine({
     strictVariables: true,
     // ...except where a template asks for it: `{% if labels.role %}` and `| default: "x"`.
     lenientIf: true,
@@ -58,10 +63,32 @@ export function createScriptTemplateEngine(): Liquid {
 }
 
 /** Engine for Ignition (JSON) templates: use `| json` to write strings. */
-export function createJsonTemplateEngine(): Liquid {
-  const engine = new Liquid({ strictVariables: true, lenientIf: true, strictFilters: true, templates: {} });
+function createJsonTemplateEngine(LiquidEngine: LiquidClass): Liquid {
+  const engine = new LiquidEngine({ strictVariables: true, lenientIf: true, strictFilters: true, templates: {} });
   addSharedFilters(engine);
   return engine;
+}
+
+/**
+ * The script and the JSON engine, each made (and LiquidJS loaded) the first time a template
+ * needs it; a catalogue hands its engines on to the next load, so a reload compiles with the
+ * same ones.
+ */
+export class TemplateEngines {
+  private scriptEngine: Promise<Liquid> | undefined;
+  private jsonEngine: Promise<Liquid> | undefined;
+
+  /** The engine for iPXE script templates (`templates/`). */
+  script(): Promise<Liquid> {
+    this.scriptEngine ??= import('liquidjs').then(({ Liquid: LiquidEngine }) => createScriptTemplateEngine(LiquidEngine));
+    return this.scriptEngine;
+  }
+
+  /** The engine for Ignition templates (`ignition/*.liquid`). */
+  json(): Promise<Liquid> {
+    this.jsonEngine ??= import('liquidjs').then(({ Liquid: LiquidEngine }) => createJsonTemplateEngine(LiquidEngine));
+    return this.jsonEngine;
+  }
 }
 
 /** Parses a template, returning the error message (with line and column) instead of throwing. */

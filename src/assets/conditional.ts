@@ -65,20 +65,45 @@ function weakMatch(tags: EntityTag[], etag: string, also: readonly string[] = []
  * obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`).
  * `Date.parse` alone would also take `2026`, ISO 8601 or a bare number, which are not dates here.
  */
-const HTTP_DATE = [
-  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/,
-  /^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \d{2}-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-\d{2} \d{2}:\d{2}:\d{2} GMT$/,
-  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/,
-];
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+const MONTH = '(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)';
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})';
+/** IMF-fixdate, RFC 850 and asctime; names in any case (recipients may be lenient, RFC 9110 5.6.7). */
+const IMF_FIXDATE = new RegExp(`^(?:mon|tue|wed|thu|fri|sat|sun), (\\d{2}) ${MONTH} (\\d{4}) ${TIME} gmt$`, 'i');
+const RFC_850 = new RegExp(`^(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday), (\\d{2})-${MONTH}-(\\d{2}) ${TIME} gmt$`, 'i');
+const ASCTIME = new RegExp(`^(?:mon|tue|wed|thu|fri|sat|sun) ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`, 'i');
 
-/** An HTTP-date, or undefined when the value is not one (such a header is ignored). */
-export function parseHttpDate(value: string | undefined): Date | undefined {
+/** RFC 9110 5.6.7: a two-digit year more than 50 years ahead is the most recent past year with those digits. */
+function fullYear(twoDigits: number, now: number): number {
+  const thisYear = new Date(now).getUTCFullYear();
+  const year = thisYear - (thisYear % 100) + twoDigits;
+  return year > thisYear + 50 ? year - 100 : year;
+}
+
+/**
+ * The three HTTP-date forms of RFC 9110 5.6.7: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`),
+ * obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`),
+ * read field by field (a day, hour or minute out of range is no date). `Date.parse` alone would
+ * also take `2026`, ISO 8601 or a bare number, which are not dates here, and reads `-50` as 1950.
+ */
+export function parseHttpDate(value: string | undefined, now = Date.now()): Date | undefined {
   if (value === undefined) return undefined;
   const trimmed = value.trim();
-  if (!HTTP_DATE.some((form) => form.test(trimmed))) return undefined;
-  // asctime carries no zone; HTTP dates are always GMT.
-  const time = Date.parse(/GMT$/.test(trimmed) ? trimmed : `${trimmed} GMT`);
-  return Number.isNaN(time) ? undefined : new Date(time);
+  let parts: { day: string; month: string; year: number; hour: string; minute: string; second: string } | undefined;
+  let match: RegExpExecArray | null;
+  if ((match = IMF_FIXDATE.exec(trimmed))) parts = { day: match[1] ?? '', month: match[2] ?? '', year: Number(match[3]), hour: match[4] ?? '', minute: match[5] ?? '', second: match[6] ?? '' };
+  else if ((match = RFC_850.exec(trimmed))) parts = { day: match[1] ?? '', month: match[2] ?? '', year: fullYear(Number(match[3]), now), hour: match[4] ?? '', minute: match[5] ?? '', second: match[6] ?? '' };
+  else if ((match = ASCTIME.exec(trimmed))) parts = { month: match[1] ?? '', day: match[2] ?? '', hour: match[3] ?? '', minute: match[4] ?? '', second: match[5] ?? '', year: Number(match[6]) };
+  if (!parts) return undefined;
+  const month = MONTHS.indexOf(parts.month.toLowerCase());
+  const [day, hour, minute, second] = [parts.day, parts.hour, parts.minute, parts.second].map((text) => Number(text.trim()));
+  if (day === undefined || hour === undefined || minute === undefined || second === undefined) return undefined;
+  // A leap second (60) is allowed by the grammar; it reads as the next second.
+  if (month < 0 || day < 1 || hour > 23 || minute > 59 || second > 60) return undefined;
+  const time = Date.UTC(parts.year, month, day, hour, minute, second);
+  // 31 Feb does not roll over into March.
+  if (new Date(Date.UTC(parts.year, month, day)).getUTCDate() !== day) return undefined;
+  return new Date(time);
 }
 
 export type Precondition = 'proceed' | 'not-modified' | 'failed';

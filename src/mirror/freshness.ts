@@ -9,6 +9,7 @@
  * docs/mirror.md: the configured default lifetime stands in for heuristic freshness, and a
  * configured stale-if-error applies unless the upstream forbids serving stale.
  */
+import { isInnerList, parseDictionary } from 'structured-headers';
 import { parseHttpDate } from '../assets/conditional.ts';
 import type { EntryMeta } from './cache-disk.ts';
 
@@ -101,14 +102,47 @@ export function parseCacheControl(value: string | undefined): CacheDirectives {
   return directives;
 }
 
+const TARGETED_FLAGS = { 'no-store': 'noStore', 'no-cache': 'noCache', private: 'private', 'must-revalidate': 'mustRevalidate', 'proxy-revalidate': 'proxyRevalidate' } as const;
+const TARGETED_DELTAS = { 'max-age': 'maxAge', 's-maxage': 'sMaxAge', 'stale-if-error': 'staleIfError' } as const;
+
+/**
+ * A targeted field (RFC 9213: a Structured Fields Dictionary): flags must be true, delta-seconds
+ * non-negative integers; a member of another type is ignored. Undefined when the field does not
+ * parse, or holds no directive the mirror knows with a valid value: then it is set aside.
+ */
+export function parseTargetedCacheControl(value: string): CacheDirectives | undefined {
+  let dictionary;
+  try {
+    dictionary = parseDictionary(value);
+  } catch {
+    return undefined;
+  }
+  const directives: CacheDirectives = { noStore: false, noCache: false, private: false, mustRevalidate: false, proxyRevalidate: false };
+  let known = false;
+  for (const [name, member] of dictionary) {
+    if (isInnerList(member)) continue;
+    // The package's types name a bare item's DisplayString, which its declarations do not carry: read as unknown.
+    const bare = (member as unknown as readonly [unknown])[0];
+    if (Object.hasOwn(TARGETED_FLAGS, name) && bare === true) {
+      directives[TARGETED_FLAGS[name as keyof typeof TARGETED_FLAGS]] = true;
+      known = true;
+    } else if (Object.hasOwn(TARGETED_DELTAS, name) && typeof bare === 'number' && Number.isInteger(bare) && bare >= 0) {
+      directives[TARGETED_DELTAS[name as keyof typeof TARGETED_DELTAS]] = Math.min(bare, DELTA_MAX);
+      known = true;
+    }
+  }
+  return known ? directives : undefined;
+}
+
 /**
  * The directives that govern the mirror: `CDN-Cache-Control` (RFC 9213) when the upstream sends
- * one with any directive in it (a site mirror is the CDN of its origin), else `Cache-Control`.
- * `targeted` says the former, which also sets Expires aside.
+ * a valid one (a site mirror is the CDN of its origin), else `Cache-Control`. `targeted` says
+ * the former, which also sets Expires aside.
  */
 export function governingDirectives(headers: StoredHeaders): { directives: CacheDirectives; targeted: boolean } {
   const cdn = headers['cdn-cache-control'];
-  if (cdn !== undefined && cdn.trim() !== '') return { directives: parseCacheControl(cdn), targeted: true };
+  const targeted = cdn === undefined ? undefined : parseTargetedCacheControl(cdn);
+  if (targeted) return { directives: targeted, targeted: true };
   return { directives: parseCacheControl(headers['cache-control']), targeted: false };
 }
 

@@ -61,9 +61,17 @@ describe('HTTP dates', () => {
     for (const form of ['Sun, 06 Nov 1994 08:49:37 GMT', 'Sunday, 06-Nov-94 08:49:37 GMT', 'Sun Nov  6 08:49:37 1994']) {
       assert.equal(parseHttpDate(form)?.getTime(), expected, form);
     }
-    for (const bad of ['1994', '1994-11-06T08:49:37Z', '784111777', 'yesterday', 'Sun, 06 Nov 1994 08:49:37 PST']) {
+    for (const bad of ['1994', '1994-11-06T08:49:37Z', '784111777', 'yesterday', 'Sun, 06 Nov 1994 08:49:37 PST', 'Sun, 31 Feb 1994 08:49:37 GMT', 'Sun, 06 Nov 1994 24:49:37 GMT', 'Thu, 18-Aug-2050 02:01:18 GMT']) {
       assert.equal(parseHttpDate(bad), undefined, bad);
     }
+  });
+
+  it('reads names in any case, and an RFC 850 year more than 50 years ahead as the last such year past', () => {
+    assert.equal(parseHttpDate('SUN, 06 NOV 1994 08:49:37 gmt')?.getTime(), Date.UTC(1994, 10, 6, 8, 49, 37));
+    const now = Date.UTC(2026, 11, 1);
+    assert.equal(parseHttpDate('Thursday, 18-Aug-50 02:01:18 GMT', now)?.getUTCFullYear(), 2050);
+    assert.equal(parseHttpDate('Sunday, 06-Nov-94 08:49:37 GMT', now)?.getUTCFullYear(), 1994);
+    assert.equal(parseHttpDate('Friday, 01-Dec-77 00:00:00 GMT', now)?.getUTCFullYear(), 2077 - 100);
   });
 });
 

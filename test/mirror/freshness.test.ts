@@ -60,8 +60,11 @@ describe('lifetime', () => {
 describe('CDN-Cache-Control', () => {
   it('governs instead of Cache-Control and Expires when it says anything', () => {
     assert.deepEqual(freshnessLifetime({ 'cdn-cache-control': 'max-age=30', 'cache-control': 'max-age=600', expires: date(T + 900_000) }, T, policy), { seconds: 30, source: 'max-age' });
-    assert.deepEqual(freshnessLifetime({ 'cdn-cache-control': 'public', 'cache-control': 'max-age=600', date: date(T), expires: date(T + 900_000) }, T, policy), { seconds: 300, source: 'default' });
-    assert.deepEqual(freshnessLifetime({ 'cdn-cache-control': ' ', 'cache-control': 'max-age=600' }, T, policy), { seconds: 600, source: 'max-age' });
+    assert.deepEqual(freshnessLifetime({ 'cdn-cache-control': 'no-cache, max-age=60', 'cache-control': 'max-age=600' }, T, policy), { seconds: 0, source: 'no-cache' });
+    // Not a valid dictionary, or nothing known with a valid value: set aside for Cache-Control.
+    for (const invalid of [' ', 'public', 'max-age=10000, &&&&&', 'max-age="10000"', 'max-age=-5', 'max-age=1.5'])
+      assert.deepEqual(freshnessLifetime({ 'cdn-cache-control': invalid, 'cache-control': 'max-age=600' }, T, policy), { seconds: 600, source: 'max-age' }, invalid);
+    assert.deepEqual(storability({ 'cdn-cache-control': 'max-age="10000"', 'cache-control': 'no-store' }, policy), { storable: false, reason: 'Cache-Control: no-store' });
     assert.deepEqual(storability({ 'cdn-cache-control': 'no-store', 'cache-control': 'max-age=600' }, policy), { storable: false, reason: 'CDN-Cache-Control: no-store' });
     assert.deepEqual(storability({ 'cdn-cache-control': 'max-age=60', 'cache-control': 'no-store' }, policy), { storable: true });
   });

@@ -3,6 +3,7 @@
  * data directory changes (and on demand), and logs each load's problems once.
  */
 import { watch, type FSWatcher } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { formatProblem, type Problem } from '../common/problems.ts';
 import { loadCatalogue, type Catalogue } from './catalogue.ts';
@@ -27,7 +28,50 @@ export interface LiveCatalogue {
 }
 
 const RELOAD_DEBOUNCE_MS = 150;
-const WATCHED = /^(profiles|groups|ignition|templates|generic|cloud)(\/|$)/;
+/** The data directory's folders; each holds plain files only. */
+const DATA_FOLDERS = ['profiles', 'groups', 'ignition', 'templates', 'generic', 'cloud'];
+
+/**
+ * Watches the data directory itself and each data folder, not the tree: Node watches a tree on
+ * Linux in JavaScript, with a synchronous stat and readdir for every change under it, and the
+ * SQLite store lives in the data directory by default, so every write of boot state cost the
+ * event loop a walk (milliseconds each, many per second in a boot storm). The top-level watch
+ * only notices folders appearing or being replaced, and ignores the store's files by name.
+ */
+function watchDataDir(dataDir: string, changed: () => void, failed: (error: Error) => void): { close(): void } {
+  const folders = new Map<string, FSWatcher>();
+  const attach = (name: string) => {
+    folders.get(name)?.close();
+    folders.delete(name);
+    try {
+      const folder = watch(path.join(dataDir, name), { persistent: false }, changed);
+      // A folder removed or replaced ends its watch; the top-level watch attaches the new one.
+      folder.on('error', () => {
+        folder.close();
+        if (folders.get(name) === folder) folders.delete(name);
+      });
+      folders.set(name, folder);
+    } catch {
+      // Not there (yet): the top-level watch attaches it when it appears.
+    }
+  };
+  const top = watch(dataDir, { persistent: false }, (_event, file) => {
+    const name = file === null ? undefined : String(file);
+    if (name !== undefined && !DATA_FOLDERS.includes(name)) return;
+    if (name === undefined) DATA_FOLDERS.forEach(attach);
+    else attach(name);
+    changed();
+  });
+  top.on('error', failed);
+  DATA_FOLDERS.forEach(attach);
+  return {
+    close() {
+      top.close();
+      for (const folder of folders.values()) folder.close();
+      folders.clear();
+    },
+  };
+}
 
 export interface LiveCatalogueOptions {
   /**
@@ -74,7 +118,7 @@ export async function openLiveCatalogue(initialDataDir: string, log: Logger, opt
   let catalogue = await withAudit(await loadCatalogue(dataDir, undefined, lastGood));
   await save(catalogue);
   let lastReport = '';
-  let watcher: FSWatcher | undefined;
+  let watcher: { close(): void } | undefined;
   let timer: NodeJS.Timeout | undefined;
   let loading: Promise<Catalogue> | undefined;
   let again = false;
@@ -149,15 +193,16 @@ export async function openLiveCatalogue(initialDataDir: string, log: Logger, opt
     watch() {
       if (watcher) return;
       try {
-        watcher = watch(dataDir, { recursive: true, persistent: false }, (_event, file) => {
-          // Only the data subdirectories matter: the SQLite store may live in the data dir too.
-          if (file && !WATCHED.test(String(file))) return;
-          clearTimeout(timer);
-          timer = setTimeout(() => {
-            reload().catch((error: unknown) => log.error({ err: error }, 'data reload failed'));
-          }, RELOAD_DEBOUNCE_MS);
-        });
-        watcher.on('error', (error) => log.error({ err: error }, 'watching the data directory failed; send SIGHUP to reload'));
+        watcher = watchDataDir(
+          dataDir,
+          () => {
+            clearTimeout(timer);
+            timer = setTimeout(() => {
+              reload().catch((error: unknown) => log.error({ err: error }, 'data reload failed'));
+            }, RELOAD_DEBOUNCE_MS);
+          },
+          (error) => log.error({ err: error }, 'watching the data directory failed; send SIGHUP to reload'),
+        );
       } catch (error) {
         log.warn({ err: error, dataDir }, 'cannot watch the data directory; send SIGHUP to reload');
       }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { IDENTITY_FIELDS } from '../../src/common/identity.ts';
@@ -231,6 +231,37 @@ describe('data changes', () => {
       body = (await server.inject({ url: `/ipxe?mac=${MAC}` })).body;
     }
     assert.match(body, /\nkernel \/b /);
+  });
+
+  it('are picked up when a data folder is replaced whole, as a deploy or a checkout does', async (t) => {
+    const { app: server, dataDir, catalogue } = await testApp(t, { data: { 'profiles/a.yaml': 'boot: {kernel: /a}\n', 'profiles/b.yaml': 'boot: {kernel: /b}\n', 'groups/d.yaml': 'profile: a\n' } });
+    catalogue.watch();
+    assert.match((await server.inject({ url: `/ipxe?mac=${MAC}` })).body, /\nkernel \/a /);
+    await rename(path.join(dataDir, 'groups'), path.join(dataDir, 'groups.old'));
+    await mkdir(path.join(dataDir, 'groups'));
+    await writeFile(path.join(dataDir, 'groups/d.yaml'), 'profile: b\n');
+    let body = '';
+    for (let i = 0; i < 50 && !/\nkernel \/b /.test(body); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      body = (await server.inject({ url: `/ipxe?mac=${MAC}` })).body;
+    }
+    assert.match(body, /\nkernel \/b /, 'the new folder was read');
+    // ...and the new folder is watched in turn.
+    await writeFile(path.join(dataDir, 'groups/d.yaml'), 'profile: a\n');
+    for (let i = 0; i < 50 && !/\nkernel \/a /.test(body); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      body = (await server.inject({ url: `/ipxe?mac=${MAC}` })).body;
+    }
+    assert.match(body, /\nkernel \/a /, 'a change inside the new folder was read');
+  });
+
+  it('are not looked for when other files in the data directory change (the SQLite store lives there)', async (t) => {
+    const { dataDir, catalogue } = await testApp(t, { data: { 'profiles/a.yaml': 'boot: {kernel: /a}\n', 'groups/d.yaml': 'profile: a\n' } });
+    catalogue.watch();
+    const before = catalogue.current();
+    for (let i = 0; i < 20; i++) await writeFile(path.join(dataDir, 'bootdepot.db-wal'), `frame ${i}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(catalogue.current(), before, 'no reload');
   });
 });
 

@@ -399,9 +399,7 @@ export function renderReport(report: Report, about: { suite: string; bootdepot: 
   const otherDiffs = report.differing.filter((d) => !FOCUS.includes(d.group));
   const byGroup = new Map<string, string[]>();
   for (const d of otherDiffs) byGroup.set(d.group, [...(byGroup.get(d.group) ?? []), `\`${d.id}\``]);
-  return `## cache-tests: the mirror beside nginx's proxy_cache
-
-Written by \`CACHE_TESTS_DIR=... npm run bench -- cache-tests\` (bench/cache-tests.ts) on ${about.date}:
+  return `Written by \`CACHE_TESTS_DIR=... npm run bench -- cache-tests\` (bench/cache-tests.ts) on ${about.date}:
 bootdepot ${about.bootdepot}, nginx ${about.nginx}, cache-tests ${about.suite}. Both caches in
 front of one instance of the suite's origin on loopback; bootdepot's mirror with the default
 settings, nginx with \`proxy_cache\` and \`proxy_cache_revalidate on\` (the suite's reference setup).

@@ -7,8 +7,7 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Catalogue } from './catalogue.ts';
-
-const DATA_DIRS = ['profiles', 'groups', 'ignition', 'templates', 'generic', 'cloud'];
+import { DATA_FOLDERS } from './data-folders.ts';
 
 /** The default place: `bootdepot-last-good/` beside the SQLite file (the data directory unless configured). */
 export function lastGoodDir(sqlitePath: string): string {
@@ -30,7 +29,7 @@ export async function saveLastGood(dir: string, catalogue: Pick<Catalogue, 'sour
     await writeFile(temp, text);
     await rename(temp, target);
   }
-  for (const sub of DATA_DIRS) {
+  for (const sub of DATA_FOLDERS) {
     const names = await readdir(path.join(dir, sub)).catch(() => [] as string[]);
     for (const name of names) {
       const rel = `${sub}/${name}`;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { formatProblem, type Problem } from '../common/problems.ts';
 import { loadCatalogue, type Catalogue } from './catalogue.ts';
+import { DATA_FOLDERS, isDataFolder } from './data-folders.ts';
 import { saveLastGood } from './last-good.ts';
 
 export interface LiveCatalogue {
@@ -28,9 +29,6 @@ export interface LiveCatalogue {
 }
 
 const RELOAD_DEBOUNCE_MS = 150;
-/** The data directory's folders; each holds plain files only. */
-const DATA_FOLDERS = ['profiles', 'groups', 'ignition', 'templates', 'generic', 'cloud'];
-
 /**
  * Watches the data directory itself and each data folder, not the tree: Node watches a tree on
  * Linux in JavaScript, with a synchronous stat and readdir for every change under it, and the
@@ -57,7 +55,7 @@ function watchDataDir(dataDir: string, changed: () => void, failed: (error: Erro
   };
   const top = watch(dataDir, { persistent: false }, (_event, file) => {
     const name = file === null ? undefined : String(file);
-    if (name !== undefined && !DATA_FOLDERS.includes(name)) return;
+    if (name !== undefined && !isDataFolder(name)) return;
     if (name === undefined) DATA_FOLDERS.forEach(attach);
     else attach(name);
     changed();

@@ -15,11 +15,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { DATA_FOLDERS } from '../boot/data-folders.ts';
 
 export const DATA_FORMAT = 'bootdepot-data/1';
-/** The folders the catalogue reads (boot/catalogue.ts): nothing else is exported. */
-export const DATA_FOLDERS = ['profiles', 'groups', 'ignition', 'templates', 'generic', 'cloud'] as const;
-
 export interface DataLimits {
   /** Files in one document at most. */
   maxFiles: number;

@@ -1,6 +1,6 @@
 /**
- * The folders of a data directory, each holding plain files (no subfolders): what the catalogue
- * loads, what the last-good copy keeps, what is watched for changes and what a site syncs
+ * The folders of a data directory, each holding plain files (no subfolders), as the catalogue
+ * loads them: what the last-good copy keeps, what is watched for changes and what a site syncs
  * (nothing else in the data directory is exported to a site).
  */
 export const DATA_FOLDERS = ['profiles', 'groups', 'ignition', 'templates', 'generic', 'cloud'] as const;
